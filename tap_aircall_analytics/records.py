@@ -1,0 +1,263 @@
+"""Export files to typed records.
+
+Columns are matched by label, whatever their order; each gets one converter, chosen
+once from the header, that turns its text into the exact JSON type the schema
+declares. Files are read as a stream from disk (zipped or not, with or without a BOM),
+never whole into memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import zipfile
+import zoneinfo
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tap_aircall_analytics.reports import (
+    FALSE_TEXT,
+    LIST_SEPARATOR,
+    PERCENT_SUFFIX,
+    TRUE_TEXT,
+    Column,
+    Kind,
+    Report,
+)
+
+READ_BUFFER = 1 << 20
+csv.field_size_limit(1 << 24)
+
+JSON_TYPES: dict[Kind, dict] = {
+    Kind.INTEGER: {"type": ["integer", "null"]},
+    Kind.STRING: {"type": ["string", "null"]},
+    Kind.TIMESTAMP: {"type": ["string", "null"], "format": "date-time"},
+    Kind.DATE: {"type": ["string", "null"], "format": "date"},
+    Kind.DURATION: {"type": ["integer", "null"], "description": "seconds"},
+    Kind.BOOLEAN: {"type": ["boolean", "null"]},
+    Kind.PERCENT: {"type": ["number", "null"], "description": "percent (12.5 means 12.5%)"},
+    Kind.LIST: {"type": ["array", "null"], "items": {"type": "string"}},
+}
+
+
+def json_schema(report: Report) -> dict:
+    """The stream schema of a report: one property per column; key columns are never null."""
+    properties = {}
+    for column in report.columns:
+        schema = {**JSON_TYPES[column.kind], "type": list(JSON_TYPES[column.kind]["type"])}
+        if column.name in report.primary_key:
+            schema["type"].remove("null")
+        properties[column.name] = schema
+    return {"type": "object", "properties": properties, "required": list(report.primary_key)}
+
+
+class BadValue(ValueError):
+    """A field that cannot be read as its column's type."""
+
+
+class UtcConverter:
+    """Wall-clock text in one timezone -> RFC 3339 UTC text.
+
+    A wall time in the hour repeated when clocks go back is read as its first
+    occurrence; offsets are looked up once per ten minutes of wall time, as zones change
+    offset only on whole or half hours.
+    """
+
+    def __init__(self, timezone: str) -> None:
+        self._zone = zoneinfo.ZoneInfo(timezone)
+        self._offsets: dict[str, dt.timedelta] = {}
+
+    def __call__(self, text: str) -> str:
+        if len(text) != 19 or text[10] != " ":
+            raise BadValue("a timestamp (YYYY-MM-DD HH:MM:SS)")
+        try:
+            local = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise BadValue("a timestamp (YYYY-MM-DD HH:MM:SS)") from None
+        bucket = text[:15]
+        offset = self._offsets.get(bucket)
+        if offset is None:
+            offset = local.replace(tzinfo=self._zone, fold=0).utcoffset()
+            self._offsets[bucket] = offset
+        return (local - offset).isoformat() + "+00:00"
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise BadValue("an integer") from None
+
+
+def _date(text: str) -> str:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        raise BadValue("a date (YYYY-MM-DD)") from None
+    if len(text) != 10:
+        raise BadValue("a date (YYYY-MM-DD)")
+    return text
+
+
+def _duration(text: str) -> int:
+    hours, _, rest = text.partition(":")
+    minutes, _, seconds = rest.partition(":")
+    try:
+        if len(minutes) != 2 or len(seconds) != 2:
+            raise ValueError
+        return int(hours) * 3600 + int(minutes) * 60 + int(seconds)
+    except ValueError:
+        raise BadValue("a duration (H:MM:SS)") from None
+
+
+_BOOLEANS = {TRUE_TEXT: True, FALSE_TEXT: False}
+
+
+def _boolean(text: str) -> bool:
+    try:
+        return _BOOLEANS[text]
+    except KeyError:
+        raise BadValue(f"a boolean ({TRUE_TEXT} or {FALSE_TEXT})") from None
+
+
+def _percent(text: str) -> float:
+    try:
+        return float(text.removesuffix(PERCENT_SUFFIX))
+    except ValueError:
+        raise BadValue("a percentage (12.5%)") from None
+
+
+def _list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(LIST_SEPARATOR) if item.strip()]
+
+
+def converter(kind: Kind, timezone: str) -> Callable[[str], object]:
+    """Return the function that reads a non-empty field of this kind."""
+    if kind is Kind.TIMESTAMP:
+        return UtcConverter(timezone)
+    return {
+        Kind.INTEGER: _integer,
+        Kind.STRING: str,
+        Kind.DATE: _date,
+        Kind.DURATION: _duration,
+        Kind.BOOLEAN: _boolean,
+        Kind.PERCENT: _percent,
+        Kind.LIST: _list,
+    }[kind]
+
+
+def _normal(label: str) -> str:
+    return " ".join(label.split()).casefold()
+
+
+@dataclass(frozen=True)
+class HeaderMatch:
+    """How a file's header lines up with the catalogue."""
+
+    positions: tuple[tuple[int, Column], ...]  # file position -> column, for the known columns
+    unknown: tuple[str, ...]  # labels the catalogue does not know
+    missing: tuple[Column, ...]  # catalogue columns the file lacks
+
+    @classmethod
+    def of(cls, report: Report, header: list[str]) -> HeaderMatch:
+        """Match a header row to the report's columns by label (case and spacing ignored)."""
+        by_label = {_normal(column.label): column for column in report.columns}
+        positions, unknown = [], []
+        for index, label in enumerate(header):
+            column = by_label.pop(_normal(label), None)
+            if column is None:
+                unknown.append(label)
+            else:
+                positions.append((index, column))
+        return cls(tuple(positions), tuple(unknown), tuple(by_label.values()))
+
+
+class FileFormatError(ValueError):
+    """An export file that cannot be read; the message names the row and column."""
+
+
+@contextmanager
+def open_text(path: Path, zipped: bool) -> Iterator[io.TextIOBase]:
+    """Open an export file as text: unzipped if need be, BOM dropped, newlines kept for csv."""
+    if not zipped:
+        with open(path, encoding="utf-8-sig", newline="", buffering=READ_BUFFER) as handle:
+            yield handle
+        return
+    with zipfile.ZipFile(path) as archive:
+        members = [info for info in archive.infolist() if not info.is_dir()]
+        if len(members) != 1:
+            raise FileFormatError(f"the zip archive holds {len(members)} files, not one CSV")
+        with archive.open(members[0]) as binary:
+            yield io.TextIOWrapper(io.BufferedReader(binary, READ_BUFFER), encoding="utf-8-sig", newline="")
+
+
+class RecordReader:
+    """Reads one report's export files into typed records."""
+
+    def __init__(self, report: Report, timezone: str, warn: Callable[[str], None]) -> None:
+        self.report = report
+        self.timezone = timezone
+        self._warn = warn
+        self._warned: set[str] = set()
+
+    def read(self, path: Path, *, zipped: bool = False, where: str = "") -> Iterator[dict]:
+        """Yield the records of one file. `where` names the file in error messages."""
+        where = where or path.name
+        with open_text(path, zipped) as handle:
+            reader = csv.reader(handle, strict=True)
+            try:
+                header = next(reader)
+            except StopIteration:
+                return  # an empty file: no header, no rows
+            match = self._match(header)
+            names = tuple(column.name for _, column in match.positions)
+            indexes = tuple(index for index, _ in match.positions)
+            converters = tuple(converter(column.kind, self.timezone) for _, column in match.positions)
+            labels = tuple(column.label for _, column in match.positions)
+            required = frozenset(self.report.primary_key)
+            nulls = {column.name: None for column in match.missing}
+            width = len(header)
+            try:
+                for row in reader:
+                    if len(row) != width:
+                        if row == [] or row == [""]:
+                            continue
+                        raise FileFormatError(f"row {reader.line_num} has {len(row)} fields; the header has {width}")
+                    record = dict(nulls)
+                    for name, index, convert, label in zip(names, indexes, converters, labels):
+                        text = row[index]
+                        if text:
+                            try:
+                                record[name] = convert(text)
+                            except BadValue as expected:
+                                raise FileFormatError(
+                                    f"row {reader.line_num}, column '{label}': {text!r} is not {expected}"
+                                ) from None
+                        elif name in required:
+                            raise FileFormatError(f"row {reader.line_num}, column '{label}': key column is empty")
+                        else:
+                            record[name] = None
+                    yield record
+            except (FileFormatError, csv.Error, UnicodeDecodeError) as error:
+                raise FileFormatError(f"{self.report.stream_name} {where}: {error}") from None
+
+    def _match(self, header: list[str]) -> HeaderMatch:
+        match = HeaderMatch.of(self.report, header)
+        for label in match.unknown:
+            self._warn_once(f"column '{label}' is not in the catalogue of {self.report.api_name}; it is ignored "
+                            "(add it to tap_aircall_analytics/reports.py to load it)")
+        for column in match.missing:
+            if column.name in self.report.primary_key:
+                raise FileFormatError(f"{self.report.stream_name}: the file has no '{column.label}' column, "
+                                      "which is part of the primary key")
+            self._warn_once(f"column '{column.label}' of {self.report.api_name} is missing from the file; "
+                            f"{column.name} is emitted as null")
+        return match
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            self._warn(message)

@@ -1,0 +1,169 @@
+"""The tap's settings: their schema for `--about`, and their checked, typed form."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import zoneinfo
+from dataclasses import dataclass
+
+from singer_sdk import typing as th
+
+from tap_aircall_analytics.reports import DEFAULT_API_URL, FILTER_SETTINGS
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+def _ids(name: str, what: str) -> th.Property:
+    return th.Property(
+        name,
+        th.ArrayType(th.IntegerType),
+        description=f"Only export data of these {what} (sent as the `{FILTER_SETTINGS[name]}` "
+        "filter to the reports that accept it).",
+    )
+
+
+SETTINGS_SCHEMA = th.PropertiesList(
+    th.Property("api_id", th.StringType, description="API key ID (Dashboard > Integrations & API > API Keys). "
+                "Used with `api_token` for Basic authentication."),
+    th.Property("api_token", th.StringType, secret=True,
+                description="API key secret token, shown once when the key is created. Used with `api_id`."),
+    th.Property("access_token", th.StringType, secret=True,
+                description="OAuth access token (Bearer), instead of `api_id` and `api_token`."),
+    th.Property("api_url", th.StringType, default=DEFAULT_API_URL,
+                description="Base URL of the Aircall API. Point it at the simulator for offline runs."),
+    th.Property("start_date", th.DateType, required=True,
+                description="First day to export (YYYY-MM-DD, in `timezone`). A start before a report's "
+                "retention limit is moved to the limit with a warning."),
+    th.Property("end_date", th.DateType,
+                description="Last day to export, inclusive (YYYY-MM-DD). Default: today in `timezone`."),
+    th.Property("timezone", th.StringType, default="UTC",
+                description="IANA timezone of the account (e.g. Europe/Paris): days, windows and the "
+                "CSV's wall-clock times are read in it. Timestamps are emitted in UTC."),
+    th.Property("window_days", th.IntegerType, default=7,
+                description="Days per export. Smaller windows mean smaller files and earlier checkpoints."),
+    th.Property("lookback_days", th.IntegerType, default=1,
+                description="Days before the bookmark that each run exports again, to pick up late data."),
+    th.Property("max_concurrent_exports", th.IntegerType, default=4,
+                description="Exports a stream keeps in flight at once."),
+    th.Property("poll_interval_seconds", th.NumberType, default=2,
+                description="First wait before polling an export; it doubles up to `max_poll_interval_seconds`."),
+    th.Property("max_poll_interval_seconds", th.NumberType, default=60,
+                description="Longest wait between two polls of one export."),
+    th.Property("export_timeout_minutes", th.NumberType, default=30,
+                description="An export still PENDING after this long fails its window (never read as empty)."),
+    _ids("user_ids", "users"),
+    _ids("team_ids", "teams"),
+    _ids("line_ids", "lines (Aircall numbers)"),
+    _ids("tag_ids", "tags"),
+).to_dict()
+
+NUMBER_SETTINGS = tuple(
+    name for name, schema in SETTINGS_SCHEMA["properties"].items() if "number" in schema["type"]
+)
+
+
+def _day(config: dict, name: str) -> dt.date | None:
+    value = config.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return dt.date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise ConfigError(f"{name} '{value}' is not a date: use YYYY-MM-DD") from None
+
+
+def _positive(config: dict, name: str, *, allow_zero: bool = False) -> float:
+    value = float(config.get(name, SETTINGS_SCHEMA["properties"][name].get("default", 0)))
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{name} must be {'zero or more' if allow_zero else 'more than zero'}, not {value:g}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Checked settings, read once before any request."""
+
+    authorization: str  # "Basic ..." or "Bearer ..."; kept out of repr below
+    api_url: str
+    start_date: dt.date
+    end_date: dt.date | None
+    timezone: str
+    window_days: int
+    lookback_days: int
+    max_concurrent_exports: int
+    poll_interval_seconds: float
+    max_poll_interval_seconds: float
+    export_timeout_seconds: float
+    filters: dict[str, list[int]]
+
+    def __repr__(self) -> str:
+        return f"Settings(api_url={self.api_url!r}, timezone={self.timezone!r}, start_date={self.start_date})"
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The account timezone."""
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    def today(self) -> dt.date:
+        """Today in the account timezone: the first day that is not over."""
+        return dt.datetime.now(self.zone).date()
+
+    def last_day(self) -> dt.date:
+        """The last day to export: `end_date`, or today."""
+        return self.end_date or self.today()
+
+    @classmethod
+    def from_config(cls, config: dict) -> Settings:
+        """Check the settings and return them typed; raise ConfigError on the first problem."""
+        has_key = bool(config.get("api_id") or config.get("api_token"))
+        if has_key and config.get("access_token"):
+            raise ConfigError("set either api_id and api_token, or access_token, not both")
+        if config.get("access_token"):
+            authorization = f"Bearer {config['access_token']}"
+        elif config.get("api_id") and config.get("api_token"):
+            pair = f"{config['api_id']}:{config['api_token']}".encode()
+            authorization = f"Basic {base64.b64encode(pair).decode()}"
+        elif has_key:
+            missing = "api_token" if config.get("api_id") else "api_id"
+            raise ConfigError(f"{missing} is missing: Basic authentication needs both api_id and api_token")
+        else:
+            raise ConfigError("no credentials: set api_id and api_token (or access_token)")
+
+        timezone = config.get("timezone") or "UTC"
+        try:
+            zoneinfo.ZoneInfo(timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"timezone '{timezone}' is not an IANA timezone name (e.g. Europe/Paris)") from None
+
+        start_date = _day(config, "start_date")
+        if start_date is None:
+            raise ConfigError("start_date is missing: set the first day to export (YYYY-MM-DD)")
+        end_date = _day(config, "end_date")
+        if end_date is not None and end_date < start_date:
+            raise ConfigError(f"end_date {end_date} is before start_date {start_date}")
+
+        poll = _positive(config, "poll_interval_seconds")
+        max_poll = _positive(config, "max_poll_interval_seconds")
+        if max_poll < poll:
+            raise ConfigError(
+                f"max_poll_interval_seconds ({max_poll:g}) is less than poll_interval_seconds ({poll:g})"
+            )
+        return cls(
+            authorization=authorization,
+            api_url=str(config.get("api_url") or DEFAULT_API_URL).rstrip("/"),
+            start_date=start_date,
+            end_date=end_date,
+            timezone=timezone,
+            window_days=int(_positive(config, "window_days")),
+            lookback_days=int(_positive(config, "lookback_days", allow_zero=True)),
+            max_concurrent_exports=int(_positive(config, "max_concurrent_exports")),
+            poll_interval_seconds=poll,
+            max_poll_interval_seconds=max_poll,
+            export_timeout_seconds=_positive(config, "export_timeout_minutes") * 60,
+            filters={
+                key: list(config[name]) for name, key in FILTER_SETTINGS.items() if config.get(name)
+            },
+        )

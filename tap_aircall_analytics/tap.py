@@ -1,0 +1,70 @@
+"""The Aircall Analytics tap: settings and one stream per report."""
+
+from __future__ import annotations
+
+import sys
+import typing as t
+
+from singer_sdk import Tap
+from singer_sdk.helpers._classproperty import classproperty
+from singer_sdk.plugin_base import PluginBase
+
+from tap_aircall_analytics.client import AircallError, RateLimiter
+from tap_aircall_analytics.records import FileFormatError
+from tap_aircall_analytics.reports import REPORTS
+from tap_aircall_analytics.settings import NUMBER_SETTINGS, SETTINGS_SCHEMA, ConfigError, Settings
+from tap_aircall_analytics.streams import ReportStream
+
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
+
+
+class TapAircallAnalytics(Tap):
+    """Singer tap for the Aircall Analytics+ export API."""
+
+    name = "tap-aircall-analytics"
+    config_jsonschema = SETTINGS_SCHEMA
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        self._settings: Settings | None = None
+        self.rate_limiter = RateLimiter()
+        super().__init__(*args, **kwargs)
+
+    @classproperty
+    def _env_var_config(cls) -> dict[str, t.Any]:  # noqa: N805
+        """Settings from environment variables, with number settings read as numbers."""
+        config = PluginBase.__dict__["_env_var_config"].fget(cls)
+        for name in NUMBER_SETTINGS:
+            if isinstance(config.get(name), str):
+                try:
+                    config[name] = float(config[name])
+                except ValueError:
+                    pass  # left as text, so validation names the setting
+        return config
+
+    @property
+    def settings(self) -> Settings:
+        """The checked settings; raises ConfigError on the first problem."""
+        if self._settings is None:
+            self._settings = Settings.from_config(dict(self.config))
+        return self._settings
+
+    @override
+    def discover_streams(self) -> list[ReportStream]:
+        return [ReportStream(self, report) for report in REPORTS]
+
+    @override
+    def sync_all(self) -> None:
+        """Sync the selected streams; stop with one clear line on a known failure."""
+        try:
+            _ = self.settings  # every setting is checked before the first request
+            super().sync_all()
+        except (ConfigError, AircallError, FileFormatError) as error:
+            self.logger.error("%s", error)
+            raise SystemExit(f"tap-aircall-analytics: {error}") from None
+
+
+if __name__ == "__main__":
+    TapAircallAnalytics.cli()
