@@ -194,7 +194,9 @@ class Filters:
         return self.team_names is None or TEAMS[user[2]] in self.team_names
 
     def keeps_call(self, shape: CallShape) -> bool:
-        """True when a call passes every filter."""
+        """True when a call passes every filter (an unanswered call has no user or team)."""
+        if (self.user_ids is not None or self.team_names is not None) and not shape.fields[2]:
+            return False
         if not self.keeps_user(shape.user):
             return False
         if self.line_ids is not None and shape.line[0] not in self.line_ids:

@@ -1,0 +1,120 @@
+"""Shared fixtures: the simulator in a thread, and the tap run as its command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
+
+TAP = [sys.executable, "-m", "tap_aircall_analytics"]
+CREDENTIALS = {"api_id": "demo-api-id", "api_token": "demo-api-token"}
+FAST_POLLING = {"poll_interval_seconds": 0.05, "max_poll_interval_seconds": 0.2}
+
+
+@dataclass
+class TapRun:
+    """What one run of the tap wrote."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    records: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
+    schemas: dict[str, dict] = field(default_factory=dict)
+    states: list[dict] = field(default_factory=list)
+
+    @property
+    def state(self) -> dict:
+        """The last STATE the run emitted ({} if none)."""
+        return self.states[-1] if self.states else {}
+
+    def bookmark(self, stream: str) -> str | None:
+        """The bookmark of `stream` in the last STATE."""
+        return self.state.get("bookmarks", {}).get(stream, {}).get("replication_key_value")
+
+
+def parse_messages(stdout: str, run: TapRun) -> TapRun:
+    """Fill `run` from Singer messages on stdout."""
+    for line in stdout.splitlines():
+        message = json.loads(line)
+        if message["type"] == "RECORD":
+            run.records[message["stream"]].append(message["record"])
+        elif message["type"] == "SCHEMA":
+            run.schemas[message["stream"]] = message["schema"]
+        elif message["type"] == "STATE":
+            run.states.append(message["value"])
+    return run
+
+
+@pytest.fixture(scope="session")
+def catalog() -> dict:
+    """The tap's discovered catalog."""
+    output = subprocess.run([*TAP, "--discover"], capture_output=True, text=True, check=True)
+    return json.loads(output.stdout)
+
+
+def selected_catalog(catalog: dict, streams: list[str] | None) -> dict:
+    """A copy of `catalog` with only `streams` selected (all of them if None)."""
+    selected = json.loads(json.dumps(catalog))
+    for stream in selected["streams"]:
+        for entry in stream["metadata"]:
+            if entry["breadcrumb"] == []:
+                entry["metadata"]["selected"] = streams is None or stream["tap_stream_id"] in streams
+    return selected
+
+
+@pytest.fixture
+def run_tap(tmp_path: Path, catalog: dict):
+    """Run the tap's command line; return a TapRun."""
+
+    def run(config: dict, *, streams: list[str] | None = None, state: dict | None = None,
+            timeout: float = 300, check: bool = True) -> TapRun:
+        config_path = tmp_path / "config.json"
+        config_path.write_text(json.dumps(config))
+        catalog_path = tmp_path / "catalog.json"
+        catalog_path.write_text(json.dumps(selected_catalog(catalog, streams)))
+        command = [*TAP, "--config", str(config_path), "--catalog", str(catalog_path)]
+        if state is not None:
+            state_path = tmp_path / "state.json"
+            state_path.write_text(json.dumps(state))
+            command += ["--state", str(state_path)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=_quiet_env())
+        run = parse_messages(result.stdout, TapRun(result.returncode, result.stdout, result.stderr))
+        if check and result.returncode != 0:
+            pytest.fail(f"the tap exited {result.returncode}:\n{result.stderr[-4000:]}")
+        return run
+
+    return run
+
+
+def _quiet_env() -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TAP_AIRCALL_ANALYTICS_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.fixture
+def simulator():
+    """Start simulators with the given settings; all are stopped after the test."""
+    started: list[Simulator] = []
+
+    def start(**settings) -> Simulator:
+        sim = Simulator(SimulatorConfig(**settings)).start()
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in started:
+        sim.stop()
+
+
+def tap_config(sim: Simulator, **settings) -> dict:
+    """A tap config pointed at `sim`, with fast polling."""
+    return {**CREDENTIALS, **FAST_POLLING, "api_url": sim.api_url, **settings}
