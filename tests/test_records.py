@@ -1,0 +1,177 @@
+"""CSV files to typed records: converters, header matching, file formats, errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zipfile
+import zoneinfo
+from pathlib import Path
+
+import pytest
+
+from tap_aircall_analytics.records import FileFormatError, RecordReader, UtcConverter, json_schema
+from tap_aircall_analytics.reports import REPORTS_BY_API_NAME, Kind, property_name
+
+CALLS = REPORTS_BY_API_NAME["CALLS_HISTORY"]
+HANDLED = REPORTS_BY_API_NAME["USER_ACTIVITY_CALLS_HANDLED"]
+PERCENTS = REPORTS_BY_API_NAME["USER_ACTIVITY_PERCENTAGE_OF_TIME_IN_EACH_STATUS"]
+
+
+def read(tmp_path: Path, report, text: str, *, timezone="UTC", zipped=False, encoding="utf-8"):
+    path = tmp_path / "export.csv"
+    if zipped:
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("report.csv", text.encode(encoding))
+    else:
+        path.write_bytes(text.encode(encoding))
+    warnings: list[str] = []
+    records = list(RecordReader(report, timezone, warnings.append).read(path, zipped=zipped))
+    return records, warnings
+
+
+@pytest.mark.parametrize(("label", "name"), [
+    ("In-call duration", "in_call_duration"),
+    ("Call UUID", "call_uuid"),
+    ("Calls with after-call work", "calls_with_after_call_work"),
+    ("IVR branch", "ivr_branch"),
+])
+def test_property_names_are_snake_case_labels(label, name):
+    assert property_name(label) == name
+
+
+def test_every_report_has_unique_properties_and_its_keys_among_them():
+    for report in REPORTS_BY_API_NAME.values():
+        names = [column.name for column in report.columns]
+        assert len(names) == len(set(names)), report.api_name
+        assert set(report.primary_key) <= set(names)
+        assert report.replication_key in names
+
+
+def test_schema_types_follow_the_column_kinds():
+    properties = json_schema(CALLS)["properties"]
+    assert properties["call_id"]["type"] == ["integer"]  # a key is never null
+    assert properties["call_uuid"]["type"] == ["string", "null"]
+    assert properties["started_at"] == {"type": ["string", "null"], "format": "date-time"}
+    assert properties["duration"]["type"] == ["integer", "null"]
+    assert properties["answered"]["type"] == ["boolean", "null"]
+    assert properties["tags"]["items"] == {"type": "string"}
+    assert json_schema(HANDLED)["properties"]["date"]["format"] == "date"
+    assert json_schema(PERCENTS)["properties"]["in_call"]["type"] == ["number", "null"]
+
+
+CALL_HEADER = ("Call ID,Call UUID,Started at,Answered at,Ended at,Direction,Call type,Answered,"
+               "Unanswered call reason,Duration,Waiting time,In-call duration,User ID,User name,Team,Line ID,"
+               "Line name,Line number,Customer number,Country,Tags,Voicemail,Transferred,IVR branch")
+
+
+def test_a_call_row_becomes_exact_json_types(tmp_path):
+    row = ('42,abc-1,2026-07-01 10:00:05,2026-07-01 10:00:35,2026-07-02 13:03:45,inbound,standard,Yes,,'
+           '27:03:40,0:00:30,27:03:10,101,"Dupont, Jean","Sales, EMEA",9001,"Paris office\n(main)",'
+           '+33 1,+33 6,FR,"vip, sales",No,Yes,"Option ""2"""')
+    (record,), warnings = read(tmp_path, CALLS, f"{CALL_HEADER}\n{row}\n", timezone="Europe/Paris")
+    assert warnings == []
+    assert record == {
+        "call_id": 42, "call_uuid": "abc-1",
+        "started_at": "2026-07-01T08:00:05+00:00", "answered_at": "2026-07-01T08:00:35+00:00",
+        "ended_at": "2026-07-02T11:03:45+00:00", "direction": "inbound", "call_type": "standard",
+        "answered": True, "unanswered_call_reason": None, "duration": 27 * 3600 + 3 * 60 + 40,
+        "waiting_time": 30, "in_call_duration": 97390, "user_id": 101, "user_name": "Dupont, Jean",
+        "team": "Sales, EMEA", "line_id": 9001, "line_name": "Paris office\n(main)", "line_number": "+33 1",
+        "customer_number": "+33 6", "country": "FR", "tags": ["vip", "sales"], "voicemail": False,
+        "transferred": True, "ivr_branch": 'Option "2"',
+    }
+
+
+@pytest.mark.parametrize(("wall", "utc"), [
+    ("2026-03-29 01:59:59", "2026-03-29T00:59:59+00:00"),  # before clocks go forward
+    ("2026-03-29 03:00:00", "2026-03-29T01:00:00+00:00"),  # after
+    ("2026-10-25 01:30:00", "2026-10-24T23:30:00+00:00"),  # summer time
+    ("2026-10-25 02:30:00", "2026-10-25T00:30:00+00:00"),  # repeated hour: its first occurrence
+    ("2026-10-25 03:30:00", "2026-10-25T02:30:00+00:00"),  # winter time
+])
+def test_wall_clock_times_convert_to_utc_across_daylight_saving(wall, utc):
+    assert UtcConverter("Europe/Paris")(wall) == utc
+
+
+def test_conversion_agrees_with_zoneinfo_for_every_quarter_hour_of_a_dst_week():
+    convert = UtcConverter("America/New_York")
+    zone = zoneinfo.ZoneInfo("America/New_York")
+    moment = dt.datetime(2026, 10, 29, 0, 0, 7)
+    while moment < dt.datetime(2026, 11, 4):
+        expected = moment.replace(tzinfo=zone, fold=0).astimezone(dt.timezone.utc).replace(tzinfo=None)
+        assert convert(moment.isoformat(" ")) == expected.isoformat() + "+00:00"
+        moment += dt.timedelta(minutes=15)
+
+
+def test_percentages_and_per_day_rows(tmp_path):
+    text = "Date,User ID,User name,Team,Available,In call,After-call work,Do not disturb,Offline\n" \
+           "2026-07-01,7,Ann,Support,12.5%,0%,100%,,33.3%\n"
+    (record,), _ = read(tmp_path, PERCENTS, text)
+    assert record == {"date": "2026-07-01", "user_id": 7, "user_name": "Ann", "team": "Support",
+                      "available": 12.5, "in_call": 0.0, "after_call_work": 100.0, "do_not_disturb": None,
+                      "offline": 33.3}
+
+
+def test_columns_are_matched_by_label_in_any_order_with_bom_crlf_and_zip(tmp_path):
+    plain = "Date,User ID,User name,Team,Inbound calls answered,Outbound calls answered,Missed calls,Calls handled\n" \
+            "2026-07-01,7,Ann,Support,1,2,3,6\n"
+    shuffled = "\ufeffCalls handled,missed calls,User ID,Team,User name,Date,Outbound calls answered," \
+               "Inbound calls answered\r\n6,3,7,Support,Ann,2026-07-01,2,1\r\n"
+    expected, _ = read(tmp_path, HANDLED, plain)
+    assert read(tmp_path, HANDLED, shuffled)[0] == expected
+    assert read(tmp_path, HANDLED, shuffled, zipped=True)[0] == expected
+    assert expected[0]["calls_handled"] == 6 and expected[0]["inbound_calls_answered"] == 1
+
+
+def test_unknown_column_is_ignored_with_one_warning_and_missing_one_is_null(tmp_path):
+    text = "Date,User ID,User name,Team,Inbound calls answered,Outbound calls answered,Calls handled,Queue\n" \
+           "2026-07-01,7,Ann,Support,1,2,3,q1\n2026-07-02,7,Ann,Support,1,2,3,q2\n"
+    path = tmp_path / "a.csv"
+    path.write_text(text)
+    warnings: list[str] = []
+    reader = RecordReader(HANDLED, "UTC", warnings.append)
+    records = list(reader.read(path)) + list(reader.read(path))
+    assert len(records) == 4 and all(record["missed_calls"] is None for record in records)
+    assert "queue" not in records[0]
+    assert len(warnings) == 2  # once per run, not per file
+    assert any("'Queue'" in warning for warning in warnings)
+    assert any("'Missed calls'" in warning for warning in warnings)
+
+
+def test_a_header_alone_is_an_empty_window(tmp_path):
+    assert read(tmp_path, CALLS, CALL_HEADER + "\n") == ([], [])
+    assert read(tmp_path, CALLS, "") == ([], [])
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), [
+    ("Duration", "1:2", "a duration"),
+    ("Answered", "maybe", "a boolean"),
+    ("User ID", "abc", "an integer"),
+    ("Started at", "2026-07-01T10:00:00", "a timestamp"),
+    ("Started at", "2026-07-01", "a timestamp"),
+])
+def test_a_bad_value_stops_with_the_row_and_column(tmp_path, field, value, expected):
+    labels = CALL_HEADER.split(",")
+    row = ["1"] + [""] * (len(labels) - 1)
+    row[labels.index(field)] = value
+    with pytest.raises(FileFormatError) as error:
+        read(tmp_path, CALLS, CALL_HEADER + "\n" + ",".join(row) + "\n")
+    message = str(error.value)
+    assert "\n" not in message and f"column '{field}'" in message and expected in message and "row 2" in message
+
+
+def test_empty_key_and_missing_key_column_are_errors(tmp_path):
+    with pytest.raises(FileFormatError, match="key column is empty"):
+        read(tmp_path, CALLS, CALL_HEADER + "\n" + "," * 23 + "\n")
+    with pytest.raises(FileFormatError, match="no 'Call ID' column"):
+        read(tmp_path, CALLS, "Call UUID\nabc\n")
+
+
+def test_a_ragged_row_is_an_error(tmp_path):
+    with pytest.raises(FileFormatError, match="row 2 has 2 fields"):
+        read(tmp_path, HANDLED, "Date,User ID,User name\n2026-07-01,7\n")
+
+
+def test_kinds_cover_every_column():
+    kinds = {column.kind for report in REPORTS_BY_API_NAME.values() for column in report.columns}
+    assert kinds == set(Kind)
