@@ -98,12 +98,9 @@ class ExportStatus:
         """True once the export has COMPLETED or FAILED."""
         return self.status in (STATUS_COMPLETED, STATUS_FAILED)
 
-    def link_expired(self, margin_seconds: float = 5) -> bool:
-        """True when the download link is past (or about to pass) its expiry time."""
-        if self.expires_at is None:
-            return False
-        now = dt.datetime.now(dt.timezone.utc)
-        return self.expires_at <= now + dt.timedelta(seconds=margin_seconds)
+    def link_expired(self) -> bool:
+        """True when the download link is past its expiry time."""
+        return self.expires_at is not None and self.expires_at <= dt.datetime.now(dt.timezone.utc)
 
 
 class RateLimiter:

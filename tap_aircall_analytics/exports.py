@@ -12,6 +12,7 @@ error, never an empty window.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import shutil
 import tempfile
@@ -38,6 +39,7 @@ from tap_aircall_analytics.windows import Window
 logger = logging.getLogger("tap_aircall_analytics")
 
 DOWNLOAD_TRIES = 5
+WORKDIR_PREFIX = "tap-aircall-analytics-"
 REQUESTS_PER_EXPORT = 3  # re-requests of an export that the API forgot (404)
 
 
@@ -117,7 +119,8 @@ class ExportScheduler:
         A split window yields one file per part, in order. Each file is deleted once the
         caller asks for the next one, and every file is deleted if the caller stops.
         """
-        self._workdir = Path(tempfile.mkdtemp(prefix=f"tap-aircall-{self.report.stream_name}-"))
+        _remove_orphans()
+        self._workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
         pending: deque[Future[list[ExportedFile]]] = deque()
         upcoming = iter(windows)
         executor = ThreadPoolExecutor(self.max_concurrent, thread_name_prefix=f"export-{self.report.stream_name}")
@@ -242,3 +245,21 @@ class ExportScheduler:
 
     def _say(self, window: Window, message: str) -> None:
         self._progress(f"{self.report.stream_name} {window}: {message}")
+
+
+def _remove_orphans() -> None:
+    """Remove download folders left by runs that were killed (SIGKILL cannot clean up)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
+        pid = folder.name.removeprefix(WORKDIR_PREFIX).split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import types
 import typing as t
 
 from singer_sdk import Tap
@@ -50,6 +51,13 @@ class TapAircallAnalytics(Tap):
         if self._settings is None:
             self._settings = Settings.from_config(dict(self.config))
         return self._settings
+
+    @override
+    def _handle_termination(self, signum: int, frame: types.FrameType | None) -> None:
+        """On SIGTERM or SIGINT: emit the state of the finished windows, then exit 128 + signal."""
+        self._state_writer.write_state(self.state)
+        self.logger.warning("Stopped by signal %d: the state covers the windows finished so far", signum)
+        raise SystemExit(128 + signum)
 
     @override
     def discover_streams(self) -> list[ReportStream]:

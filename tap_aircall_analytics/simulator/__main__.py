@@ -27,8 +27,8 @@ def _parser() -> argparse.ArgumentParser:
         default = config_field.default
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
-        elif config_field.name == "empty_days":
-            parser.add_argument(flag, default="", help="comma-separated YYYY-MM-DD days with no data")
+        elif "frozenset" in str(config_field.type):
+            parser.add_argument(flag, type=_days, default=frozenset(), help="comma-separated YYYY-MM-DD days")
         else:
             annotation = str(config_field.type)
             kind = float if "float" in annotation else int if "int" in annotation else str
@@ -36,14 +36,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _days(text: str) -> frozenset[dt.date]:
+    return frozenset(dt.date.fromisoformat(day) for day in text.split(",") if day)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Start the simulator and print the base URL it serves."""
     args = vars(_parser().parse_args(argv))
     hosts = {name: args.pop(name) for name in ("host", "port", "download_host", "download_port")}
-    days = args.pop("empty_days")
-    config = SimulatorConfig(
-        **args, empty_days=frozenset(dt.date.fromisoformat(day) for day in days.split(",") if day)
-    )
+    config = SimulatorConfig(**args)
     simulator = Simulator(config, **hosts).start()
     print(simulator.api_url, flush=True)
     print(

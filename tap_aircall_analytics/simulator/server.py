@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -58,6 +59,9 @@ class SimulatorConfig:
     export_seconds: float = 0.2  # time for an export to complete
     fail_first_export: bool = False  # the first export of each report fails
     fail_over_days: int | None = None  # exports over this many days fail with "too many rows"
+    fail_days: frozenset[dt.date] = frozenset()  # exports that include one of these days fail
+    forget_first_export: bool = False  # the first export answers 404 once it has completed
+    refuse_first_download: bool = False  # the first download of each export answers 403
     error_every: int | None = None  # every Nth API request answers 500
     cut_download_once: bool = False  # the first download is cut off half-way
     link_seconds: float = 3600.0  # lifetime of a download link
@@ -100,6 +104,8 @@ class Export:
     path: str | None = None
     rows: int | None = None
     zipped: bool = False
+    forgotten: bool = False  # answers 404 once completed (the forget_first_export fault)
+    downloads: int = 0
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -144,8 +150,8 @@ class Simulator:
         self.exports_created: Counter[str] = Counter()
         self.api_requests: list[tuple[str, str, dict | None]] = []
         self.downloads: list[DownloadRecord] = []
-        self._api = ThreadingHTTPServer((host, port), _handler(self, self._handle_api))
-        self._files = ThreadingHTTPServer((download_host, download_port), _handler(self, self._handle_download))
+        self._api = _Server((host, port), _handler(self, self._handle_api))
+        self._files = _Server((download_host, download_port), _handler(self, self._handle_download))
         self._threads: list[threading.Thread] = []
 
     # --- lifecycle --------------------------------------------------------------
@@ -279,8 +285,12 @@ class Simulator:
             if config.fail_first_export and report not in self._failed_reports:
                 self._failed_reports.add(report)
                 export.error = "Report generation failed: internal error"
-            elif config.fail_over_days and (last - first).days + 1 > config.fail_over_days:
+            elif config.fail_over_days is not None and (last - first).days + 1 > config.fail_over_days:
                 export.error = "Report generation failed: too many rows"
+            elif any(first <= day <= last for day in config.fail_days):
+                export.error = "Report generation failed: too many rows"
+            if config.forget_first_export and not self._exports:
+                export.forgotten = True
             self._exports[export.export_id] = export
         if export.error:
             export.done.set()
@@ -378,7 +388,8 @@ class Simulator:
         with self._lock:
             export = self._exports.get(export_id)
         ttl = self.config.export_ttl_seconds
-        if export is None or (ttl is not None and time.time() > export.created + ttl):
+        gone = export is not None and export.forgotten and time.time() >= export.ready_at
+        if export is None or gone or (ttl is not None and time.time() > export.created + ttl):
             raise RequestRejected(HTTPStatus.NOT_FOUND, f"Export {export_id} not found")
         return self._export_object(export)
 
@@ -424,8 +435,13 @@ class Simulator:
 
     def _download_status(self, export_id: str, query: dict[str, str]) -> int:
         export = self._exports.get(export_id)
-        if export is None or export.path is None:
+        if export is None or export.path is None or export.forgotten:
             return HTTPStatus.NOT_FOUND
+        with self._lock:
+            export.downloads += 1
+            refused = self.config.refuse_first_download and export.downloads == 1
+        if refused:
+            return HTTPStatus.FORBIDDEN
         stamp, signature = query.get("X-Expires", ""), query.get("X-Signature", "")
         expected = hmac.new(self._secret, f"{export_id}:{stamp}".encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(signature, expected):
@@ -485,6 +501,16 @@ def _send_file(request: BaseHTTPRequestHandler, path: str, content_type: str, *,
             remaining -= len(chunk)
     if cut_half:
         request.close_connection = True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hangs up (a killed tap) is not the server's error: stay quiet then."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
 
 
 def _handler(simulator: Simulator, handle):
