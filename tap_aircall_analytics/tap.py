@@ -7,8 +7,6 @@ import types
 import typing as t
 
 from singer_sdk import Tap
-from singer_sdk.helpers._classproperty import classproperty
-from singer_sdk.plugin_base import PluginBase
 
 from tap_aircall_analytics.client import AircallError, RateLimiter
 from tap_aircall_analytics.records import FileFormatError
@@ -33,17 +31,17 @@ class TapAircallAnalytics(Tap):
         self.rate_limiter = RateLimiter()
         super().__init__(*args, **kwargs)
 
-    @classproperty
-    def _env_var_config(cls) -> dict[str, t.Any]:  # noqa: N805
-        """Settings from environment variables, with number settings read as numbers."""
-        config = PluginBase.__dict__["_env_var_config"].fget(cls)
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Read number settings given as text (environment variables, Meltano) as numbers first."""
         for name in NUMBER_SETTINGS:
-            if isinstance(config.get(name), str):
+            value = self._config.get(name)
+            if isinstance(value, str):
                 try:
-                    config[name] = float(config[name])
+                    self._config[name] = float(value)
                 except ValueError:
                     pass  # left as text, so validation names the setting
-        return config
+        return super()._validate_config(raise_errors=raise_errors)
 
     @property
     def settings(self) -> Settings:

@@ -1,0 +1,179 @@
+"""End to end through Meltano: the tap into PostgreSQL and DuckDB, incremental runs, backfills."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import uuid
+import zoneinfo
+from pathlib import Path
+
+import duckdb
+import psycopg
+import pytest
+
+from conftest import CREDENTIALS
+from tap_aircall_analytics.reports import REPORTS
+
+ROOT = Path(__file__).resolve().parent.parent
+MELTANO = str(Path(sys.executable).with_name("meltano"))
+TODAY = dt.datetime.now(dt.timezone.utc).date()
+POSTGRES = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+
+
+@pytest.fixture(scope="session")
+def installed_plugins() -> None:
+    """Install the tap and the loaders into Meltano's plugin environments, once."""
+    subprocess.run([MELTANO, "install"], cwd=ROOT, env=_env({}), check=True, capture_output=True, timeout=900)
+
+
+def _env(settings: dict[str, str]) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("TAP_AIRCALL_ANALYTICS", "TARGET_", "MELTANO_"))}
+    env.update({"MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false", "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
+                "MELTANO_ENVIRONMENT": "dev", **settings})
+    return env
+
+
+class Meltano:
+    """Runs meltano in the repository's project, with its own system database and settings."""
+
+    def __init__(self, tmp_path: Path, sim, **tap_settings: object) -> None:
+        self.settings = {
+            "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path}/meltano.db",
+            "TAP_AIRCALL_ANALYTICS_API_URL": sim.api_url,
+            "TAP_AIRCALL_ANALYTICS_API_ID": CREDENTIALS["api_id"],
+            "TAP_AIRCALL_ANALYTICS_API_TOKEN": CREDENTIALS["api_token"],
+            "TAP_AIRCALL_ANALYTICS_POLL_INTERVAL_SECONDS": "0.05",
+            "TAP_AIRCALL_ANALYTICS_MAX_POLL_INTERVAL_SECONDS": "0.2",
+            "TARGET_DUCKDB_FILEPATH": str(tmp_path / "warehouse.duckdb"),
+        }
+        self.set(**tap_settings)
+
+    def set(self, **settings: object) -> None:
+        """Set tap or target settings (`tap__start_date=...`, `target_postgres__user=...`)."""
+        for name, value in settings.items():
+            plugin, _, setting = name.partition("__")
+            prefix = {"tap": "TAP_AIRCALL_ANALYTICS", "postgres": "TARGET_POSTGRES"}[plugin]
+            self.settings[f"{prefix}_{setting.upper()}"] = str(value)
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run([MELTANO, *args], cwd=ROOT, env=_env(self.settings), capture_output=True,
+                                text=True, timeout=900)
+        if check and result.returncode != 0:
+            pytest.fail(f"meltano {' '.join(args)} exited {result.returncode}:\n{result.stderr[-5000:]}")
+        return result
+
+
+def expected_counts(sim, first: dt.date, last: dt.date, timezone: str = "UTC") -> dict[str, int]:
+    counts = {}
+    for report in REPORTS:
+        earliest = report.earliest_day(TODAY)
+        start = max(first, earliest) if earliest else first
+        counts[report.stream_name] = len(sim.expected_rows(report.api_name, start, last, timezone)[1]) if start <= last else 0
+    return counts
+
+
+def export_starts(sim, report: str) -> list[str]:
+    return [body["input"]["filter"]["dateFilter"]["absoluteRange"]["fromDate"]
+            for method, _, body in sim.api_requests
+            if method == "POST" and body["input"]["reportName"] == report]
+
+
+@pytest.fixture
+def pg_schema():
+    schema = f"e2e_{uuid.uuid4().hex[:8]}"
+    yield schema
+    with psycopg.connect(POSTGRES, autocommit=True) as db:
+        db.execute(f'drop schema if exists "{schema}" cascade')
+
+
+def pg_counts(schema: str) -> dict[str, int]:
+    with psycopg.connect(POSTGRES) as db:
+        return {report.stream_name: db.execute(f'select count(*) from "{schema}"."{report.stream_name}"').fetchone()[0]
+                for report in REPORTS}
+
+
+def test_postgres_types_counts_incremental_runs_and_backfill(installed_plugins, simulator, tmp_path, pg_schema):
+    sim = simulator(rate_limit=100_000)
+    first = TODAY - dt.timedelta(days=3)
+    meltano = Meltano(tmp_path, sim, tap__start_date=first, tap__window_days=2, tap__timezone="Europe/Paris")
+    # The local server trusts loopback connections; the target still wants a password set.
+    meltano.set(postgres__database="test", postgres__default_target_schema=pg_schema, postgres__password="unused")
+    meltano("run", "tap-aircall-analytics", "target-postgres")
+
+    expected = expected_counts(sim, first, TODAY, "Europe/Paris")
+    assert pg_counts(pg_schema) == expected
+
+    with psycopg.connect(POSTGRES) as db:
+        types = dict(db.execute(
+            "select table_name || '.' || column_name, data_type from information_schema.columns "
+            "where table_schema = %s", (pg_schema,)).fetchall())
+        labels, rows = sim.expected_rows("CALLS_HISTORY", first, TODAY, "Europe/Paris")
+        call = rows[0]
+        stored = db.execute(f'select started_at, duration, answered from "{pg_schema}".calls_history '
+                            "where call_id = %s", (int(call[0]),)).fetchone()
+    assert types["calls_history.call_id"] == "bigint"
+    assert types["calls_history.started_at"] == "timestamp without time zone"
+    assert types["calls_history.answered"] == "boolean"
+    assert types["calls_history.duration"] == "bigint"
+    assert types["user_activity_calls_handled.date"] == "date"
+    assert types["user_activity_percentage_of_time_in_each_status.available"] == "numeric"
+    assert types["user_status_history.started_at"] == "timestamp without time zone"
+    local = dt.datetime.fromisoformat(call[labels.index("Started at")]).replace(tzinfo=zoneinfo.ZoneInfo("Europe/Paris"))
+    assert stored[0] == local.astimezone(dt.timezone.utc).replace(tzinfo=None)  # UTC, as the README says
+
+    # A second run reads its state from Meltano's system database: only the recent days again.
+    sim.api_requests.clear()
+    meltano("run", "tap-aircall-analytics", "target-postgres")
+    assert set(export_starts(sim, "CALLS_HISTORY")) == {(TODAY - dt.timedelta(days=1)).isoformat()}
+    assert pg_counts(pg_schema) == expected  # re-read rows replaced themselves (load_method: upsert)
+    with psycopg.connect(POSTGRES) as db:
+        (distinct,) = db.execute(f'select count(distinct call_id) from "{pg_schema}".calls_history').fetchone()
+    assert distinct == expected["calls_history"]
+
+    # A backfill of earlier days, without touching the scheduled state.
+    state_before = meltano("state", "get", "dev:tap-aircall-analytics-to-target-postgres").stdout
+    backfill_first = TODAY - dt.timedelta(days=8)
+    meltano.set(tap__start_date=backfill_first, tap__end_date=first - dt.timedelta(days=1))
+    meltano("run", "--full-refresh", "--no-state-update", "tap-aircall-analytics", "target-postgres")
+    assert pg_counts(pg_schema) == expected_counts(sim, backfill_first, TODAY, "Europe/Paris")
+    assert meltano("state", "get", "dev:tap-aircall-analytics-to-target-postgres").stdout == state_before
+    assert json.loads(state_before)["singer_state"]["bookmarks"]["calls_history"]["replication_key_value"] == \
+        TODAY.isoformat()
+
+
+def test_duckdb_holds_every_record_the_tap_emitted(installed_plugins, simulator, tmp_path):
+    sim = simulator(rate_limit=100_000)
+    first = TODAY - dt.timedelta(days=2)
+    meltano = Meltano(tmp_path, sim, tap__start_date=first, tap__end_date=TODAY - dt.timedelta(days=1))
+    emitted: dict[str, int] = {}
+    for line in meltano("invoke", "tap-aircall-analytics").stdout.splitlines():
+        message = json.loads(line)
+        if message["type"] == "RECORD":
+            emitted[message["stream"]] = emitted.get(message["stream"], 0) + 1
+    meltano("run", "tap-aircall-analytics", "target-duckdb")
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as db:
+        loaded = {stream: db.execute(f"select count(*) from aircall.{stream}").fetchone()[0] for stream in emitted}
+    assert emitted == expected_counts(sim, first, TODAY - dt.timedelta(days=1))
+    assert loaded == emitted and all(count > 0 for count in loaded.values())
+
+
+def test_meltano_config_test_passes_against_the_simulator(installed_plugins, simulator, tmp_path):
+    sim = simulator()
+    meltano = Meltano(tmp_path, sim, tap__start_date=TODAY - dt.timedelta(days=1))
+    result = meltano("config", "test", "tap-aircall-analytics")
+    assert "Plugin configuration is valid" in result.stdout + result.stderr
+
+
+def test_meltano_config_test_fails_on_bad_credentials(installed_plugins, simulator, tmp_path):
+    sim = simulator()
+    token = "not-the-real-token-4821"
+    meltano = Meltano(tmp_path, sim, tap__start_date=TODAY - dt.timedelta(days=1), tap__api_token=token)
+    result = meltano("config", "test", "tap-aircall-analytics", check=False)
+    assert result.returncode != 0
+    assert "check api_id and api_token" in result.stdout + result.stderr
+    assert token not in result.stdout + result.stderr
