@@ -119,7 +119,6 @@ class ExportScheduler:
         A split window yields one file per part, in order. Each file is deleted once the
         caller asks for the next one, and every file is deleted if the caller stops.
         """
-        _remove_orphans()
         self._workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
         pending: deque[Future[list[ExportedFile]]] = deque()
         upcoming = iter(windows)
@@ -247,7 +246,7 @@ class ExportScheduler:
         self._progress(f"{self.report.stream_name} {window}: {message}")
 
 
-def _remove_orphans() -> None:
+def remove_orphaned_downloads() -> None:
     """Remove download folders left by runs that were killed (SIGKILL cannot clean up)."""
     for folder in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
         pid = folder.name.removeprefix(WORKDIR_PREFIX).split("-")[0]

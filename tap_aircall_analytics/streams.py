@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import typing as t
 
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.streams import Stream
 
 from tap_aircall_analytics.client import AircallClient
-from tap_aircall_analytics.exports import ExportScheduler, PollPolicy
+from tap_aircall_analytics.exports import ExportedFile, ExportScheduler, PollPolicy
 from tap_aircall_analytics.records import RecordReader, json_schema
 from tap_aircall_analytics.reports import Report, export_request_body
 from tap_aircall_analytics.windows import Window, next_bookmark, plan_windows, sync_range
@@ -28,6 +30,8 @@ class ReportStream(Stream):
     """
 
     is_sorted = False
+    # Records leave records.py as the exact JSON types of the schema: nothing to conform.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(self, tap: TapAircallAnalytics, report: Report) -> None:
         self.report = report
@@ -35,6 +39,7 @@ class ReportStream(Stream):
         self.primary_keys = list(report.primary_key)
         self.replication_key = report.replication_key
         self.export_stats = None
+        self._records_pass_through: bool | None = None
 
     @property
     def replication_method(self) -> str:
@@ -76,6 +81,18 @@ class ReportStream(Stream):
         if not windows:
             self.logger.info("%s: nothing to export (the bookmark or the retention limit is past end_date)", self.name)
             return
+        reader = RecordReader(self.report, settings.timezone, self.logger.warning)
+        bookmark = self.bookmark(context)
+        for file in self.exported_files(windows):
+            yield from reader.read(file.path, zipped=file.zipped, where=str(file.window))
+            done = next_bookmark(file.window, today)
+            if bookmark is None or done > bookmark:
+                bookmark = done
+            self._checkpoint(context, bookmark)
+
+    def exported_files(self, windows: list[Window]) -> t.Iterator[ExportedFile]:
+        """Run the exports of `windows`; yield their downloaded files in window order."""
+        settings = self._tap.settings
         client = AircallClient(settings.api_url, settings.authorization, rate_limiter=self._tap.rate_limiter)
         scheduler = ExportScheduler(
             client,
@@ -90,14 +107,7 @@ class ReportStream(Stream):
             progress=self.logger.info,
         )
         self.export_stats = scheduler.stats
-        reader = RecordReader(self.report, settings.timezone, self.logger.warning)
-        bookmark = self.bookmark(context)
-        for file in scheduler.files(windows):
-            yield from reader.read(file.path, zipped=file.zipped, where=str(file.window))
-            done = next_bookmark(file.window, today)
-            if bookmark is None or done > bookmark:
-                bookmark = done
-            self._checkpoint(context, bookmark)
+        return scheduler.files(windows)
 
     def _checkpoint(self, context: Context | None, bookmark: dt.date) -> None:
         """Write a STATE message saying every day before `bookmark` is emitted."""
@@ -106,6 +116,33 @@ class ReportStream(Stream):
         state["replication_key_value"] = bookmark.isoformat()
         self.state_manager.is_flushed = False
         self._write_state_message()
+
+    def _sync_records(self, context: Context | None = None, *, write_messages: bool = True) -> t.Iterator[dict]:
+        """The SDK's record loop; the message buffer is flushed when it ends, however it ends."""
+        try:
+            yield from super()._sync_records(context, write_messages=write_messages)
+        finally:
+            self._tap.message_writer.flush()
+
+    def _write_record_message(self, record: dict) -> None:
+        """Write a RECORD; straight to the buffered writer when the SDK would change nothing."""
+        if self._records_pass_through is None:
+            self._records_pass_through = self._nothing_to_map()
+        if self._records_pass_through:
+            self._tap.message_writer.write_record(self.name, record)
+            self.state_manager.is_flushed = False
+        else:
+            super()._write_record_message(record)
+
+    def _nothing_to_map(self) -> bool:
+        """True when no stream map, no flattening and no deselected property alters records."""
+        maps = self.stream_maps
+        if len(maps) != 1 or type(maps[0]) is not SameRecordTransform or maps[0].stream_alias != self.name:
+            return False
+        if maps[0].flattening_enabled:
+            return False
+        mask = self.mask
+        return all(mask.get(("properties", name), True) for name in self.schema["properties"])
 
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
         """Records do not move the bookmark: finished windows do (see `_checkpoint`)."""

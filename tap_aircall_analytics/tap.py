@@ -9,6 +9,8 @@ import typing as t
 from singer_sdk import Tap
 
 from tap_aircall_analytics.client import AircallError, RateLimiter
+from tap_aircall_analytics.exports import remove_orphaned_downloads
+from tap_aircall_analytics.messages import BufferedMessageWriter
 from tap_aircall_analytics.records import FileFormatError
 from tap_aircall_analytics.reports import REPORTS
 from tap_aircall_analytics.settings import NUMBER_SETTINGS, SETTINGS_SCHEMA, ConfigError, Settings
@@ -25,6 +27,7 @@ class TapAircallAnalytics(Tap):
 
     name = "tap-aircall-analytics"
     config_jsonschema = SETTINGS_SCHEMA
+    message_writer_class = BufferedMessageWriter
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self._settings: Settings | None = None
@@ -66,6 +69,7 @@ class TapAircallAnalytics(Tap):
         """Sync the selected streams; stop with one clear line on a known failure."""
         try:
             _ = self.settings  # every setting is checked before the first request
+            remove_orphaned_downloads()
             super().sync_all()
         except (ConfigError, AircallError, FileFormatError) as error:
             self.logger.error("%s", error)
