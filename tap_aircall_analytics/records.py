@@ -269,7 +269,7 @@ class RecordReader:
                 header = next(reader)
             except StopIteration:
                 return  # an empty file: no header, no rows
-            match = self._match(header)
+            match = self.match(header)
             row_to_record = _row_function(match, self.timezone)
             keys = self.report.primary_key
             width = len(header)
@@ -304,7 +304,8 @@ class RecordReader:
             except BadValue as expected:
                 raise FileFormatError(f"row {line}, column '{column.label}': {text!r} is not {expected}") from None
 
-    def _match(self, header: list[str]) -> HeaderMatch:
+    def match(self, header: list[str]) -> HeaderMatch:
+        """Match a file's header to the catalogue; warn once per run of unknown or missing columns."""
         match = HeaderMatch.of(self.report, header)
         for label in match.unknown:
             self._warn_once(f"column '{label}' is not in the catalogue of {self.report.api_name}; it is ignored "
