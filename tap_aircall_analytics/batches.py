@@ -17,7 +17,6 @@ import uuid
 import zoneinfo
 from pathlib import Path
 
-import duckdb
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
 from tap_aircall_analytics.records import TIMESTAMP_EXPECTED, FileFormatError, HeaderMatch, RecordReader, open_text
@@ -25,9 +24,9 @@ from tap_aircall_analytics.reports import FALSE_TEXT, LIST_SEPARATOR, PERCENT_SU
 from tap_aircall_analytics.windows import Window
 
 FORMATS = {"jsonl": "json", "parquet": "parquet"}
-MEMORY_LIMIT = "96MB"  # DuckDB's share of the tap's memory; row groups are kept small to fit it
+MEMORY_LIMIT = "48MB"  # DuckDB's share of the tap's memory; buffers and row groups are kept small to fit it
 PARQUET_ROW_GROUP = 16_384
-CSV_BUFFER_BYTES = 8 << 20
+CSV_BUFFER_BYTES = 2 << 20
 
 
 def supported(encoding: BaseBatchFileEncoding) -> bool:
@@ -120,6 +119,8 @@ class BatchFileWriter:
         else:
             codec = {"gzip": "gzip", "zstd": "zstd", "snappy": "snappy"}.get(self.encoding.compression, "uncompressed")
             options = f"FORMAT parquet, COMPRESSION {codec}, ROW_GROUP_SIZE {PARQUET_ROW_GROUP}"
+        import duckdb  # noqa: PLC0415 - loaded only by runs that write batches (it weighs ~30 MB)
+
         with duckdb.connect(config={"threads": 2, "memory_limit": MEMORY_LIMIT}) as db:
             db.execute("SET TimeZone = 'UTC'")
             db.execute("SET preserve_insertion_order = false")  # a batch is a set of rows: no reordering buffers
@@ -184,9 +185,9 @@ class BatchFileWriter:
             return f"CAST(rtrim({field}, '{PERCENT_SUFFIX}') AS DOUBLE)"
         if kind is Kind.BOOLEAN:
             return f"CASE {field} WHEN '{TRUE_TEXT}' THEN true WHEN '{FALSE_TEXT}' THEN false ELSE {bad}a boolean') END"
-        if kind is Kind.LIST:
-            return (f"list_filter(list_transform(string_split({field}, '{LIST_SEPARATOR}'), x -> trim(x)), "
-                    "x -> x <> '')")
+        if kind is Kind.LIST:  # the non-empty items between separators, trimmed
+            item = f"[^{LIST_SEPARATOR}\\s](?:[^{LIST_SEPARATOR}]*[^{LIST_SEPARATOR}\\s])?"
+            return f"regexp_extract_all({field}, '{item}')"
         if kind is Kind.DURATION:  # H:MM:SS; a part that is not a number fails its CAST
             parts = [f"split_part({field}, ':', {n})" for n in (1, 2, 3)]
             return (f"CASE WHEN strlen({parts[1]}) = 2 AND strlen({parts[2]}) = 2 THEN "

@@ -97,7 +97,7 @@ class UtcConverter:
 
 
 TIMESTAMP_EXPECTED = "a timestamp (YYYY-MM-DD HH:MM:SS)"
-CACHE_LIMIT = 1 << 18
+CACHE_LIMIT = 1 << 14  # entries per converter: a few MB at most, cleared when full
 
 
 def _cached(convert: Callable[[str], object]) -> Callable[[str], object]:

@@ -89,12 +89,11 @@ class ReportStream(Stream):
         Falls back to the SDK's batcher (records built in Python) when stream maps,
         flattening or an encoding DuckDB does not write are in play.
         """
-        if not (self._nothing_to_map() and batches.supported(batch_config.encoding)):
+        if not (self._maps_pass_through() and batches.supported(batch_config.encoding)):
             yield from super().get_batches(batch_config, context)
             return
-        selected = [name for name in self.schema["properties"] if self.mask.get(("properties", name), True)]
         writer = batches.BatchFileWriter(
-            self._record_reader(), selected, batch_config.encoding, batch_config.storage,
+            self._record_reader(), self._selected_properties(), batch_config.encoding, batch_config.storage,
             batches.file_stem(self.tap_name, self.name),
         )
         for file in self._finished_windows(context):
@@ -166,13 +165,17 @@ class ReportStream(Stream):
 
     def _nothing_to_map(self) -> bool:
         """True when no stream map, no flattening and no deselected property alters records."""
+        return self._maps_pass_through() and len(self._selected_properties()) == len(self.schema["properties"])
+
+    def _maps_pass_through(self) -> bool:
+        """True when the stream maps are the SDK's identity map, without flattening."""
         maps = self.stream_maps
-        if len(maps) != 1 or type(maps[0]) is not SameRecordTransform or maps[0].stream_alias != self.name:
-            return False
-        if maps[0].flattening_enabled:
-            return False
+        return (len(maps) == 1 and type(maps[0]) is SameRecordTransform and maps[0].stream_alias == self.name
+                and not maps[0].flattening_enabled)
+
+    def _selected_properties(self) -> list[str]:
         mask = self.mask
-        return all(mask.get(("properties", name), True) for name in self.schema["properties"])
+        return [name for name in self.schema["properties"] if mask.get(("properties", name), True)]
 
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
         """Records do not move the bookmark: finished windows do (see `_checkpoint`)."""

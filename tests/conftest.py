@@ -14,7 +14,10 @@ import pytest
 
 from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
 
+ROOT = Path(__file__).resolve().parent.parent
 TAP = [sys.executable, "-m", "tap_aircall_analytics"]
+MELTANO = str(Path(sys.executable).with_name("meltano"))
+POSTGRES = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 CREDENTIALS = {"api_id": "demo-api-id", "api_token": "demo-api-token"}
 FAST_POLLING = {"poll_interval_seconds": 0.05, "max_poll_interval_seconds": 0.2}
 
@@ -75,11 +78,16 @@ def run_tap(tmp_path: Path, catalog: dict):
     """Run the tap's command line; return a TapRun."""
 
     def run(config: dict, *, streams: list[str] | None = None, state: dict | None = None,
-            timeout: float = 300, check: bool = True) -> TapRun:
+            timeout: float = 300, check: bool = True, deselect: tuple[str, ...] = ()) -> TapRun:
         config_path = tmp_path / "config.json"
         config_path.write_text(json.dumps(config))
         catalog_path = tmp_path / "catalog.json"
-        catalog_path.write_text(json.dumps(selected_catalog(catalog, streams)))
+        chosen = selected_catalog(catalog, streams)
+        for entry in chosen["streams"]:
+            for meta in entry["metadata"]:
+                if meta["breadcrumb"][-1:] and meta["breadcrumb"][-1] in deselect:
+                    meta["metadata"]["selected"] = False
+        catalog_path.write_text(json.dumps(chosen))
         command = [*TAP, "--config", str(config_path), "--catalog", str(catalog_path)]
         if state is not None:
             state_path = tmp_path / "state.json"
@@ -118,3 +126,47 @@ def simulator():
 def tap_config(sim: Simulator, **settings) -> dict:
     """A tap config pointed at `sim`, with fast polling."""
     return {**CREDENTIALS, **FAST_POLLING, "api_url": sim.api_url, **settings}
+
+
+@pytest.fixture(scope="session")
+def installed_plugins() -> None:
+    """Install the tap and the loaders into Meltano's plugin environments, once."""
+    subprocess.run([MELTANO, "install"], cwd=ROOT, env=_env({}), check=True, capture_output=True, timeout=900)
+
+
+def _env(settings: dict[str, str]) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("TAP_AIRCALL_ANALYTICS", "TARGET_", "MELTANO_"))}
+    env.update({"MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false", "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
+                "MELTANO_ENVIRONMENT": "dev", **settings})
+    return env
+
+
+class Meltano:
+    """Runs meltano in the repository's project, with its own system database and settings."""
+
+    def __init__(self, tmp_path: Path, sim, **tap_settings: object) -> None:
+        self.settings = {
+            "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path}/meltano.db",
+            "TAP_AIRCALL_ANALYTICS_API_URL": sim.api_url,
+            "TAP_AIRCALL_ANALYTICS_API_ID": CREDENTIALS["api_id"],
+            "TAP_AIRCALL_ANALYTICS_API_TOKEN": CREDENTIALS["api_token"],
+            "TAP_AIRCALL_ANALYTICS_POLL_INTERVAL_SECONDS": "0.05",
+            "TAP_AIRCALL_ANALYTICS_MAX_POLL_INTERVAL_SECONDS": "0.2",
+            "TARGET_DUCKDB_FILEPATH": str(tmp_path / "warehouse.duckdb"),
+        }
+        self.set(**tap_settings)
+
+    def set(self, **settings: object) -> None:
+        """Set tap or target settings (`tap__start_date=...`, `target_postgres__user=...`)."""
+        for name, value in settings.items():
+            plugin, _, setting = name.partition("__")
+            prefix = {"tap": "TAP_AIRCALL_ANALYTICS", "postgres": "TARGET_POSTGRES"}[plugin]
+            self.settings[f"{prefix}_{setting.upper()}"] = str(value)
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run([MELTANO, *args], cwd=ROOT, env=_env(self.settings), capture_output=True,
+                                text=True, timeout=900)
+        if check and result.returncode != 0:
+            pytest.fail(f"meltano {' '.join(args)} exited {result.returncode}:\n{result.stderr[-5000:]}")
+        return result

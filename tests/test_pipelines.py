@@ -4,68 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 import uuid
 import zoneinfo
-from pathlib import Path
 
 import duckdb
 import psycopg
 import pytest
 
-from conftest import CREDENTIALS
+from conftest import POSTGRES, Meltano
 from tap_aircall_analytics.reports import REPORTS
 
-ROOT = Path(__file__).resolve().parent.parent
-MELTANO = str(Path(sys.executable).with_name("meltano"))
 TODAY = dt.datetime.now(dt.timezone.utc).date()
-POSTGRES = "host=127.0.0.1 port=5432 user=postgres dbname=test"
-
-
-@pytest.fixture(scope="session")
-def installed_plugins() -> None:
-    """Install the tap and the loaders into Meltano's plugin environments, once."""
-    subprocess.run([MELTANO, "install"], cwd=ROOT, env=_env({}), check=True, capture_output=True, timeout=900)
-
-
-def _env(settings: dict[str, str]) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("TAP_AIRCALL_ANALYTICS", "TARGET_", "MELTANO_"))}
-    env.update({"MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false", "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
-                "MELTANO_ENVIRONMENT": "dev", **settings})
-    return env
-
-
-class Meltano:
-    """Runs meltano in the repository's project, with its own system database and settings."""
-
-    def __init__(self, tmp_path: Path, sim, **tap_settings: object) -> None:
-        self.settings = {
-            "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path}/meltano.db",
-            "TAP_AIRCALL_ANALYTICS_API_URL": sim.api_url,
-            "TAP_AIRCALL_ANALYTICS_API_ID": CREDENTIALS["api_id"],
-            "TAP_AIRCALL_ANALYTICS_API_TOKEN": CREDENTIALS["api_token"],
-            "TAP_AIRCALL_ANALYTICS_POLL_INTERVAL_SECONDS": "0.05",
-            "TAP_AIRCALL_ANALYTICS_MAX_POLL_INTERVAL_SECONDS": "0.2",
-            "TARGET_DUCKDB_FILEPATH": str(tmp_path / "warehouse.duckdb"),
-        }
-        self.set(**tap_settings)
-
-    def set(self, **settings: object) -> None:
-        """Set tap or target settings (`tap__start_date=...`, `target_postgres__user=...`)."""
-        for name, value in settings.items():
-            plugin, _, setting = name.partition("__")
-            prefix = {"tap": "TAP_AIRCALL_ANALYTICS", "postgres": "TARGET_POSTGRES"}[plugin]
-            self.settings[f"{prefix}_{setting.upper()}"] = str(value)
-
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run([MELTANO, *args], cwd=ROOT, env=_env(self.settings), capture_output=True,
-                                text=True, timeout=900)
-        if check and result.returncode != 0:
-            pytest.fail(f"meltano {' '.join(args)} exited {result.returncode}:\n{result.stderr[-5000:]}")
-        return result
 
 
 def expected_counts(sim, first: dt.date, last: dt.date, timezone: str = "UTC") -> dict[str, int]:

@@ -1,0 +1,207 @@
+"""BATCH mode: DuckDB-written files hold exactly the records RECORD mode emits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+from pathlib import Path
+
+import duckdb
+import psycopg
+import pytest
+
+from conftest import POSTGRES, Meltano, tap_config
+from tap_aircall_analytics.batches import BatchFileWriter, _utc_offsets
+from tap_aircall_analytics.records import FileFormatError, RecordReader
+from tap_aircall_analytics.reports import REPORTS_BY_API_NAME
+from tap_aircall_analytics.windows import Window
+from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
+
+FIRST, LAST = dt.date(2026, 10, 23), dt.date(2026, 10, 27)  # clocks go back in Paris on the 25th
+FAULTS = {"zipped": True, "bom": True, "crlf": True, "shuffle_columns": True, "rate_limit": 100_000,
+          "calls_per_day": 150}
+
+
+def canonical(records: list[dict]) -> list[str]:
+    """Records as sorted JSON texts: a batch is a set of rows, in no particular order."""
+    return sorted(json.dumps(record, sort_keys=True) for record in records)
+
+
+def from_parquet(path: str) -> list[dict]:
+    def plain(value):
+        if isinstance(value, dt.datetime):
+            return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        return value
+    relation = duckdb.sql(f"select * from read_parquet('{path}')")
+    return [dict(zip(relation.columns, map(plain, row))) for row in relation.fetchall()]
+
+
+def batch_records(run, fmt: str) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for line in run.stdout.splitlines():
+        message = json.loads(line)
+        if message["type"] != "BATCH":
+            continue
+        for url in message["manifest"]:
+            path = url.removeprefix("file://")
+            if fmt == "parquet":
+                rows = from_parquet(path)
+            else:
+                with gzip.open(path, "rt") as handle:
+                    rows = [json.loads(line) for line in handle]
+            found.setdefault(message["stream"], []).extend(rows)
+    return found
+
+
+@pytest.mark.parametrize(("fmt", "compression"), [("jsonl", "gzip"), ("parquet", "none")])
+def test_batch_files_hold_exactly_the_record_mode_records(simulator, run_tap, tmp_path, fmt, compression):
+    sim = simulator(**FAULTS)
+    config = tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), timezone="Europe/Paris",
+                        window_days=2)
+    records = run_tap(config)
+    batch_config = {"encoding": {"format": fmt, "compression": compression},
+                    "storage": {"root": (tmp_path / "batches").as_uri(), "prefix": "run-"}}
+    (tmp_path / "batches").mkdir()
+    batched = run_tap({**config, "batch_config": batch_config})
+    assert "RECORD" not in {json.loads(line)["type"] for line in batched.stdout.splitlines()}
+    found = batch_records(batched, fmt)
+    assert set(found) == set(records.records)
+    for stream, emitted in records.records.items():
+        assert canonical(found[stream]) == canonical(emitted), stream
+    assert batched.state == records.state
+
+
+def test_parquet_batches_have_native_types(simulator, run_tap, tmp_path):
+    sim = simulator(rate_limit=100_000)
+    (tmp_path / "b").mkdir()
+    run = run_tap({**tap_config(sim, start_date=FIRST.isoformat(), end_date=FIRST.isoformat()),
+                   "batch_config": {"encoding": {"format": "parquet", "compression": "gzip"},
+                                    "storage": {"root": (tmp_path / "b").as_uri()}}},
+                  streams=["calls_history", "user_activity_calls_handled"])
+    types = {}
+    for line in run.stdout.splitlines():
+        message = json.loads(line)
+        if message["type"] == "BATCH":
+            relation = duckdb.sql(f"select * from read_parquet('{message['manifest'][0].removeprefix('file://')}')")
+            types.update({f"{message['stream']}.{c}": str(t) for c, t in zip(relation.columns, relation.types)})
+    assert types["calls_history.started_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["calls_history.call_id"] == "BIGINT"
+    assert types["calls_history.answered"] == "BOOLEAN"
+    assert types["calls_history.tags"] == "VARCHAR[]"
+    assert types["user_activity_calls_handled.date"] == "DATE"
+
+
+def test_each_batch_is_followed_by_the_state_of_its_window(simulator, run_tap, tmp_path):
+    sim = simulator(rate_limit=100_000)
+    (tmp_path / "b").mkdir()
+    run = run_tap({**tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=2),
+                   "batch_config": {"encoding": {"format": "jsonl", "compression": "gzip"},
+                                    "storage": {"root": (tmp_path / "b").as_uri()}}},
+                  streams=["user_activity_calls_handled"])
+    kinds = [(m["type"], m.get("value", {}).get("bookmarks", {}).get("user_activity_calls_handled", {})
+              .get("replication_key_value")) for m in map(json.loads, run.stdout.splitlines())
+             if m["type"] in ("BATCH", "STATE")]
+    batches_then_states = [kind for kind in kinds if kind[0] == "BATCH" or kind[1]]
+    assert batches_then_states == [("BATCH", None), ("STATE", "2026-10-25"), ("BATCH", None),
+                                   ("STATE", "2026-10-27"), ("BATCH", None), ("STATE", "2026-10-28")]
+
+
+def test_deselected_properties_are_left_out_of_batches(simulator, run_tap, tmp_path):
+    sim = simulator(rate_limit=100_000)
+    (tmp_path / "b").mkdir()
+    run = run_tap({**tap_config(sim, start_date=FIRST.isoformat(), end_date=FIRST.isoformat()),
+                   "batch_config": {"encoding": {"format": "jsonl", "compression": "gzip"},
+                                    "storage": {"root": (tmp_path / "b").as_uri()}}},
+                  streams=["calls_history"], deselect=("customer_number",))
+    rows = batch_records(run, "jsonl")["calls_history"]
+    assert rows and all("customer_number" not in row and "call_id" in row for row in rows)
+
+
+def writer_for(tmp_path: Path, report_name: str) -> BatchFileWriter:
+    report = REPORTS_BY_API_NAME[report_name]
+    (tmp_path / "out").mkdir(exist_ok=True)
+    return BatchFileWriter(RecordReader(report, "UTC", lambda message: None),
+                           [column.name for column in report.columns],
+                           BaseBatchFileEncoding(format="jsonl", compression="gzip"),
+                           StorageTarget(root=(tmp_path / "out").as_uri()), "test")
+
+
+@pytest.mark.parametrize(("column", "value", "expected"), [
+    ("Missed calls", "many", "Could not convert string 'many'"),
+    ("Inbound calls answered", "", None),
+])
+def test_a_bad_value_in_batch_mode_stops_with_one_line(tmp_path, column, value, expected):
+    header = "Date,User ID,User name,Team,Inbound calls answered,Outbound calls answered,Missed calls,Calls handled"
+    row = dict(zip(header.split(","), ["2026-07-01", "7", "Ann", "Support", "1", "2", "3", "6"]))
+    row[column] = value
+    path = tmp_path / "export.csv"
+    path.write_text(header + "\n" + ",".join(row.values()) + "\n")
+    writer = writer_for(tmp_path, "USER_ACTIVITY_CALLS_HANDLED")
+    window = Window(dt.date(2026, 7, 1), dt.date(2026, 7, 1))
+    if expected is None:  # an empty metric is a null, not an error
+        (url,) = [u for u in writer.write(path, zipped=False, window=window, workdir=tmp_path)
+                  if gzip.open(u.removeprefix("file://")).read()]
+        assert json.loads(gzip.open(url.removeprefix("file://")).read())["inbound_calls_answered"] is None
+        return
+    with pytest.raises(FileFormatError) as error:
+        writer.write(path, zipped=False, window=window, workdir=tmp_path)
+    assert expected in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("Duration", "1:2", "column 'Duration': 1:2 is not a duration"),
+    ("Answered", "maybe", "column 'Answered': maybe is not a boolean"),
+    ("Started at", "2026-07-01", "column 'Started at': 2026-07-01 is not a timestamp"),
+    ("Call ID", "", "column 'Call ID': key column is empty"),
+])
+def test_batch_mode_names_the_column_of_a_bad_value(tmp_path, field, value, message):
+    labels = [column.label for column in REPORTS_BY_API_NAME["CALLS_HISTORY"].columns]
+    row = {label: "" for label in labels}
+    row.update({"Call ID": "1", "Started at": "2026-07-01 10:00:00"})
+    row[field] = value
+    path = tmp_path / "export.csv"
+    path.write_text(",".join(labels) + "\n" + ",".join(row.values()) + "\n")
+    with pytest.raises(FileFormatError, match=message):
+        writer_for(tmp_path, "CALLS_HISTORY").write(path, zipped=False,
+                                                     window=Window(dt.date(2026, 7, 1), dt.date(2026, 7, 1)),
+                                                     workdir=tmp_path)
+
+
+def test_offsets_follow_zoneinfo_on_both_daylight_saving_changes():
+    changes = _utc_offsets("Europe/Paris", Window(dt.date(2026, 10, 24), dt.date(2026, 10, 26)))
+    assert changes == [(None, 7200), (dt.datetime(2026, 10, 25, 3, 0), 3600)]
+    spring = _utc_offsets("Europe/Paris", Window(dt.date(2026, 3, 29), dt.date(2026, 3, 29)))
+    assert spring == [(None, 3600), (dt.datetime(2026, 3, 29, 3, 0), 7200)]
+
+
+def test_jsonl_gz_batches_load_into_postgres_like_record_mode(installed_plugins, simulator, tmp_path):
+    sim = simulator(rate_limit=100_000)
+    schemas = {"record": "e2e_record_" + tmp_path.name[-6:], "batch": "e2e_batch_" + tmp_path.name[-6:]}
+    (tmp_path / "batches").mkdir()
+    columns = ", ".join(column.name for column in REPORTS_BY_API_NAME["CALLS_HISTORY"].columns)
+    try:
+        for mode, schema in schemas.items():
+            meltano = Meltano(tmp_path / mode, sim, tap__start_date=FIRST, tap__end_date=LAST,
+                              tap__timezone="Europe/Paris")
+            meltano.settings["TAP_AIRCALL_ANALYTICS__SELECT"] = '["calls_history.*"]'
+            meltano.set(postgres__database="test", postgres__default_target_schema=schema,
+                        postgres__password="unused")
+            if mode == "batch":
+                meltano.set(tap__batch_config=json.dumps(
+                    {"encoding": {"format": "jsonl", "compression": "gzip"},
+                     "storage": {"root": (tmp_path / "batches").as_uri()}}))
+            (tmp_path / mode).mkdir()
+            meltano("run", "tap-aircall-analytics", "target-postgres")
+        assert any((tmp_path / "batches").iterdir())
+        with psycopg.connect(POSTGRES) as db:
+            tables = [db.execute(f"select {columns} from {schema}.calls_history order by call_id").fetchall()
+                      for schema in schemas.values()]
+        assert tables[0] == tables[1] and len(tables[0]) == len(sim.expected_rows(
+            "CALLS_HISTORY", FIRST, LAST, "Europe/Paris")[1])
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as db:
+            for schema in schemas.values():
+                db.execute(f"drop schema if exists {schema} cascade")
