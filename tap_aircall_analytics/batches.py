@@ -78,6 +78,7 @@ class BatchFileWriter:
         self.encoding = encoding
         self.storage = storage
         self.file_stem = file_stem
+        self.rows_written = 0  # rows of the last file written
         self._count = 0
 
     def write(self, csv_path: Path, *, zipped: bool, window: Window, workdir: Path) -> list[str]:
@@ -126,7 +127,8 @@ class BatchFileWriter:
             db.execute("SET preserve_insertion_order = false")  # a batch is a set of rows: no reordering buffers
             db.execute("SET enable_progress_bar = false")
             try:
-                db.execute(f"COPY ({select}) TO {_sql_text(str(destination))} ({options})")
+                (self.rows_written,) = db.execute(
+                    f"COPY ({select}) TO {_sql_text(str(destination))} ({options})").fetchone()
             except duckdb.Error as error:
                 first_line = str(error).strip().splitlines()[0]
                 raise FileFormatError(f"{self.report.stream_name}: {first_line}") from None

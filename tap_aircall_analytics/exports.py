@@ -40,6 +40,7 @@ logger = logging.getLogger("tap_aircall_analytics")
 
 DOWNLOAD_TRIES = 5
 WORKDIR_PREFIX = "tap-aircall-analytics-"
+PENDING_REPORT_SECONDS = 15  # a long wait is reported this often, so it never looks like a hang
 REQUESTS_PER_EXPORT = 3  # re-requests of an export that the API forgot (404)
 
 
@@ -72,7 +73,15 @@ class ExportStats:
     splits: int = 0
     link_refreshes: int = 0
     bytes: int = 0
+    rows: int = 0
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def seconds(self) -> float:
+        """Wall time from the first export request to the last file read."""
+        return (self.finished or time.monotonic()) - self.started
 
     def add(self, **counts: int) -> None:
         """Add to counters from any worker thread."""
@@ -142,6 +151,7 @@ class ExportScheduler:
             self._stop.set()
             executor.shutdown(wait=True, cancel_futures=True)
             shutil.rmtree(self._workdir, ignore_errors=True)
+            self.stats.finished = time.monotonic()
 
     # --- one window, in a worker thread -----------------------------------------
 
@@ -190,7 +200,7 @@ class ExportScheduler:
     def _await(self, export: ExportStatus, window: Window) -> ExportStatus:
         started = time.monotonic()
         wait = self.poll.first_wait
-        next_report = started + 30
+        next_report = started + PENDING_REPORT_SECONDS
         while not export.done:
             elapsed = time.monotonic() - started
             if elapsed > self.poll.timeout:
@@ -204,7 +214,7 @@ class ExportScheduler:
             export = self.client.get_export(export.export_id)
             if time.monotonic() >= next_report and not export.done:
                 self._say(window, f"export {export.export_id} still pending after {time.monotonic() - started:.0f} s")
-                next_report += 30
+                next_report += PENDING_REPORT_SECONDS
         if export.status == STATUS_FAILED:
             raise _ExportFailed(export.error_message or "no errorMessage given")
         self._say(window, f"export {export.export_id} ready after {time.monotonic() - started:.1f} s")

@@ -75,7 +75,7 @@ class UtcConverter:
         if minute is None:
             minute = self._convert_minute(text)
         seconds = text[16:]
-        if len(seconds) != 3 or seconds[0] != ":" or not ("00" <= seconds[1:] <= "59") or not seconds[1:].isdigit():
+        if seconds not in _SECONDS:
             raise BadValue(TIMESTAMP_EXPECTED)
         return minute + seconds + "+00:00"
 
@@ -97,6 +97,7 @@ class UtcConverter:
 
 
 TIMESTAMP_EXPECTED = "a timestamp (YYYY-MM-DD HH:MM:SS)"
+_SECONDS = frozenset(f":{second:02d}" for second in range(60))
 CACHE_LIMIT = 1 << 14  # entries per converter: a few MB at most, cleared when full
 
 

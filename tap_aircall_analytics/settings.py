@@ -54,6 +54,12 @@ SETTINGS_SCHEMA = th.PropertiesList(
                 description="Longest wait between two polls of one export."),
     th.Property("export_timeout_minutes", th.NumberType, default=30,
                 description="An export still PENDING after this long fails its window (never read as empty)."),
+    th.Property("plan_only", th.BooleanType, default=False,
+                description="Print which windows each selected stream would export, and the API calls that "
+                "takes, then stop: nothing is exported and the state does not move."),
+    th.Property("check_schema", th.BooleanType, default=False,
+                description="Export one day of each selected report and report how its CSV header differs "
+                "from the catalogue (new, missing, renamed columns), then stop. Exits 1 on differences."),
     _ids("user_ids", "users"),
     _ids("team_ids", "teams"),
     _ids("line_ids", "lines (Aircall numbers)"),
@@ -98,6 +104,8 @@ class Settings:
     max_poll_interval_seconds: float
     export_timeout_seconds: float
     filters: dict[str, list[int]]
+    plan_only: bool = False
+    check_schema: bool = False
 
     def __repr__(self) -> str:
         return f"Settings(api_url={self.api_url!r}, timezone={self.timezone!r}, start_date={self.start_date})"
@@ -151,6 +159,8 @@ class Settings:
             raise ConfigError(
                 f"max_poll_interval_seconds ({max_poll:g}) is less than poll_interval_seconds ({poll:g})"
             )
+        if config.get("plan_only") and config.get("check_schema"):
+            raise ConfigError("plan_only and check_schema are two different runs: set one of them")
         return cls(
             authorization=authorization,
             api_url=str(config.get("api_url") or DEFAULT_API_URL).rstrip("/"),
@@ -166,4 +176,6 @@ class Settings:
             filters={
                 key: list(config[name]) for name, key in FILTER_SETTINGS.items() if config.get(name)
             },
+            plan_only=bool(config.get("plan_only")),
+            check_schema=bool(config.get("check_schema")),
         )

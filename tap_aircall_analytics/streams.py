@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 import typing as t
 
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
@@ -12,7 +13,7 @@ from singer_sdk.streams import Stream
 
 from tap_aircall_analytics import batches
 from tap_aircall_analytics.client import AircallClient
-from tap_aircall_analytics.exports import ExportedFile, ExportScheduler, PollPolicy
+from tap_aircall_analytics.exports import ExportedFile, ExportScheduler, ExportStats, PollPolicy
 from tap_aircall_analytics.records import RecordReader, json_schema
 from tap_aircall_analytics.reports import Report, export_request_body
 from tap_aircall_analytics.windows import Window, next_bookmark, plan_windows, sync_range
@@ -40,7 +41,8 @@ class ReportStream(Stream):
         super().__init__(tap, schema=json_schema(report), name=report.stream_name)
         self.primary_keys = list(report.primary_key)
         self.replication_key = report.replication_key
-        self.export_stats = None
+        self.export_stats: ExportStats | None = None
+        self.client: AircallClient | None = None
         self._records_pass_through: bool | None = None
 
     @property
@@ -79,7 +81,10 @@ class ReportStream(Stream):
         """Export each window and yield its records; checkpoint after each window."""
         reader = self._record_reader()
         for file in self._finished_windows(context):
-            yield from reader.read(file.path, zipped=file.zipped, where=str(file.window))
+            started, rows = time.monotonic(), 0
+            for rows, record in enumerate(reader.read(file.path, zipped=file.zipped, where=str(file.window)), 1):
+                yield record
+            self._emitted(file, rows, time.monotonic() - started)
 
     def get_batches(
         self, batch_config: BatchConfig, context: Context | None = None
@@ -97,8 +102,18 @@ class ReportStream(Stream):
             batches.file_stem(self.tap_name, self.name),
         )
         for file in self._finished_windows(context):
-            yield batch_config.encoding, writer.write(
-                file.path, zipped=file.zipped, window=file.window, workdir=file.path.parent)
+            started = time.monotonic()
+            urls = writer.write(file.path, zipped=file.zipped, window=file.window, workdir=file.path.parent)
+            self._emitted(file, writer.rows_written, time.monotonic() - started, f" into {len(urls)} batch file(s)")
+            yield batch_config.encoding, urls
+
+    def _emitted(self, file: ExportedFile, rows: int, seconds: float, where: str = "") -> None:
+        """Count a window's rows and say how fast they went out."""
+        if self.export_stats is not None:
+            self.export_stats.add(rows=rows)
+        rate = f" ({rows / seconds:,.0f} rows/s)" if rows and seconds > 0 else ""
+        self.logger.info("%s %s: %s rows emitted%s in %.1f s%s", self.name, file.window, f"{rows:,}", where,
+                         seconds, rate)
 
     def _record_reader(self) -> RecordReader:
         return RecordReader(self.report, self._tap.settings.timezone, self.logger.warning)
@@ -136,6 +151,7 @@ class ReportStream(Stream):
             progress=self.logger.info,
         )
         self.export_stats = scheduler.stats
+        self.client = client
         return scheduler.files(windows)
 
     def _checkpoint(self, context: Context | None, bookmark: dt.date) -> None:
@@ -152,6 +168,10 @@ class ReportStream(Stream):
             yield from super()._sync_records(context, write_messages=write_messages)
         finally:
             self._tap.message_writer.flush()
+
+    def _process_record(self, record: dict, child_context: Context | None = None,
+                        partition_context: Context | None = None) -> None:
+        """Nothing to do per record: report streams have no partitions and no child streams."""
 
     def _write_record_message(self, record: dict) -> None:
         """Write a RECORD; straight to the buffered writer when the SDK would change nothing."""

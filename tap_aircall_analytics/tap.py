@@ -8,6 +8,7 @@ import typing as t
 
 from singer_sdk import Tap
 
+from tap_aircall_analytics import preflight
 from tap_aircall_analytics.client import AircallError, RateLimiter
 from tap_aircall_analytics.exports import remove_orphaned_downloads
 from tap_aircall_analytics.messages import BufferedMessageWriter
@@ -68,12 +69,41 @@ class TapAircallAnalytics(Tap):
     def sync_all(self) -> None:
         """Sync the selected streams; stop with one clear line on a known failure."""
         try:
-            _ = self.settings  # every setting is checked before the first request
+            settings = self.settings  # every setting is checked before the first request
             remove_orphaned_downloads()
-            super().sync_all()
+            selected = [stream for stream in self.streams.values() if stream.selected]
+            if settings.plan_only:
+                preflight.plan(selected, _to_stderr)
+                return
+            if settings.check_schema:
+                if preflight.check_schema(selected, _to_stderr):
+                    raise SystemExit(1)
+                return
+            try:
+                super().sync_all()
+            finally:
+                self._log_summary(selected)
         except (ConfigError, AircallError, FileFormatError) as error:
             self.logger.error("%s", error)
             raise SystemExit(f"tap-aircall-analytics: {error}") from None
+
+    def _log_summary(self, streams: list[ReportStream]) -> None:
+        """Log one line per stream: what its exports cost and what they gave."""
+        synced = [stream for stream in streams if stream.export_stats is not None]
+        if not synced:
+            return
+        self.logger.info("Run summary:")
+        self.logger.info("  %-54s %7s %7s %7s %11s %9s %8s", "stream", "windows", "exports", "retries", "rows",
+                         "MB", "wall s")
+        for stream in synced:
+            stats = stream.export_stats
+            retries = stats.failed_exports + stats.link_refreshes + (stream.client.retries if stream.client else 0)
+            self.logger.info("  %-54s %7d %7d %7d %11s %9.1f %8.1f", stream.name, stats.windows, stats.exports,
+                             retries, f"{stats.rows:,}", stats.bytes / 1e6, stats.seconds)
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

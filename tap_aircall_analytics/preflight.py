@@ -1,0 +1,93 @@
+"""Look before you sync: the plan of a run, and the CSV headers checked against the catalogue.
+
+Both write a report for a person to stderr (stdout stays for Singer messages) and are
+run instead of a sync by the `plan_only` and `check_schema` settings.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import difflib
+import textwrap
+import typing as t
+
+from tap_aircall_analytics.records import HeaderMatch, open_text
+from tap_aircall_analytics.windows import Window
+
+if t.TYPE_CHECKING:
+    from tap_aircall_analytics.streams import ReportStream
+
+#: An export costs at least two API calls: the request and one poll.
+CALLS_PER_EXPORT = 2
+ASSUMED_RATE_LIMIT = 60  # requests a minute: the lower of the figures Aircall's pages give
+
+
+def plan(streams: list[ReportStream], write: t.Callable[[str], None]) -> None:
+    """Write which windows each stream would export, and the API calls that takes at least."""
+    settings = streams[0]._tap.settings if streams else None  # noqa: SLF001
+    if settings is None:
+        write("No stream is selected: nothing to plan.")
+        return
+    write(f"Plan (nothing is exported): timezone {settings.timezone}, today {settings.today()}, "
+          f"window_days {settings.window_days}, lookback_days {settings.lookback_days}")
+    write(f"{'stream':<54}{'from':<12}{'to':<12}{'exports':>8}{'API calls':>11}  bookmark")
+    total = 0
+    for stream in streams:
+        windows = stream.planned_windows()
+        bookmark = stream.bookmark()
+        first = windows[0].first.isoformat() if windows else "-"
+        last = windows[-1].last.isoformat() if windows else "-"
+        total += len(windows)
+        write(f"{stream.name:<54}{first:<12}{last:<12}{len(windows):>8}{len(windows) * CALLS_PER_EXPORT:>11}  "
+              f"{bookmark or 'none (first run)'}")
+        if windows:
+            write(textwrap.fill(", ".join(map(str, windows)), width=110, initial_indent="    ",
+                                subsequent_indent="    "))
+    minutes = total * CALLS_PER_EXPORT / ASSUMED_RATE_LIMIT
+    write(f"Total: {total} exports, at least {total * CALLS_PER_EXPORT} API calls (requests and polls; "
+          f"about {minutes:.0f} min of rate limit at {ASSUMED_RATE_LIMIT} requests/minute). "
+          "Downloads go to the storage host and do not count.")
+
+
+def _differences(match: HeaderMatch) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """New and missing labels, and the pairs among them that look like a rename."""
+    new = list(match.unknown)
+    missing = [column.label for column in match.missing]
+    renamed = []
+    for label in list(missing):
+        close = difflib.get_close_matches(label, new, n=1, cutoff=0.6)
+        if close:
+            renamed.append((label, close[0]))
+            missing.remove(label)
+            new.remove(close[0])
+    return new, missing, renamed
+
+
+def check_schema(streams: list[ReportStream], write: t.Callable[[str], None]) -> int:
+    """Export one day of each stream and compare its header with the catalogue.
+
+    Returns how many reports differ.
+    """
+    differing = 0
+    for stream in streams:
+        settings = stream._tap.settings  # noqa: SLF001
+        day = settings.today() - dt.timedelta(days=1)
+        window = Window(day, day)
+        header: list[str] | None = None
+        for file in stream.exported_files([window]):
+            with open_text(file.path, file.zipped) as text:
+                header = next(csv.reader(text), [])
+        match = HeaderMatch.of(stream.report, header or [])
+        new, missing, renamed = _differences(match)
+        if not (new or missing or renamed):
+            write(f"{stream.name}: the header of {day} matches the catalogue ({len(match.positions)} columns)")
+            continue
+        differing += 1
+        parts = [f"renamed? '{old}' -> '{label}'" for old, label in renamed]
+        parts += [f"new column '{label}'" for label in new]
+        parts += [f"missing column '{label}'" for label in missing]
+        write(f"{stream.name}: the header of {day} differs from the catalogue: {'; '.join(parts)}")
+    if differing:
+        write(f"{differing} report(s) differ: edit their columns in tap_aircall_analytics/reports.py")
+    return differing
