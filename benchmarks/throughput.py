@@ -150,7 +150,8 @@ def memory(rows: int, workdir: Path, batch: bool) -> float:
         catalog = json.loads(subprocess.run([sys.executable, "-m", "tap_aircall_analytics", "--discover"],
                                             capture_output=True, text=True, check=True).stdout)
         for stream in catalog["streams"]:
-            stream["metadata"][0]["metadata"]["selected"] = stream["tap_stream_id"] == "calls_history"
+            top = next(entry for entry in stream["metadata"] if entry["breadcrumb"] == [])
+            top["metadata"]["selected"] = stream["tap_stream_id"] == "calls_history"
         (workdir / "catalog.json").write_text(json.dumps(catalog))
         return peak_rss_mb([sys.executable, "-m", "tap_aircall_analytics", "--config", str(workdir / "config.json"),
                             "--catalog", str(workdir / "catalog.json")], {**os.environ, "TMPDIR": str(workdir)})

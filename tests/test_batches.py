@@ -23,6 +23,13 @@ FAULTS = {"zipped": True, "bom": True, "crlf": True, "shuffle_columns": True, "r
           "calls_per_day": 150}
 
 
+def batch_settings(root: Path, fmt: str = "jsonl", compression: str = "gzip") -> dict:
+    """A batch_config writing into `root` (created here)."""
+    root.mkdir(exist_ok=True)
+    return {"batch_config": {"encoding": {"format": fmt, "compression": compression},
+                             "storage": {"root": root.as_uri(), "prefix": "run-"}}}
+
+
 def canonical(records: list[dict]) -> list[str]:
     """Records as sorted JSON texts: a batch is a set of rows, in no particular order."""
     return sorted(json.dumps(record, sort_keys=True) for record in records)
@@ -62,10 +69,7 @@ def test_batch_files_hold_exactly_the_record_mode_records(simulator, run_tap, tm
     config = tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), timezone="Europe/Paris",
                         window_days=2)
     records = run_tap(config)
-    batch_config = {"encoding": {"format": fmt, "compression": compression},
-                    "storage": {"root": (tmp_path / "batches").as_uri(), "prefix": "run-"}}
-    (tmp_path / "batches").mkdir()
-    batched = run_tap({**config, "batch_config": batch_config})
+    batched = run_tap({**config, **batch_settings(tmp_path / "batches", fmt, compression)})
     assert "RECORD" not in {json.loads(line)["type"] for line in batched.stdout.splitlines()}
     found = batch_records(batched, fmt)
     assert set(found) == set(records.records)
@@ -76,10 +80,8 @@ def test_batch_files_hold_exactly_the_record_mode_records(simulator, run_tap, tm
 
 def test_parquet_batches_have_native_types(simulator, run_tap, tmp_path):
     sim = simulator(rate_limit=100_000)
-    (tmp_path / "b").mkdir()
     run = run_tap({**tap_config(sim, start_date=FIRST.isoformat(), end_date=FIRST.isoformat()),
-                   "batch_config": {"encoding": {"format": "parquet", "compression": "gzip"},
-                                    "storage": {"root": (tmp_path / "b").as_uri()}}},
+                   **batch_settings(tmp_path / "b", "parquet", "gzip")},
                   streams=["calls_history", "user_activity_calls_handled"])
     types = {}
     for line in run.stdout.splitlines():
@@ -96,11 +98,8 @@ def test_parquet_batches_have_native_types(simulator, run_tap, tmp_path):
 
 def test_each_batch_is_followed_by_the_state_of_its_window(simulator, run_tap, tmp_path):
     sim = simulator(rate_limit=100_000)
-    (tmp_path / "b").mkdir()
     run = run_tap({**tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=2),
-                   "batch_config": {"encoding": {"format": "jsonl", "compression": "gzip"},
-                                    "storage": {"root": (tmp_path / "b").as_uri()}}},
-                  streams=["user_activity_calls_handled"])
+                   **batch_settings(tmp_path / "b")}, streams=["user_activity_calls_handled"])
     kinds = [(m["type"], m.get("value", {}).get("bookmarks", {}).get("user_activity_calls_handled", {})
               .get("replication_key_value")) for m in map(json.loads, run.stdout.splitlines())
              if m["type"] in ("BATCH", "STATE")]
@@ -111,11 +110,8 @@ def test_each_batch_is_followed_by_the_state_of_its_window(simulator, run_tap, t
 
 def test_deselected_properties_are_left_out_of_batches(simulator, run_tap, tmp_path):
     sim = simulator(rate_limit=100_000)
-    (tmp_path / "b").mkdir()
     run = run_tap({**tap_config(sim, start_date=FIRST.isoformat(), end_date=FIRST.isoformat()),
-                   "batch_config": {"encoding": {"format": "jsonl", "compression": "gzip"},
-                                    "storage": {"root": (tmp_path / "b").as_uri()}}},
-                  streams=["calls_history"], deselect=("customer_number",))
+                   **batch_settings(tmp_path / "b")}, streams=["calls_history"], deselect=("customer_number",))
     rows = batch_records(run, "jsonl")["calls_history"]
     assert rows and all("customer_number" not in row and "call_id" in row for row in rows)
 
@@ -180,7 +176,6 @@ def test_offsets_follow_zoneinfo_on_both_daylight_saving_changes():
 def test_jsonl_gz_batches_load_into_postgres_like_record_mode(installed_plugins, simulator, tmp_path):
     sim = simulator(rate_limit=100_000)
     schemas = {"record": "e2e_record_" + tmp_path.name[-6:], "batch": "e2e_batch_" + tmp_path.name[-6:]}
-    (tmp_path / "batches").mkdir()
     columns = ", ".join(column.name for column in REPORTS_BY_API_NAME["CALLS_HISTORY"].columns)
     try:
         for mode, schema in schemas.items():
@@ -190,9 +185,7 @@ def test_jsonl_gz_batches_load_into_postgres_like_record_mode(installed_plugins,
             meltano.set(postgres__database="test", postgres__default_target_schema=schema,
                         postgres__password="unused")
             if mode == "batch":
-                meltano.set(tap__batch_config=json.dumps(
-                    {"encoding": {"format": "jsonl", "compression": "gzip"},
-                     "storage": {"root": (tmp_path / "batches").as_uri()}}))
+                meltano.set(tap__batch_config=json.dumps(batch_settings(tmp_path / "batches")["batch_config"]))
             (tmp_path / mode).mkdir()
             meltano("run", "tap-aircall-analytics", "target-postgres")
         assert any((tmp_path / "batches").iterdir())

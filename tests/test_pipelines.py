@@ -19,8 +19,9 @@ TODAY = dt.datetime.now(dt.timezone.utc).date()
 
 def expected_counts(sim, first: dt.date, last: dt.date, timezone: str = "UTC") -> dict[str, int]:
     counts = {}
+    today = dt.datetime.now(zoneinfo.ZoneInfo(timezone)).date()
     for report in REPORTS:
-        earliest = report.earliest_day(TODAY)
+        earliest = report.earliest_day(today)
         start = max(first, earliest) if earliest else first
         counts[report.stream_name] = len(sim.expected_rows(report.api_name, start, last, timezone)[1]) if start <= last else 0
     return counts
@@ -48,20 +49,21 @@ def pg_counts(schema: str) -> dict[str, int]:
 
 def test_postgres_types_counts_incremental_runs_and_backfill(installed_plugins, simulator, tmp_path, pg_schema):
     sim = simulator(rate_limit=100_000)
-    first = TODAY - dt.timedelta(days=3)
+    today = dt.datetime.now(zoneinfo.ZoneInfo("Europe/Paris")).date()  # the account's today
+    first = today - dt.timedelta(days=3)
     meltano = Meltano(tmp_path, sim, tap__start_date=first, tap__window_days=2, tap__timezone="Europe/Paris")
     # The local server trusts loopback connections; the target still wants a password set.
     meltano.set(postgres__database="test", postgres__default_target_schema=pg_schema, postgres__password="unused")
     meltano("run", "tap-aircall-analytics", "target-postgres")
 
-    expected = expected_counts(sim, first, TODAY, "Europe/Paris")
+    expected = expected_counts(sim, first, today, "Europe/Paris")
     assert pg_counts(pg_schema) == expected
 
     with psycopg.connect(POSTGRES) as db:
         types = dict(db.execute(
             "select table_name || '.' || column_name, data_type from information_schema.columns "
             "where table_schema = %s", (pg_schema,)).fetchall())
-        labels, rows = sim.expected_rows("CALLS_HISTORY", first, TODAY, "Europe/Paris")
+        labels, rows = sim.expected_rows("CALLS_HISTORY", first, today, "Europe/Paris")
         call = rows[0]
         stored = db.execute(f'select started_at, duration, answered from "{pg_schema}".calls_history '
                             "where call_id = %s", (int(call[0]),)).fetchone()
@@ -78,7 +80,7 @@ def test_postgres_types_counts_incremental_runs_and_backfill(installed_plugins, 
     # A second run reads its state from Meltano's system database: only the recent days again.
     sim.api_requests.clear()
     meltano("run", "tap-aircall-analytics", "target-postgres")
-    assert set(export_starts(sim, "CALLS_HISTORY")) == {(TODAY - dt.timedelta(days=1)).isoformat()}
+    assert set(export_starts(sim, "CALLS_HISTORY")) == {(today - dt.timedelta(days=1)).isoformat()}
     assert pg_counts(pg_schema) == expected  # re-read rows replaced themselves (load_method: upsert)
     with psycopg.connect(POSTGRES) as db:
         (distinct,) = db.execute(f'select count(distinct call_id) from "{pg_schema}".calls_history').fetchone()
@@ -86,13 +88,13 @@ def test_postgres_types_counts_incremental_runs_and_backfill(installed_plugins, 
 
     # A backfill of earlier days, without touching the scheduled state.
     state_before = meltano("state", "get", "dev:tap-aircall-analytics-to-target-postgres").stdout
-    backfill_first = TODAY - dt.timedelta(days=8)
+    backfill_first = today - dt.timedelta(days=8)
     meltano.set(tap__start_date=backfill_first, tap__end_date=first - dt.timedelta(days=1))
     meltano("run", "--full-refresh", "--no-state-update", "tap-aircall-analytics", "target-postgres")
-    assert pg_counts(pg_schema) == expected_counts(sim, backfill_first, TODAY, "Europe/Paris")
+    assert pg_counts(pg_schema) == expected_counts(sim, backfill_first, today, "Europe/Paris")
     assert meltano("state", "get", "dev:tap-aircall-analytics-to-target-postgres").stdout == state_before
     assert json.loads(state_before)["singer_state"]["bookmarks"]["calls_history"]["replication_key_value"] == \
-        TODAY.isoformat()
+        today.isoformat()
 
 
 def test_duckdb_holds_every_record_the_tap_emitted(installed_plugins, simulator, tmp_path):

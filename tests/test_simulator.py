@@ -322,3 +322,29 @@ def test_wall_clock_follows_daylight_saving_in_the_request_timezone(simulator):
     assert ("2026-10-24", 2.0) in offsets and ("2026-10-26", 1.0) in offsets
     repeated = [p for p in paris.values() if p.startswith("2026-10-25 02:")]
     assert len(repeated) == 8  # the hour 02:00-03:00 happens twice
+
+
+def test_command_line_prints_its_url_and_serves_with_the_faults_asked(tmp_path):
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tap_aircall_analytics.simulator", "--port", "0", "--zipped", "--export-seconds", "0",
+         "--empty-days", "2026-10-05"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        created = requests.post(url + PATH, json=body(first="2026-10-05", last="2026-10-05"), auth=AUTH, timeout=10)
+        assert created.status_code == 201
+        for _ in range(100):
+            export = requests.get(f"{url}{PATH}/{created.json()['exportID']}", auth=AUTH, timeout=10).json()
+            if export["status"] != "PENDING":
+                break
+            time.sleep(0.02)
+        assert export["isZipCompressed"] is True
+        archive = zipfile.ZipFile(io.BytesIO(requests.get(export["downloadUrl"], timeout=10).content))
+        assert rows_of(archive.read(archive.namelist()[0]))[1:] == []  # the empty day
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stdout.close()

@@ -12,6 +12,35 @@ import threading
 from tap_aircall_analytics.simulator.server import Simulator, SimulatorConfig
 
 
+HELP = {
+    "seed": "seed of the generated data: the same seed always serves the same rows",
+    "api_id": "API ID accepted for Basic authentication",
+    "api_token": "API token accepted for Basic authentication",
+    "access_token": "token accepted for Bearer authentication",
+    "analytics_plus": "without it, every call answers 403 (no Analytics+ add-on)",
+    "calls_per_day": "calls generated per day (Call History and ringing attempts scale with it)",
+    "export_seconds": "time an export stays PENDING",
+    "fail_first_export": "the first export of each report ends FAILED",
+    "fail_over_days": "exports over this many days end FAILED with 'too many rows'",
+    "fail_days": "exports including one of these days (YYYY-MM-DD,...) end FAILED",
+    "forget_first_export": "the first export answers 404 once completed",
+    "refuse_first_download": "the first download of each export answers 403",
+    "error_every": "every Nth API request answers 500",
+    "cut_download_once": "the first download is cut off half-way",
+    "link_seconds": "lifetime of a download link",
+    "export_ttl_seconds": "an export answers 404 this long after its creation",
+    "rate_limit": "API requests allowed per rate window (then 429 with Retry-After)",
+    "rate_window_seconds": "length of the rate window",
+    "zipped": "serve files as zip archives holding one CSV",
+    "bom": "start files with a UTF-8 BOM",
+    "crlf": "end lines with CRLF",
+    "shuffle_columns": "shuffle the column order",
+    "drop_column": "leave this contract column out of every file",
+    "extra_column": "add this column, unknown to the contract, to every file",
+    "empty_days": "days (YYYY-MM-DD,...) with no data",
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aircall-analytics-simulator",
@@ -25,14 +54,15 @@ def _parser() -> argparse.ArgumentParser:
     for config_field in dataclasses.fields(SimulatorConfig):
         flag = "--" + config_field.name.replace("_", "-")
         default = config_field.default
+        text = HELP.get(config_field.name, "")
         if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
         elif "frozenset" in str(config_field.type):
-            parser.add_argument(flag, type=_days, default=frozenset(), help="comma-separated YYYY-MM-DD days")
+            parser.add_argument(flag, type=_days, default=frozenset(), help=text)
         else:
             annotation = str(config_field.type)
             kind = float if "float" in annotation else int if "int" in annotation else str
-            parser.add_argument(flag, type=kind, default=default, help=f"default: {default}")
+            parser.add_argument(flag, type=kind, default=default, help=f"{text} (default: {default})")
     return parser
 
 
