@@ -89,7 +89,7 @@ class ReportStream(Stream):
     def get_batches(
         self, batch_config: BatchConfig, context: Context | None = None
     ) -> t.Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
-        """Export each window and convert its file to one batch file with DuckDB.
+        """Export each window and convert its file to batch files with DuckDB.
 
         Falls back to the SDK's batcher (records built in Python) when stream maps,
         flattening or an encoding DuckDB does not write are in play.
