@@ -348,3 +348,27 @@ def test_command_line_prints_its_url_and_serves_with_the_faults_asked(tmp_path):
         process.terminate()
         process.wait(timeout=10)
         process.stdout.close()
+
+
+def test_exports_including_a_failing_day_fail(simulator):
+    sim = simulator(fail_days=frozenset({dt.date(2026, 10, 6)}))
+    failing = wait_completed(sim, create(sim, body(first="2026-10-05", last="2026-10-06")).json()["exportID"])
+    assert failing["status"] == "FAILED" and "too many rows" in failing["errorMessage"]
+    fine = wait_completed(sim, create(sim, body(first="2026-10-05", last="2026-10-05")).json()["exportID"])
+    assert fine["status"] == "COMPLETED"
+
+
+def test_first_export_is_forgotten_once_completed(simulator):
+    sim = simulator(forget_first_export=True, export_seconds=0.1)
+    first = create(sim).json()["exportID"]
+    time.sleep(0.3)
+    assert requests.get(f"{sim.api_url}{PATH}/{first}", auth=AUTH, timeout=10).status_code == 404
+    assert wait_completed(sim, create(sim).json()["exportID"])["status"] == "COMPLETED"
+
+
+def test_first_download_of_each_export_is_refused_then_served(simulator):
+    sim = simulator(refuse_first_download=True)
+    export = wait_completed(sim, create(sim).json()["exportID"])
+    assert requests.get(export["downloadUrl"], timeout=10).status_code == 403
+    assert requests.get(export["downloadUrl"], timeout=10).status_code == 200
+    assert [d.status for d in sim.downloads] == [403, 200]
