@@ -249,7 +249,10 @@ class ExportScheduler:
         self._say(window, f"{why}; polling export {export.export_id} for a fresh link")
         fresh = self.client.get_export(export.export_id)
         if fresh.status != STATUS_COMPLETED:
-            return self._await(fresh, window)
+            fresh = self._await(fresh, window)
+        if not fresh.download_url:
+            raise WindowFailed(f"{self.report.stream_name} {window}: export {fresh.export_id} is COMPLETED "
+                               "but the API gave no downloadUrl")
         return fresh
 
     def _say(self, window: Window, message: str) -> None:
