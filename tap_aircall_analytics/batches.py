@@ -20,7 +20,16 @@ from pathlib import Path
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
 from tap_aircall_analytics.records import TIMESTAMP_EXPECTED, FileFormatError, HeaderMatch, RecordReader, open_text
-from tap_aircall_analytics.reports import FALSE_TEXT, LIST_SEPARATOR, PERCENT_SUFFIX, TRUE_TEXT, Column, Kind
+from tap_aircall_analytics.reports import (
+    FALSE_TEXT,
+    ISO_WALL_CLOCK,
+    LIST_SEPARATOR,
+    PERCENT_SUFFIX,
+    TIMESTAMP_FORMAT,
+    TRUE_TEXT,
+    Column,
+    Kind,
+)
 from tap_aircall_analytics.windows import Window
 
 FORMATS = {"jsonl": "json", "parquet": "parquet"}
@@ -198,8 +207,11 @@ class BatchFileWriter:
         if kind is Kind.DATE:
             date = f"CAST(strptime({field}, '%Y-%m-%d') AS DATE)"
             return f"strftime({date}, '%Y-%m-%d')" if self.encoding.format == "jsonl" else date
-        local = (f"CASE WHEN strlen({field}) = 19 AND substr({field}, 11, 1) = ' ' THEN CAST({field} AS TIMESTAMP) "
-                 f"ELSE {bad}{TIMESTAMP_EXPECTED}') END")
+        if TIMESTAMP_FORMAT == ISO_WALL_CLOCK:  # the fast cast, kept as strict as records.py
+            local = (f"CASE WHEN strlen({field}) = 19 AND substr({field}, 11, 1) = ' ' "
+                     f"THEN CAST({field} AS TIMESTAMP) ELSE {bad}{TIMESTAMP_EXPECTED}') END")
+        else:
+            local = f"strptime({field}, {_sql_text(TIMESTAMP_FORMAT)})"
         cases = " ".join(f"WHEN {local} >= TIMESTAMP '{start.isoformat(' ')}' THEN {seconds}"
                          for start, seconds in reversed(offsets[1:]))
         offset = f"(CASE {cases} ELSE {offsets[0][1]} END)" if cases else str(offsets[0][1])

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from tap_aircall_analytics.reports import (
     FALSE_TEXT,
+    ISO_WALL_CLOCK,
+    TIMESTAMP_FORMAT,
     LIST_SEPARATOR,
     PERCENT_SUFFIX,
     TRUE_TEXT,
@@ -96,6 +98,21 @@ class UtcConverter:
         return minute
 
 
+class FormattedUtcConverter:
+    """Wall-clock text in the catalogue's TIMESTAMP_FORMAT, when it is not the ISO layout."""
+
+    def __init__(self, timezone: str) -> None:
+        self._zone = zoneinfo.ZoneInfo(timezone)
+
+    def __call__(self, text: str) -> str:
+        try:
+            local = dt.datetime.strptime(text, TIMESTAMP_FORMAT)
+        except ValueError:
+            raise BadValue(f"a timestamp ({TIMESTAMP_FORMAT})") from None
+        moment = local.replace(tzinfo=self._zone, fold=0).astimezone(dt.timezone.utc)
+        return moment.replace(microsecond=0).isoformat()
+
+
 TIMESTAMP_EXPECTED = "a timestamp (YYYY-MM-DD HH:MM:SS)"
 _SECONDS = frozenset(f":{second:02d}" for second in range(60))
 CACHE_LIMIT = 1 << 14  # entries per converter: a few MB at most, cleared when full
@@ -170,7 +187,7 @@ def _list(text: str) -> list[str]:
 def converter(kind: Kind, timezone: str) -> Callable[[str], object]:
     """Return the function that reads a non-empty field of this kind."""
     if kind is Kind.TIMESTAMP:
-        return UtcConverter(timezone)
+        return UtcConverter(timezone) if TIMESTAMP_FORMAT == ISO_WALL_CLOCK else FormattedUtcConverter(timezone)
     return {
         Kind.INTEGER: _integer,
         Kind.STRING: str,

@@ -42,7 +42,10 @@ KNOWN_FILTERS = frozenset(
 
 # --- The CSV files ------------------------------------------------------------------
 
-TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"  # local wall-clock time in the request timezone
+#: Local wall-clock time in the request timezone, as strptime reads it. This layout has a
+#: fast path; another one (say "%d/%m/%Y %H:%M") is read through strptime, more slowly.
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+ISO_WALL_CLOCK = "%Y-%m-%d %H:%M:%S"
 TRUE_TEXT = "Yes"
 FALSE_TEXT = "No"
 PERCENT_SUFFIX = "%"

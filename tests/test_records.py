@@ -175,3 +175,13 @@ def test_a_ragged_row_is_an_error(tmp_path):
 def test_kinds_cover_every_column():
     kinds = {column.kind for report in REPORTS_BY_API_NAME.values() for column in report.columns}
     assert kinds == set(Kind)
+
+
+def test_another_timestamp_layout_in_the_catalogue_is_read_the_same_way(monkeypatch):
+    from tap_aircall_analytics import records
+
+    monkeypatch.setattr(records, "TIMESTAMP_FORMAT", "%d/%m/%Y %H:%M")
+    convert = records.converter(Kind.TIMESTAMP, "Europe/Paris")
+    assert convert("25/10/2026 02:30") == UtcConverter("Europe/Paris")("2026-10-25 02:30:00")
+    with pytest.raises(records.BadValue, match="%d/%m/%Y %H:%M"):
+        convert("2026-10-25 02:30:00")
