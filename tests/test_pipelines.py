@@ -112,6 +112,15 @@ def test_duckdb_holds_every_record_the_tap_emitted(installed_plugins, simulator,
     assert emitted == expected_counts(sim, first, TODAY - dt.timedelta(days=1))
     assert loaded == emitted and all(count > 0 for count in loaded.values())
 
+    # The demo's second run re-reads the last days: target-duckdb merges them on the keys.
+    meltano.set(tap__end_date=TODAY - dt.timedelta(days=1), tap__lookback_days=2)
+    sim.api_requests.clear()
+    meltano("run", "tap-aircall-analytics", "target-duckdb")
+    assert export_starts(sim, "CALLS_HISTORY") == [first.isoformat()]  # the lookback re-read happened
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as db:
+        again = {stream: db.execute(f"select count(*) from aircall.{stream}").fetchone()[0] for stream in emitted}
+    assert again == loaded
+
 
 def test_meltano_config_test_passes_against_the_simulator(installed_plugins, simulator, tmp_path):
     sim = simulator()
