@@ -110,7 +110,10 @@ class BatchFileWriter:
             with open(local, "rb") as source, self.storage.open(filename, "wb") as target:
                 shutil.copyfileobj(source, target, 1 << 20)
             urls.append(self.storage.get_url(filename))
-        shutil.rmtree(output, ignore_errors=True) if output.is_dir() else output.unlink()
+        if output.is_dir():
+            shutil.rmtree(output, ignore_errors=True)
+        else:
+            output.unlink()
         if zipped:
             csv_path.unlink()
         return urls

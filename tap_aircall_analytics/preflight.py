@@ -16,6 +16,7 @@ from tap_aircall_analytics.records import HeaderMatch, open_text
 from tap_aircall_analytics.windows import Window
 
 if t.TYPE_CHECKING:
+    from tap_aircall_analytics.settings import Settings
     from tap_aircall_analytics.streams import ReportStream
 
 #: An export costs at least two API calls: the request and one poll.
@@ -23,10 +24,9 @@ CALLS_PER_EXPORT = 2
 ASSUMED_RATE_LIMIT = 60  # requests a minute: the lower of the figures Aircall's pages give
 
 
-def plan(streams: list[ReportStream], write: t.Callable[[str], None]) -> None:
+def plan(settings: Settings, streams: list[ReportStream], write: t.Callable[[str], None]) -> None:
     """Write which windows each stream would export, and the API calls that takes at least."""
-    settings = streams[0]._tap.settings if streams else None  # noqa: SLF001
-    if settings is None:
+    if not streams:
         write("No stream is selected: nothing to plan.")
         return
     write(f"Plan (nothing is exported): timezone {settings.timezone}, today {settings.today()}, "
@@ -64,16 +64,15 @@ def _differences(match: HeaderMatch) -> tuple[list[str], list[str], list[tuple[s
     return new, missing, renamed
 
 
-def check_schema(streams: list[ReportStream], write: t.Callable[[str], None]) -> int:
+def check_schema(settings: Settings, streams: list[ReportStream], write: t.Callable[[str], None]) -> int:
     """Export one day of each stream and compare its header with the catalogue.
 
     Returns how many reports differ.
     """
     differing = 0
+    day = settings.today() - dt.timedelta(days=1)
+    window = Window(day, day)
     for stream in streams:
-        settings = stream._tap.settings  # noqa: SLF001
-        day = settings.today() - dt.timedelta(days=1)
-        window = Window(day, day)
         header: list[str] | None = None
         for file in stream.exported_files([window]):
             with open_text(file.path, file.zipped) as text:

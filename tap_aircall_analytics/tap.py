@@ -73,10 +73,10 @@ class TapAircallAnalytics(Tap):
             remove_orphaned_downloads()
             selected = [stream for stream in self.streams.values() if stream.selected]
             if settings.plan_only:
-                preflight.plan(selected, _to_stderr)
+                preflight.plan(settings, selected, _to_stderr)
                 return
             if settings.check_schema:
-                if preflight.check_schema(selected, _to_stderr):
+                if preflight.check_schema(settings, selected, _to_stderr):
                     raise SystemExit(1)
                 return
             try:

@@ -336,8 +336,8 @@ class ReportData:
         text = self.clock.text
         for call_id, started, shape in self._placed_calls():
             for attempt in range(shape.attempts):
-                user_id, user_name, team = USERS[(call_id + attempt) % len(USERS)]
-                if not self.filters.keeps_user(USERS[(call_id + attempt) % len(USERS)]):
+                user = USERS[(call_id + attempt) % len(USERS)]
+                if not self.filters.keeps_user(user):
                     continue
                 ringing_at = text(started + 2 + attempt * 20)
                 if not self._keeps_day(ringing_at):
@@ -346,9 +346,9 @@ class ReportData:
                 yield [
                     f"{call_id}-{attempt + 1}",
                     str(call_id),
-                    str(user_id),
-                    user_name,
-                    TEAMS[team],
+                    str(user[0]),
+                    user[1],
+                    TEAMS[user[2]],
                     ringing_at,
                     duration_text(min(shape.waiting, 20) if last else 20),
                     "answered" if last and shape.fields[2] else "missed",

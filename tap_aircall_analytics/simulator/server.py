@@ -411,9 +411,12 @@ class Simulator:
 
     # --- the download host ------------------------------------------------------
 
+    def _signature(self, export_id: str, stamp: str) -> str:
+        return hmac.new(self._secret, f"{export_id}:{stamp}".encode(), hashlib.sha256).hexdigest()
+
     def _sign(self, export_id: str, expires: float) -> str:
         stamp = f"{expires:.3f}"
-        signature = hmac.new(self._secret, f"{export_id}:{stamp}".encode(), hashlib.sha256).hexdigest()
+        signature = self._signature(export_id, stamp)
         return f"{self.download_url}/exports/{export_id}.csv?X-Expires={stamp}&X-Signature={signature}"
 
     def _handle_download(self, request: BaseHTTPRequestHandler, method: str) -> None:
@@ -443,8 +446,7 @@ class Simulator:
         if refused:
             return HTTPStatus.FORBIDDEN
         stamp, signature = query.get("X-Expires", ""), query.get("X-Signature", "")
-        expected = hmac.new(self._secret, f"{export_id}:{stamp}".encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(signature, expected):
+        if not hmac.compare_digest(signature, self._signature(export_id, stamp)):
             return HTTPStatus.FORBIDDEN
         if time.time() > float(stamp):
             return HTTPStatus.FORBIDDEN
