@@ -13,13 +13,23 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import shutil
+import typing as t
 import uuid
 import zoneinfo
 from pathlib import Path
 
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
-from tap_aircall_analytics.records import TIMESTAMP_EXPECTED, FileFormatError, HeaderMatch, RecordReader, open_text
+from tap_aircall_analytics.records import (
+    EXTRA_COLUMNS,
+    RAW_PROPERTIES,
+    TIMESTAMP_EXPECTED,
+    UNPARSED_VALUES,
+    FileFormatError,
+    HeaderMatch,
+    RecordReader,
+    open_text,
+)
 from tap_aircall_analytics.reports import (
     FALSE_TEXT,
     ISO_WALL_CLOCK,
@@ -99,10 +109,10 @@ class BatchFileWriter:
             csv_path = plain
         with open_text(csv_path, zipped=False) as text:
             header = next(csv.reader(text), None)
-        select = self._empty_select() if header is None else self._select(
-            csv_path, len(header), self.reader.match(header), window)
+        match = None if header is None else self.reader.match(header)
+        select = self._empty_select() if match is None else self._select(csv_path, len(header or ()), match, window)
         output = workdir / f"{csv_path.stem}.batch"
-        self._copy(select, output)
+        self._copy(select, output, csv_path, match)
         self._count += 1
         urls = []
         for part, local in enumerate(sorted(output.iterdir()) if output.is_dir() else [output], start=1):
@@ -124,8 +134,8 @@ class BatchFileWriter:
             return "parquet"
         return "json.gz" if self.encoding.compression == "gzip" else "jsonl"
 
-    def _copy(self, select: str, destination: Path) -> None:
-        """Run the conversion. JSON lines are written by both threads at once, a file each."""
+    def _copy(self, select: str, destination: Path, source: Path, match: HeaderMatch | None) -> None:
+        """Run the conversion, then count the cells kept as text. JSON lines: both threads write a file each."""
         if self.encoding.format == "jsonl":
             options = "FORMAT json, PER_THREAD_OUTPUT true" + (
                 ", COMPRESSION gzip" if self.encoding.compression == "gzip" else "")
@@ -138,83 +148,149 @@ class BatchFileWriter:
             db.execute("SET TimeZone = 'UTC'")
             db.execute("SET preserve_insertion_order = false")  # a batch is a set of rows: no reordering buffers
             db.execute("SET enable_progress_bar = false")
+            for index, _ in self._lenient_columns(match):
+                db.execute(f"CREATE SEQUENCE {_unparsed_counter(index)}")
             try:
                 (self.rows_written,) = db.execute(
                     f"COPY ({select}) TO {_sql_text(str(destination))} ({options})").fetchone()
             except duckdb.Error as error:
-                first_line = str(error).strip().splitlines()[0]
-                raise FileFormatError(f"{self.report.stream_name}: {first_line}") from None
+                self._explain(source, str(error).strip().splitlines()[0])
+            counts = dict(db.execute("SELECT sequence_name, last_value FROM duckdb_sequences()").fetchall())
+        for index, column in self._lenient_columns(match):
+            if counts.get(_unparsed_counter(index)):
+                self.reader.count_unparsed(column, counts[_unparsed_counter(index)])
+
+    def _explain(self, source: Path, duckdb_message: str) -> t.NoReturn:
+        """Raise the error RECORD mode gives for this file (row, column, value), else DuckDB's."""
+        strict = RecordReader(self.report, self.reader.timezone, lambda message: None, strict=True)
+        for _ in strict.read(source):
+            pass
+        raise FileFormatError(f"{self.report.stream_name}: {duckdb_message}")
+
+    def _lenient_columns(self, match: HeaderMatch | None) -> list[tuple[int, Column]]:
+        """The columns whose bad cells are kept as text (not keys, not text already, not strict)."""
+        if match is None or self.reader.strict:
+            return []
+        return [(index, column) for index, column in match.positions
+                if column.kind not in (Kind.STRING, Kind.LIST) and column.name not in self.report.primary_key
+                and column.name in self.selected]
 
     def _empty_select(self) -> str:
-        columns = ", ".join(
-            f"CAST(NULL AS {self._sql_type(self.report.column(name))}) AS \"{name}\"" for name in self.selected
-        )
-        return f"SELECT {columns} LIMIT 0"
+        return f"SELECT {', '.join(f'{self._null(name)} AS {_quoted(name)}' for name in self.selected)} LIMIT 0"
+
+    def _null(self, name: str) -> str:
+        if name in RAW_PROPERTIES:
+            return "CAST(NULL AS MAP(VARCHAR, VARCHAR))"
+        return f"CAST(NULL AS {self._sql_type(self.report.column(name))})"
 
     def _select(self, path: Path, width: int, match: HeaderMatch, window: Window) -> str:
+        """Convert in an inner query (each cell once), assemble the record in the outer one."""
         columns = ", ".join(f"'c{index}': 'VARCHAR'" for index in range(width))
         source = (
             f"read_csv({_sql_text(str(path))}, header = true, auto_detect = false, delim = ',', "
             f"quote = '\"', escape = '\"', strict_mode = false, buffer_size = {CSV_BUFFER_BYTES}, "
             f"columns = {{{columns}}})"
         )
-        positions = {column.name: index for index, column in match.positions}
         offsets = _utc_offsets(self.reader.timezone, window)
+        lenient = {index for index, _ in self._lenient_columns(match)}
+        converted = [f"{self._expression(column, f'c{index}', offsets, index in lenient)} AS v{index}"
+                     for index, column in match.positions if column.name in self.selected]
+        inner = f"SELECT *, {', '.join(converted)} FROM {source}" if converted else f"SELECT * FROM {source}"
+        unparsed = self._unparsed_entries(match, lenient) if UNPARSED_VALUES in self.selected else None
+        if unparsed:  # a query of its own: the list is used twice below, its counters must run once
+            inner = f"SELECT *, {unparsed} AS unparsed FROM ({inner})"
+        positions = {column.name: index for index, column in match.positions}
         fields = []
         for name in self.selected:
-            column = self.report.column(name)
-            if name in positions:
-                expression = self._expression(column, f"c{positions[name]}", offsets)
+            if name == EXTRA_COLUMNS:
+                expression = self._extra_columns(match)
+            elif name == UNPARSED_VALUES:
+                expression = ("CASE WHEN len(unparsed) > 0 THEN map_from_entries(unparsed) END" if unparsed
+                              else self._null(name))
+            elif name in positions:
+                expression = f"v{positions[name]}"
             else:
-                expression = f"CAST(NULL AS {self._sql_type(column)})"
-            fields.append(f'{expression} AS "{name}"')
-        return f"SELECT {', '.join(fields)} FROM {source}"
+                expression = self._null(name)
+            fields.append(f"{expression} AS {_quoted(name)}")
+        return f"SELECT {', '.join(fields)} FROM ({inner})"
+
+    def _extra_columns(self, match: HeaderMatch) -> str:
+        """The unknown columns as a map of label to text (an empty cell stays an empty text)."""
+        if not match.extras:
+            return self._null(EXTRA_COLUMNS)
+        labels = ", ".join(_sql_text(label) for _, label in match.extras)
+        values = ", ".join(f"coalesce(c{index}, '')" for index, _ in match.extras)
+        return f"map([{labels}], [{values}])"
+
+    def _unparsed_entries(self, match: HeaderMatch, lenient: set[int]) -> str | None:
+        """The cells that did not convert, as a list of (property, text); each one counted once."""
+        entries = []
+        for index, column in match.positions:
+            if index in lenient:
+                failed = f"c{index} IS NOT NULL AND c{index} <> '' AND v{index} IS NULL"
+                counted = f"CASE WHEN nextval('{_unparsed_counter(index)}') > 0 THEN c{index} END"
+                entries.append(f"{{'k': {_sql_text(column.name)}, 'v': CASE WHEN {failed} THEN {counted} END}}")
+        if not entries:
+            return None
+        return f"list_filter([{', '.join(entries)}], entry -> entry.v IS NOT NULL)"
 
     def _sql_type(self, column: Column) -> str:
         json_lines = self.encoding.format == "jsonl"
         return {
-            Kind.INTEGER: "BIGINT", Kind.STRING: "VARCHAR", Kind.DURATION: "BIGINT", Kind.BOOLEAN: "BOOLEAN",
-            Kind.PERCENT: "DOUBLE", Kind.LIST: "VARCHAR[]",
+            Kind.INTEGER: "BIGINT", Kind.NUMBER: "DOUBLE", Kind.STRING: "VARCHAR", Kind.DURATION: "BIGINT",
+            Kind.BOOLEAN: "BOOLEAN", Kind.PERCENT: "DOUBLE", Kind.LIST: "VARCHAR[]",
             Kind.TIMESTAMP: "VARCHAR" if json_lines else "TIMESTAMPTZ",
             Kind.DATE: "VARCHAR" if json_lines else "DATE",
         }[column.kind]
 
-    def _expression(self, column: Column, field: str, offsets: list[tuple[dt.datetime | None, int]]) -> str:
-        """SQL for one column: the same value as the records.py converter, NULL when empty."""
+    def _expression(self, column: Column, field: str, offsets: list[tuple[dt.datetime | None, int]],
+                    lenient: bool) -> str:
+        """SQL for one column: the same value as the records.py converter, NULL when empty.
+
+        A bad cell is NULL when `lenient`, else an error naming the column and the value.
+        """
         label = column.label.replace("'", "''")
-        bad = f"error('column ''{label}'': ' || {field} || ' is not "
+        if lenient:
+            def bad(expected: str) -> str:
+                return "NULL"
+        else:
+            def bad(expected: str) -> str:
+                return f"error('column ''{label}'': ' || {field} || ' is not {expected}')"
+        value = self._value(column, field, offsets, bad, "TRY_CAST" if lenient else "CAST")
         if column.name in self.report.primary_key:
             present = f"{field} IS NOT NULL AND {field} <> ''"
-            value = self._value(column, field, offsets, bad)
             return f"CASE WHEN {present} THEN {value} ELSE error('column ''{label}'': key column is empty') END"
-        return f"CASE WHEN {field} IS NULL OR {field} = '' THEN NULL ELSE {self._value(column, field, offsets, bad)} END"
+        return f"CASE WHEN {field} IS NULL OR {field} = '' THEN NULL ELSE {value} END"
 
-    def _value(self, column: Column, field: str, offsets, bad: str) -> str:
+    def _value(self, column: Column, field: str, offsets, bad: t.Callable[[str], str], cast: str) -> str:
         kind = column.kind
         if kind is Kind.STRING:
             return field
         if kind is Kind.INTEGER:
-            return f"CAST({field} AS BIGINT)"
-        if kind is Kind.PERCENT:
-            return f"CAST(rtrim({field}, '{PERCENT_SUFFIX}') AS DOUBLE)"
+            return f"{cast}({field} AS BIGINT)"
+        if kind in (Kind.NUMBER, Kind.PERCENT):
+            number = f"{cast}({field} AS DOUBLE)" if kind is Kind.NUMBER else \
+                f"{cast}(rtrim({field}, '{PERCENT_SUFFIX}') AS DOUBLE)"
+            return f"CASE WHEN isfinite({number}) THEN {number} ELSE {bad('a finite number')} END"
         if kind is Kind.BOOLEAN:
-            return f"CASE {field} WHEN '{TRUE_TEXT}' THEN true WHEN '{FALSE_TEXT}' THEN false ELSE {bad}a boolean') END"
+            return f"CASE {field} WHEN '{TRUE_TEXT}' THEN true WHEN '{FALSE_TEXT}' THEN false ELSE {bad('a boolean')} END"
         if kind is Kind.LIST:  # the non-empty items between separators, trimmed
             item = f"[^{LIST_SEPARATOR}\\s](?:[^{LIST_SEPARATOR}]*[^{LIST_SEPARATOR}\\s])?"
             return f"regexp_extract_all({field}, '{item}')"
         if kind is Kind.DURATION:  # H:MM:SS; a part that is not a number fails its CAST
             parts = [f"split_part({field}, ':', {n})" for n in (1, 2, 3)]
             return (f"CASE WHEN strlen({parts[1]}) = 2 AND strlen({parts[2]}) = 2 THEN "
-                    f"CAST({parts[0]} AS BIGINT) * 3600 + CAST({parts[1]} AS BIGINT) * 60 + CAST({parts[2]} AS BIGINT)"
-                    f" ELSE {bad}a duration (H:MM:SS)') END")
+                    f"{cast}({parts[0]} AS BIGINT) * 3600 + {cast}({parts[1]} AS BIGINT) * 60 + "
+                    f"{cast}({parts[2]} AS BIGINT) ELSE {bad('a duration (H:MM:SS)')} END")
+        strptime = "try_strptime" if cast == "TRY_CAST" else "strptime"
         if kind is Kind.DATE:
-            date = f"CAST(strptime({field}, '%Y-%m-%d') AS DATE)"
+            date = f"CAST({strptime}({field}, '%Y-%m-%d') AS DATE)"
             return f"strftime({date}, '%Y-%m-%d')" if self.encoding.format == "jsonl" else date
         if TIMESTAMP_FORMAT == ISO_WALL_CLOCK:  # the fast cast, kept as strict as records.py
             local = (f"CASE WHEN strlen({field}) = 19 AND substr({field}, 11, 1) = ' ' "
-                     f"THEN CAST({field} AS TIMESTAMP) ELSE {bad}{TIMESTAMP_EXPECTED}') END")
+                     f"THEN {cast}({field} AS TIMESTAMP) ELSE {bad(TIMESTAMP_EXPECTED)} END")
         else:
-            local = f"strptime({field}, {_sql_text(TIMESTAMP_FORMAT)})"
+            local = f"{strptime}({field}, {_sql_text(TIMESTAMP_FORMAT)})"
         cases = " ".join(f"WHEN {local} >= TIMESTAMP '{start.isoformat(' ')}' THEN {seconds}"
                          for start, seconds in reversed(offsets[1:]))
         offset = f"(CASE {cases} ELSE {offsets[0][1]} END)" if cases else str(offsets[0][1])
@@ -222,6 +298,15 @@ class BatchFileWriter:
         if self.encoding.format == "jsonl":  # the text records.py emits: 2026-07-01T08:00:05+00:00
             return f"replace(CAST({utc} AS VARCHAR), ' ', 'T') || '+00:00'"
         return f"CAST({utc} AS TIMESTAMPTZ)"
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _unparsed_counter(index: int) -> str:
+    """The sequence that counts the bad cells of file column `index`."""
+    return f"unparsed_c{index}"
 
 
 def file_stem(tap_name: str, stream_name: str) -> str:

@@ -9,10 +9,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import difflib
+import itertools
+import json
+from collections import Counter
 import textwrap
 import typing as t
 
-from tap_aircall_analytics.records import HeaderMatch, open_text
+from tap_aircall_analytics.records import HeaderMatch, RecordReader, infer_kind, open_text
+from tap_aircall_analytics.reports import Column, Kind
 from tap_aircall_analytics.windows import Window
 
 if t.TYPE_CHECKING:
@@ -21,6 +25,7 @@ if t.TYPE_CHECKING:
 
 #: An export costs at least two API calls: the request and one poll.
 CALLS_PER_EXPORT = 2
+SAMPLE_ROWS = 10_000  # rows of the one-day export that types are guessed from
 ASSUMED_RATE_LIMIT = 60  # requests a minute: the lower of the figures Aircall's pages give
 
 
@@ -50,43 +55,72 @@ def plan(settings: Settings, streams: list[ReportStream], write: t.Callable[[str
           "Downloads go to the storage host and do not count.")
 
 
-def _differences(match: HeaderMatch) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+def _differences(match: HeaderMatch) -> tuple[list[str], list[str], list[tuple[Column, str]]]:
     """New and missing labels, and the pairs among them that look like a rename."""
     new = list(match.unknown)
-    missing = [column.label for column in match.missing]
+    missing = list(match.missing)
     renamed = []
-    for label in list(missing):
-        close = difflib.get_close_matches(label, new, n=1, cutoff=0.6)
+    for column in list(missing):
+        close = difflib.get_close_matches(column.label, new, n=1, cutoff=0.6)
         if close:
-            renamed.append((label, close[0]))
-            missing.remove(label)
+            renamed.append((column, close[0]))
+            missing.remove(column)
             new.remove(close[0])
-    return new, missing, renamed
+    return new, [column.label for column in missing], renamed
 
 
 def check_schema(settings: Settings, streams: list[ReportStream], write: t.Callable[[str], None]) -> int:
     """Export one day of each stream and compare its header with the catalogue.
 
-    Returns how many reports differ.
+    Prints, for the new columns, the `column_types` setting that loads them typed (the
+    type inferred from that day's values), and how many of that day's cells do not
+    parse as their column's type. Returns how many reports differ.
     """
     differing = 0
     day = settings.today() - dt.timedelta(days=1)
     window = Window(day, day)
+    declared = {stream: list(entries) for stream, entries in settings.column_types.items()}
     for stream in streams:
-        header: list[str] | None = None
+        header: list[str] = []
+        sample: list[list[str]] = []
+        unparsed: Counter[str] = Counter()
         for file in stream.exported_files([window]):
             with open_text(file.path, file.zipped) as text:
-                header = next(csv.reader(text), [])
-        match = HeaderMatch.of(stream.report, header or [])
+                rows = csv.reader(text)
+                header = next(rows, [])
+                sample = list(itertools.islice(rows, SAMPLE_ROWS))
+            reader = RecordReader(stream.report, settings.timezone, lambda message: None)
+            for _ in itertools.islice(reader.read(file.path, zipped=file.zipped), SAMPLE_ROWS):
+                pass
+            unparsed = reader.unparsed
+        match = HeaderMatch.of(stream.report, header)
         new, missing, renamed = _differences(match)
+        for label, count in unparsed.items():
+            write(f"{stream.name}: {count} of {len(sample)} values of column '{label}' on {day} do not parse as "
+                  f"{stream.report.column_by_label(label).kind.value}")
         if not (new or missing or renamed):
             write(f"{stream.name}: the header of {day} matches the catalogue ({len(match.positions)} columns)")
             continue
         differing += 1
-        parts = [f"renamed? '{old}' -> '{label}'" for old, label in renamed]
+        parts = [f"renamed? '{old.label}' -> '{label}'" for old, label in renamed]
         parts += [f"new column '{label}'" for label in new]
         parts += [f"missing column '{label}'" for label in missing]
         write(f"{stream.name}: the header of {day} differs from the catalogue: {'; '.join(parts)}")
+        suggestions = declared.setdefault(stream.name, [])
+        for old, label in renamed:
+            suggestions.append({"label": label, "name": old.name, "type": _type_name(old.kind)})
+        for label in new:
+            values = [row[header.index(label)] for row in sample if len(row) == len(header)]
+            suggestions.append({"label": label, "type": _type_name(infer_kind(values))})
     if differing:
-        write(f"{differing} report(s) differ: edit their columns in tap_aircall_analytics/reports.py")
+        setting = json.dumps({stream: entries for stream, entries in declared.items() if entries})
+        write(f"{differing} report(s) differ. To load their new columns typed (types guessed from {day}; "
+              "check them), set column_types, with meltano:")
+        write(f"  meltano config tap-aircall-analytics set column_types '{setting}'")
+        write(f"or as the column_types value in meltano.yml or the tap's config.json: {setting}")
     return differing
+
+
+def _type_name(kind: Kind) -> str:
+    """The name of a kind in the column_types setting."""
+    return "date-time" if kind is Kind.TIMESTAMP else kind.value

@@ -11,8 +11,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import math
 import zipfile
 import zoneinfo
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from tap_aircall_analytics.reports import (
     Column,
     Kind,
     Report,
+    label_key,
 )
 
 READ_BUFFER = 1 << 20
@@ -35,6 +38,7 @@ csv.field_size_limit(1 << 24)
 
 JSON_TYPES: dict[Kind, dict] = {
     Kind.INTEGER: {"type": ["integer", "null"]},
+    Kind.NUMBER: {"type": ["number", "null"]},
     Kind.STRING: {"type": ["string", "null"]},
     Kind.TIMESTAMP: {"type": ["string", "null"], "format": "date-time"},
     Kind.DATE: {"type": ["string", "null"], "format": "date"},
@@ -44,15 +48,31 @@ JSON_TYPES: dict[Kind, dict] = {
     Kind.LIST: {"type": ["array", "null"], "items": {"type": "string"}},
 }
 
+#: Columns of a file that the catalogue does not know: label -> text exactly as in the CSV.
+EXTRA_COLUMNS = "_extra_columns"
+#: Cells that did not parse as their column's type: property -> text exactly as in the CSV.
+UNPARSED_VALUES = "_unparsed_values"
+_TEXT_BY_NAME = {"type": ["object", "null"], "additionalProperties": {"type": "string"}}
+RAW_PROPERTIES: dict[str, dict] = {
+    EXTRA_COLUMNS: {**_TEXT_BY_NAME, "description": "Columns of the export that the tap's catalogue does not "
+                    "know, by CSV label, as text (see the column_types setting to type them)."},
+    UNPARSED_VALUES: {**_TEXT_BY_NAME, "description": "Cells that did not parse as their column's type, by "
+                      "property, as text; that property is null."},
+}
+
 
 def json_schema(report: Report) -> dict:
-    """The stream schema of a report: one property per column; key columns are never null."""
+    """The stream schema of a report: one property per column, then the raw-text properties.
+
+    Key columns are never null.
+    """
     properties = {}
     for column in report.columns:
         schema = {**JSON_TYPES[column.kind], "type": list(JSON_TYPES[column.kind]["type"])}
         if column.name in report.primary_key:
             schema["type"].remove("null")
         properties[column.name] = schema
+    properties.update(RAW_PROPERTIES)
     return {"type": "object", "properties": properties, "required": list(report.primary_key)}
 
 
@@ -173,15 +193,44 @@ def _boolean(text: str) -> bool:
         raise BadValue(f"a boolean ({TRUE_TEXT} or {FALSE_TEXT})") from None
 
 
-def _percent(text: str) -> float:
+def _finite(text: str, expected: str) -> float:
     try:
-        return float(text.removesuffix(PERCENT_SUFFIX))
+        value = float(text)
     except ValueError:
-        raise BadValue("a percentage (12.5%)") from None
+        raise BadValue(expected) from None
+    if not math.isfinite(value):
+        raise BadValue(expected)
+    return value
+
+
+def _number(text: str) -> float:
+    return _finite(text, "a number")
+
+
+def _percent(text: str) -> float:
+    return _finite(text.removesuffix(PERCENT_SUFFIX), "a percentage (12.5%)")
 
 
 def _list(text: str) -> list[str]:
     return [item.strip() for item in text.split(LIST_SEPARATOR) if item.strip()]
+
+
+#: The kinds a column's sample is tried as, most specific first (a list is never guessed).
+INFERRED_KINDS = (Kind.BOOLEAN, Kind.INTEGER, Kind.NUMBER, Kind.PERCENT, Kind.DURATION, Kind.DATE, Kind.TIMESTAMP)
+
+
+def infer_kind(values: list[str]) -> Kind:
+    """The first kind that reads every non-empty value of a sample; STRING when none does."""
+    present = [value for value in values if value]
+    for kind in INFERRED_KINDS if present else ():
+        convert = converter(kind, "UTC")
+        try:
+            for value in present:
+                convert(value)
+        except (BadValue, ValueError):
+            continue
+        return kind
+    return Kind.STRING
 
 
 def converter(kind: Kind, timezone: str) -> Callable[[str], object]:
@@ -190,6 +239,7 @@ def converter(kind: Kind, timezone: str) -> Callable[[str], object]:
         return UtcConverter(timezone) if TIMESTAMP_FORMAT == ISO_WALL_CLOCK else FormattedUtcConverter(timezone)
     return {
         Kind.INTEGER: _integer,
+        Kind.NUMBER: _number,
         Kind.STRING: str,
         Kind.DATE: _cached(_date),
         Kind.DURATION: _cached(_duration),
@@ -199,30 +249,39 @@ def converter(kind: Kind, timezone: str) -> Callable[[str], object]:
     }[kind]
 
 
-def _normal(label: str) -> str:
-    return " ".join(label.split()).casefold()
-
-
 @dataclass(frozen=True)
 class HeaderMatch:
     """How a file's header lines up with the catalogue."""
 
     positions: tuple[tuple[int, Column], ...]  # file position -> column, for the known columns
-    unknown: tuple[str, ...]  # labels the catalogue does not know
+    extras: tuple[tuple[int, str], ...]  # file position -> label, for the columns the catalogue does not know
     missing: tuple[Column, ...]  # catalogue columns the file lacks
+
+    @property
+    def unknown(self) -> tuple[str, ...]:
+        """The labels the catalogue does not know, in file order."""
+        return tuple(label for _, label in self.extras)
 
     @classmethod
     def of(cls, report: Report, header: list[str]) -> HeaderMatch:
-        """Match a header row to the report's columns by label (case and spacing ignored)."""
-        by_label = {_normal(column.label): column for column in report.columns}
-        positions, unknown = [], []
+        """Match a header row to the report's columns by label (case and spacing ignored).
+
+        A label that comes twice keeps the second one apart as `Label (2)`.
+        """
+        by_label = {label_key(column.label): column for column in report.columns}
+        positions, extras = [], []
         for index, label in enumerate(header):
-            column = by_label.pop(_normal(label), None)
-            if column is None:
-                unknown.append(label)
-            else:
+            column = by_label.pop(label_key(label), None)
+            if column is not None:
                 positions.append((index, column))
-        return cls(tuple(positions), tuple(unknown), tuple(by_label.values()))
+                continue
+            taken = {known.label for _, known in positions} | {extra for _, extra in extras}
+            unique, copy = label, 1
+            while unique in taken:
+                copy += 1
+                unique = f"{label} ({copy})"
+            extras.append((index, unique))
+        return cls(tuple(positions), tuple(extras), tuple(by_label.values()))
 
 
 class FileFormatError(ValueError):
@@ -249,7 +308,7 @@ def _row_function(match: HeaderMatch, timezone: str) -> Callable[[list[str]], di
 
     Written out as a single dict display (no loop, no per-field call for text and
     integers), it reads a row several times faster than a generic loop; this is the
-    hot path of every export. Bad values raise; `RecordReader._explain` names them.
+    hot path of every export. Bad values raise; `RecordReader._lenient` reads such a row again.
     """
     scope: dict[str, object] = {}
     fields = []
@@ -264,17 +323,27 @@ def _row_function(match: HeaderMatch, timezone: str) -> Callable[[list[str]], di
             expression = f"convert_{index}(v) if {value} else None"
         fields.append(f"{column.name!r}: {expression}")
     fields += [f"{column.name!r}: None" for column in match.missing]
+    extras = ", ".join(f"{label!r}: row[{index}]" for index, label in match.extras)
+    fields.append(f"{EXTRA_COLUMNS!r}: " + (f"{{{extras}}}" if extras else "None"))
+    fields.append(f"{UNPARSED_VALUES!r}: None")
     source = "def row_to_record(row):\n    return {" + ", ".join(fields) + "}\n"
     exec(compile(source, "<row_to_record>", "exec"), scope)  # noqa: S102 - built from the catalogue only
     return scope["row_to_record"]  # type: ignore[return-value]
 
 
 class RecordReader:
-    """Reads one report's export files into typed records."""
+    """Reads one report's export files into typed records.
 
-    def __init__(self, report: Report, timezone: str, warn: Callable[[str], None]) -> None:
+    A cell that does not parse as its column's type is kept: its property is null, its
+    text goes to `_unparsed_values`, and it is counted per column. With `strict`, it
+    stops the run instead. A key cell must always parse.
+    """
+
+    def __init__(self, report: Report, timezone: str, warn: Callable[[str], None], *, strict: bool = False) -> None:
         self.report = report
         self.timezone = timezone
+        self.strict = strict
+        self.unparsed: Counter[str] = Counter()  # column label -> cells kept as text this run
         self._warn = warn
         self._warned: set[str] = set()
 
@@ -289,6 +358,7 @@ class RecordReader:
                 return  # an empty file: no header, no rows
             match = self.match(header)
             row_to_record = _row_function(match, self.timezone)
+            converters = {column.name: converter(column.kind, self.timezone) for _, column in match.positions}
             keys = self.report.primary_key
             width = len(header)
             try:
@@ -300,14 +370,42 @@ class RecordReader:
                     try:
                         record = row_to_record(row)
                     except (BadValue, ValueError, KeyError):
-                        self._explain(row, match, reader.line_num)
-                        raise
+                        record = self._lenient(row, match, converters, reader.line_num)
                     for key in keys:
                         if record[key] is None:
                             self._explain(row, match, reader.line_num)
                     yield record
             except (FileFormatError, csv.Error, UnicodeDecodeError) as error:
                 raise FileFormatError(f"{self.report.stream_name} {where}: {error}") from None
+
+    def _lenient(self, row: list[str], match: HeaderMatch, converters: dict[str, Callable[[str], object]],
+                 line: int) -> dict:
+        """Read a row that holds a bad cell: null and raw text for it, or an error when strict or a key."""
+        record: dict = {}
+        unparsed: dict[str, str] = {}
+        for index, column in match.positions:
+            text = row[index]
+            try:
+                record[column.name] = converters[column.name](text) if text else None
+            except BadValue as expected:
+                if self.strict or column.name in self.report.primary_key:
+                    self._explain(row, match, line)
+                record[column.name] = None
+                unparsed[column.name] = text
+                self.count_unparsed(column, example=f" ({text!r} in row {line} is not {expected})")
+        record.update({column.name: None for column in match.missing})
+        record[EXTRA_COLUMNS] = {label: row[index] for index, label in match.extras} or None
+        record[UNPARSED_VALUES] = unparsed or None
+        return record
+
+    def count_unparsed(self, column: Column, count: int = 1, example: str = "") -> None:
+        """Count cells of `column` kept as text; warn the first time in this run."""
+        first = not self.unparsed[column.label]
+        self.unparsed[column.label] += count
+        if first:
+            self._warn(f"{self.report.stream_name}: column '{column.label}' holds values that do not parse as "
+                       f"{column.kind.value}{example}; they are loaded as null with their text in "
+                       f"{UNPARSED_VALUES}.{column.name} (set strict_values to stop the run instead)")
 
     def _explain(self, row: list[str], match: HeaderMatch, line: int) -> None:
         """Raise FileFormatError naming the first field of `row` that cannot be read."""
@@ -320,14 +418,20 @@ class RecordReader:
             try:
                 converter(column.kind, self.timezone)(text)
             except BadValue as expected:
-                raise FileFormatError(f"row {line}, column '{column.label}': {text!r} is not {expected}") from None
+                hint = ("" if column.name not in self.report.primary_key else
+                        " (a key column: declare another type for it in column_types, e.g. string, to load it)")
+                raise FileFormatError(f"row {line}, column '{column.label}': {text!r} is not {expected}{hint}") from None
 
     def match(self, header: list[str]) -> HeaderMatch:
         """Match a file's header to the catalogue; warn once per run of unknown or missing columns."""
         match = HeaderMatch.of(self.report, header)
-        for label in match.unknown:
-            self._warn_once(f"column '{label}' is not in the catalogue of {self.report.api_name}; it is ignored "
-                            "(add it to tap_aircall_analytics/reports.py to load it)")
+        new = [label for label in match.unknown if f"extra:{label}" not in self._warned]
+        if new:
+            self._warned.update(f"extra:{label}" for label in new)
+            names = ", ".join(f"'{label}'" for label in new)
+            self._warn(f"{self.report.stream_name}: column(s) {names} are not in the catalogue; they are loaded as "
+                       f"text in {EXTRA_COLUMNS} (run with check_schema to get the column_types setting that "
+                       "types them)")
         for column in match.missing:
             if column.name in self.report.primary_key:
                 raise FileFormatError(f"{self.report.stream_name}: the file has no '{column.label}' column, "
@@ -340,3 +444,4 @@ class RecordReader:
         if message not in self._warned:
             self._warned.add(message)
             self._warn(message)
+

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 # --- The request flow ---------------------------------------------------------------
@@ -56,6 +56,7 @@ class Kind(Enum):
     """How a CSV column is read, and the JSON type it is emitted as."""
 
     INTEGER = "integer"
+    NUMBER = "number"  # 12.5 -> 12.5
     STRING = "string"
     TIMESTAMP = "timestamp"  # wall-clock time in the account timezone -> UTC date-time
     DATE = "date"
@@ -70,17 +71,25 @@ def property_name(label: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", label.lower()).strip("_")
 
 
+#: The type names a user gives in the `column_types` setting.
+KIND_NAMES: dict[str, Kind] = {
+    **{kind.value: kind for kind in Kind},
+    "date-time": Kind.TIMESTAMP,
+}
+
+
 @dataclass(frozen=True)
 class Column:
     """One CSV column: its label in the file header and how its values are read."""
 
     label: str
     kind: Kind
+    alias: str = ""  # the property name, when it is not derived from the label
 
     @property
     def name(self) -> str:
         """The stream property this column fills."""
-        return property_name(self.label)
+        return self.alias or property_name(self.label)
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,7 @@ class Report:
     retention_days: int | None = None
     daily_breakdown: bool = False
     filters: tuple[str, ...] = ("userIDs", "teamIDs")
+    catalogued: bool = True  # False: named by the `extra_reports` setting, columns read from its files
 
     @property
     def stream_name(self) -> str:
@@ -104,6 +114,10 @@ class Report:
     def column(self, name: str) -> Column:
         """Return the column that fills property `name`."""
         return next(column for column in self.columns if column.name == name)
+
+    def column_by_label(self, label: str) -> Column:
+        """Return the column with this CSV label."""
+        return next(column for column in self.columns if column.label == label)
 
     def earliest_day(self, today: dt.date) -> dt.date | None:
         """Return the first day the API still holds on `today`, or None if unlimited."""
@@ -280,6 +294,56 @@ REPORTS: tuple[Report, ...] = (
 
 REPORTS_BY_API_NAME = {report.api_name: report for report in REPORTS}
 REPORTS_BY_STREAM = {report.stream_name: report for report in REPORTS}
+
+
+def uncatalogued_report(api_name: str) -> Report:
+    """A report this catalogue does not know, named by the user: no known column, no key.
+
+    Its rows are asked per day (`dateBreakdown: DAILY`), as for the per-user reports,
+    so that each window's rows belong to its days; the API's retention applies.
+    """
+    return Report(api_name=api_name, columns=(), primary_key=(), replication_key="", daily_breakdown=True,
+                  catalogued=False)
+
+
+class CatalogueError(ValueError):
+    """A declared column or report that does not fit the catalogue; the message says why."""
+
+
+def with_declared_columns(report: Report, declared: tuple[Column, ...], keys: tuple[str, ...]) -> Report:
+    """Return `report` with columns declared by the user (the `column_types` setting).
+
+    A declared column whose label or property name is already in the report replaces
+    that column (a new type, or a renamed label); any other one is added. `keys` names
+    the primary key of a report the catalogue does not know.
+    """
+    columns = list(report.columns)
+    for column in declared:
+        same = [i for i, known in enumerate(columns)
+                if label_key(known.label) == label_key(column.label) or known.name == column.name]
+        if len(same) > 1:
+            raise CatalogueError(f"{report.stream_name}: '{column.label}' ({column.name}) would replace "
+                                 f"two columns, {columns[same[0]].label!r} and {columns[same[1]].label!r}")
+        if same and columns[same[0]].name != column.name and columns[same[0]].name in report.primary_key:
+            raise CatalogueError(f"{report.stream_name}: '{column.label}' is part of the primary key; "
+                                 f"keep its property name {columns[same[0]].name!r}")
+        if same:
+            columns[same[0]] = column
+        else:
+            columns.append(column)
+    names = [column.name for column in columns]
+    if len(set(names)) != len(names):
+        twice = sorted({name for name in names if names.count(name) > 1})
+        raise CatalogueError(f"{report.stream_name}: two columns fill the property {twice[0]!r}")
+    if keys and report.catalogued:
+        raise CatalogueError(f"{report.stream_name}: the primary key of a catalogued report cannot change "
+                             f"(it is {', '.join(report.primary_key)})")
+    return replace(report, columns=tuple(columns), primary_key=keys or report.primary_key)
+
+
+def label_key(label: str) -> str:
+    """A label as it is matched: whatever its case and spacing."""
+    return " ".join(label.split()).casefold()
 
 
 def export_request_body(

@@ -5,11 +5,22 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from singer_sdk import typing as th
 
-from tap_aircall_analytics.reports import DEFAULT_API_URL, FILTER_SETTINGS
+from tap_aircall_analytics.reports import (
+    DEFAULT_API_URL,
+    FILTER_SETTINGS,
+    KIND_NAMES,
+    REPORTS,
+    CatalogueError,
+    Column,
+    Report,
+    property_name,
+    uncatalogued_report,
+    with_declared_columns,
+)
 
 
 class ConfigError(Exception):
@@ -60,11 +71,86 @@ SETTINGS_SCHEMA = th.PropertiesList(
     th.Property("check_schema", th.BooleanType, default=False,
                 description="Export one day of each selected report and report how its CSV header differs "
                 "from the catalogue (new, missing, renamed columns), then stop. Exits 1 on differences."),
+    th.Property(
+        "column_types",
+        th.ObjectType(additional_properties=th.ArrayType(th.ObjectType(
+            th.Property("label", th.StringType, required=True, description="The column's label in the CSV header."),
+            th.Property("name", th.StringType, description="The property it fills (default: the label in "
+                        "snake_case)."),
+            th.Property("type", th.StringType, required=True, allowed_values=sorted(KIND_NAMES)),
+            th.Property("key", th.BooleanType, description="Part of the primary key (extra reports only)."),
+        ))),
+        description="Columns to type without a new release, per stream: `{\"calls_history\": [{\"label\": "
+        "\"Queue\", \"type\": \"string\"}]}`. A declared column becomes a typed property; one whose label "
+        "or name is in the catalogue replaces that column. Types: " + ", ".join(sorted(KIND_NAMES)) + ". "
+        "`check_schema` prints this setting for the columns it finds.",
+    ),
+    th.Property("extra_reports", th.ArrayType(th.StringType),
+                description="Report names the catalogue does not know (the API's `reportName`), each synced "
+                "as one more stream: its columns arrive as text in `_extra_columns`, or typed through "
+                "`column_types`. No primary key unless declared there."),
+    th.Property("strict_values", th.BooleanType, default=False,
+                description="Fail the run on a cell that does not parse as its column's type (naming the row, "
+                "column and value). By default the property is null and the raw text goes to "
+                "`_unparsed_values`."),
     _ids("user_ids", "users"),
     _ids("team_ids", "teams"),
     _ids("line_ids", "lines (Aircall numbers)"),
     _ids("tag_ids", "tags"),
 ).to_dict()
+
+def catalogue(config: dict) -> tuple[Report, ...]:
+    """The reports this run knows: the catalogue, the `extra_reports`, the `column_types`.
+
+    Read at discovery too, so it needs no credentials; raises ConfigError on a mistake.
+    """
+    reports = list(REPORTS)
+    known = {report.api_name for report in reports}
+    for name in config.get("extra_reports") or ():
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"extra_reports holds {name!r}: give report names such as USER_ACTIVITY_CALLS_HANDLED")
+        name = name.strip().upper()
+        if name not in known:
+            known.add(name)
+            reports.append(uncatalogued_report(name))
+    declared = config.get("column_types") or {}
+    if not isinstance(declared, dict):
+        raise ConfigError('column_types must be an object: {"<stream>": [{"label": "...", "type": "..."}]}')
+    by_stream = {report.stream_name: report for report in reports}
+    unknown = sorted(set(declared) - set(by_stream))
+    if unknown:
+        raise ConfigError(f"column_types names the stream '{unknown[0]}', which is neither a catalogued report "
+                          "nor in extra_reports")
+    for stream, entries in declared.items():
+        columns, keys = _declared_columns(stream, entries)
+        try:
+            by_stream[stream] = with_declared_columns(by_stream[stream], columns, keys)
+        except CatalogueError as error:
+            raise ConfigError(f"column_types: {error}") from None
+    return tuple(by_stream.values())
+
+
+def _declared_columns(stream: str, entries: object) -> tuple[tuple[Column, ...], tuple[str, ...]]:
+    if not isinstance(entries, list):
+        raise ConfigError(f"column_types.{stream} must be a list of {{\"label\": ..., \"type\": ...}} objects")
+    columns, keys = [], []
+    for entry in entries:
+        if not isinstance(entry, dict) or not str(entry.get("label") or "").strip():
+            raise ConfigError(f"column_types.{stream}: every entry needs a label, not {entry!r}")
+        label = str(entry["label"])
+        kind = KIND_NAMES.get(str(entry.get("type", "")).strip().lower())
+        if kind is None:
+            raise ConfigError(f"column_types.{stream}: '{label}' has type {entry.get('type')!r}; use one of "
+                              f"{', '.join(sorted(KIND_NAMES))}")
+        name = str(entry.get("name") or property_name(label))
+        if property_name(name) != name:
+            raise ConfigError(f"column_types.{stream}: name {name!r} of '{label}' is not a property name; "
+                              f"use {property_name(name)!r}")
+        columns.append(Column(label, kind, name))
+        if entry.get("key"):
+            keys.append(name)
+    return tuple(columns), tuple(keys)
+
 
 NUMBER_SETTINGS = tuple(
     name for name, schema in SETTINGS_SCHEMA["properties"].items() if "number" in schema["type"]
@@ -104,6 +190,9 @@ class Settings:
     max_poll_interval_seconds: float
     export_timeout_seconds: float
     filters: dict[str, list[int]]
+    reports: tuple[Report, ...] = REPORTS
+    column_types: dict[str, list[dict]] = field(default_factory=dict)  # as the user gave them
+    strict_values: bool = False
     plan_only: bool = False
     check_schema: bool = False
 
@@ -176,6 +265,9 @@ class Settings:
             filters={
                 key: list(config[name]) for name, key in FILTER_SETTINGS.items() if config.get(name)
             },
+            reports=catalogue(config),
+            column_types=dict(config.get("column_types") or {}),
+            strict_values=bool(config.get("strict_values")),
             plan_only=bool(config.get("plan_only")),
             check_schema=bool(config.get("check_schema")),
         )

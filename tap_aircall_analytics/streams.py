@@ -40,8 +40,9 @@ class ReportStream(Stream):
         self.report = report
         super().__init__(tap, schema=json_schema(report), name=report.stream_name)
         self.primary_keys = list(report.primary_key)
-        self.replication_key = report.replication_key
+        self.replication_key = report.replication_key or None  # a report of extra_reports has none
         self.export_stats: ExportStats | None = None
+        self.record_reader: RecordReader | None = None
         self.client: AircallClient | None = None
         self._records_pass_through: bool | None = None
 
@@ -116,7 +117,10 @@ class ReportStream(Stream):
                          seconds, rate)
 
     def _record_reader(self) -> RecordReader:
-        return RecordReader(self.report, self._tap.settings.timezone, self.logger.warning)
+        settings = self._tap.settings
+        self.record_reader = RecordReader(self.report, settings.timezone, self.logger.warning,
+                                          strict=settings.strict_values)
+        return self.record_reader
 
     def _finished_windows(self, context: Context | None) -> t.Iterator[ExportedFile]:
         """Yield each window's file; once the caller has emitted it all, checkpoint the window."""
@@ -157,7 +161,8 @@ class ReportStream(Stream):
     def _checkpoint(self, context: Context | None, bookmark: dt.date) -> None:
         """Write a STATE message saying every day before `bookmark` is emitted."""
         state = self.get_context_state(context)
-        state["replication_key"] = self.replication_key
+        if self.replication_key:
+            state["replication_key"] = self.replication_key
         state["replication_key_value"] = bookmark.isoformat()
         self.state_manager.is_flushed = False
         self._write_state_message()

@@ -13,8 +13,7 @@ from tap_aircall_analytics.client import AircallError, RateLimiter
 from tap_aircall_analytics.exports import remove_orphaned_downloads
 from tap_aircall_analytics.messages import BufferedMessageWriter
 from tap_aircall_analytics.records import FileFormatError
-from tap_aircall_analytics.reports import REPORTS
-from tap_aircall_analytics.settings import NUMBER_SETTINGS, SETTINGS_SCHEMA, ConfigError, Settings
+from tap_aircall_analytics.settings import NUMBER_SETTINGS, SETTINGS_SCHEMA, ConfigError, Settings, catalogue
 from tap_aircall_analytics.streams import ReportStream
 
 if sys.version_info >= (3, 12):
@@ -63,7 +62,12 @@ class TapAircallAnalytics(Tap):
 
     @override
     def discover_streams(self) -> list[ReportStream]:
-        return [ReportStream(self, report) for report in REPORTS]
+        """One stream per report: the catalogue's, then `extra_reports`, with `column_types` applied."""
+        try:
+            reports = catalogue(dict(self.config))
+        except ConfigError as error:
+            raise SystemExit(f"tap-aircall-analytics: {error}") from None
+        return [ReportStream(self, report) for report in reports]
 
     @override
     def sync_all(self) -> None:
@@ -100,6 +104,12 @@ class TapAircallAnalytics(Tap):
             retries = stats.failed_exports + stats.link_refreshes + (stream.client.retries if stream.client else 0)
             self.logger.info("  %-54s %7d %7d %7d %11s %9.1f %8.1f", stream.name, stats.windows, stats.exports,
                              retries, f"{stats.rows:,}", stats.bytes / 1e6, stats.seconds)
+        for stream in synced:
+            unparsed = stream.record_reader.unparsed if stream.record_reader else {}
+            if unparsed:
+                counts = ", ".join(f"'{label}' {count:,}" for label, count in sorted(unparsed.items()))
+                self.logger.warning("  %s: cells kept as text in _unparsed_values, by column: %s", stream.name,
+                                    counts)
 
 
 def _to_stderr(line: str) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import POSTGRES, Meltano, tap_config
 from tap_aircall_analytics.batches import BatchFileWriter, _utc_offsets
-from tap_aircall_analytics.records import FileFormatError, RecordReader
+from tap_aircall_analytics.records import FileFormatError, RecordReader, json_schema
 from tap_aircall_analytics.reports import REPORTS_BY_API_NAME
 from tap_aircall_analytics.windows import Window
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
@@ -116,54 +116,48 @@ def test_deselected_properties_are_left_out_of_batches(simulator, run_tap, tmp_p
     assert rows and all("customer_number" not in row and "call_id" in row for row in rows)
 
 
-def writer_for(tmp_path: Path, report_name: str) -> BatchFileWriter:
+def writer_for(tmp_path: Path, report_name: str, *, strict: bool = False) -> BatchFileWriter:
     report = REPORTS_BY_API_NAME[report_name]
     (tmp_path / "out").mkdir(exist_ok=True)
-    return BatchFileWriter(RecordReader(report, "UTC", lambda message: None),
-                           [column.name for column in report.columns],
+    return BatchFileWriter(RecordReader(report, "UTC", lambda message: None, strict=strict),
+                           list(json_schema(report)["properties"]),
                            BaseBatchFileEncoding(format="jsonl", compression="gzip"),
                            StorageTarget(root=(tmp_path / "out").as_uri()), "test")
 
 
-@pytest.mark.parametrize(("column", "value", "expected"), [
-    ("Missed calls", "many", "Could not convert string 'many'"),
-    ("Inbound calls answered", "", None),
-])
-def test_a_bad_value_in_batch_mode_stops_with_one_line(tmp_path, column, value, expected):
+def test_a_bad_cell_in_batch_mode_is_null_with_its_text_kept_and_counted(tmp_path):
     header = "Date,User ID,User name,Team,Inbound calls answered,Outbound calls answered,Missed calls,Calls handled"
-    row = dict(zip(header.split(","), ["2026-07-01", "7", "Ann", "Support", "1", "2", "3", "6"]))
-    row[column] = value
+    rows = ["2026-07-01,7,Ann,Support,1,2,many,6", "2026-07-01,8,Bo,Support,,2,3,6", "2026-07-01,9,Cy,S,1,x,lots,6"]
     path = tmp_path / "export.csv"
-    path.write_text(header + "\n" + ",".join(row.values()) + "\n")
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
     writer = writer_for(tmp_path, "USER_ACTIVITY_CALLS_HANDLED")
-    window = Window(dt.date(2026, 7, 1), dt.date(2026, 7, 1))
-    if expected is None:  # an empty metric is a null, not an error
-        (url,) = [u for u in writer.write(path, zipped=False, window=window, workdir=tmp_path)
-                  if gzip.open(u.removeprefix("file://")).read()]
-        assert json.loads(gzip.open(url.removeprefix("file://")).read())["inbound_calls_answered"] is None
-        return
-    with pytest.raises(FileFormatError) as error:
-        writer.write(path, zipped=False, window=window, workdir=tmp_path)
-    assert expected in str(error.value) and "\n" not in str(error.value)
+    urls = writer.write(path, zipped=False, window=Window(dt.date(2026, 7, 1), dt.date(2026, 7, 1)), workdir=tmp_path)
+    found = {row["user_id"]: row for url in urls
+             for row in map(json.loads, gzip.open(url.removeprefix("file://"), "rt"))}
+    assert found[7]["missed_calls"] is None and found[7]["_unparsed_values"] == {"missed_calls": "many"}
+    assert found[8]["inbound_calls_answered"] is None and found[8]["_unparsed_values"] is None  # empty is null
+    assert found[9]["_unparsed_values"] == {"outbound_calls_answered": "x", "missed_calls": "lots"}
+    assert writer.reader.unparsed == {"Missed calls": 2, "Outbound calls answered": 1}
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
-    ("Duration", "1:2", "column 'Duration': 1:2 is not a duration"),
-    ("Answered", "maybe", "column 'Answered': maybe is not a boolean"),
-    ("Started at", "2026-07-01", "column 'Started at': 2026-07-01 is not a timestamp"),
-    ("Call ID", "", "column 'Call ID': key column is empty"),
+    ("Duration", "1:2", "row 2, column 'Duration': '1:2' is not a duration"),
+    ("Answered", "maybe", "row 2, column 'Answered': 'maybe' is not a boolean"),
+    ("Started at", "2026-07-01", "row 2, column 'Started at': '2026-07-01' is not a timestamp"),
+    ("Call ID", "", "row 2, column 'Call ID': key column is empty"),
+    ("Call ID", "C-1", "row 2, column 'Call ID': 'C-1' is not an integer"),
 ])
-def test_batch_mode_names_the_column_of_a_bad_value(tmp_path, field, value, message):
+def test_strict_batch_mode_names_the_row_column_and_value(tmp_path, field, value, message):
     labels = [column.label for column in REPORTS_BY_API_NAME["CALLS_HISTORY"].columns]
     row = {label: "" for label in labels}
     row.update({"Call ID": "1", "Started at": "2026-07-01 10:00:00"})
     row[field] = value
     path = tmp_path / "export.csv"
     path.write_text(",".join(labels) + "\n" + ",".join(row.values()) + "\n")
-    with pytest.raises(FileFormatError, match=message):
-        writer_for(tmp_path, "CALLS_HISTORY").write(path, zipped=False,
-                                                     window=Window(dt.date(2026, 7, 1), dt.date(2026, 7, 1)),
-                                                     workdir=tmp_path)
+    writer = writer_for(tmp_path, "CALLS_HISTORY", strict=True)
+    with pytest.raises(FileFormatError, match=message) as error:
+        writer.write(path, zipped=False, window=Window(dt.date(2026, 7, 1), dt.date(2026, 7, 1)), workdir=tmp_path)
+    assert "\n" not in str(error.value)
 
 
 def test_offsets_follow_zoneinfo_on_both_daylight_saving_changes():

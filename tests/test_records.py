@@ -78,7 +78,7 @@ def test_a_call_row_becomes_exact_json_types(tmp_path):
         "waiting_time": 30, "in_call_duration": 97390, "user_id": 101, "user_name": "Dupont, Jean",
         "team": "Sales, EMEA", "line_id": 9001, "line_name": "Paris office\n(main)", "line_number": "+33 1",
         "customer_number": "+33 6", "country": "FR", "tags": ["vip", "sales"], "voicemail": False,
-        "transferred": True, "ivr_branch": 'Option "2"',
+        "transferred": True, "ivr_branch": 'Option "2"', "_extra_columns": None, "_unparsed_values": None,
     }
 
 
@@ -109,7 +109,7 @@ def test_percentages_and_per_day_rows(tmp_path):
     (record,), _ = read(tmp_path, PERCENTS, text)
     assert record == {"date": "2026-07-01", "user_id": 7, "user_name": "Ann", "team": "Support",
                       "available": 12.5, "in_call": 0.0, "after_call_work": 100.0, "do_not_disturb": None,
-                      "offline": 33.3}
+                      "offline": 33.3, "_extra_columns": None, "_unparsed_values": None}
 
 
 def test_columns_are_matched_by_label_in_any_order_with_bom_crlf_and_zip(tmp_path):
@@ -123,7 +123,7 @@ def test_columns_are_matched_by_label_in_any_order_with_bom_crlf_and_zip(tmp_pat
     assert expected[0]["calls_handled"] == 6 and expected[0]["inbound_calls_answered"] == 1
 
 
-def test_unknown_column_is_ignored_with_one_warning_and_missing_one_is_null(tmp_path):
+def test_unknown_column_is_kept_with_one_warning_and_missing_one_is_null(tmp_path):
     text = "Date,User ID,User name,Team,Inbound calls answered,Outbound calls answered,Calls handled,Queue\n" \
            "2026-07-01,7,Ann,Support,1,2,3,q1\n2026-07-02,7,Ann,Support,1,2,3,q2\n"
     path = tmp_path / "a.csv"
@@ -132,7 +132,7 @@ def test_unknown_column_is_ignored_with_one_warning_and_missing_one_is_null(tmp_
     reader = RecordReader(HANDLED, "UTC", warnings.append)
     records = list(reader.read(path)) + list(reader.read(path))
     assert len(records) == 4 and all(record["missed_calls"] is None for record in records)
-    assert "queue" not in records[0]
+    assert "queue" not in records[0] and records[0]["_extra_columns"] == {"Queue": "q1"}
     assert len(warnings) == 2  # once per run, not per file
     assert any("'Queue'" in warning for warning in warnings)
     assert any("'Missed calls'" in warning for warning in warnings)
@@ -143,21 +143,94 @@ def test_a_header_alone_is_an_empty_window(tmp_path):
     assert read(tmp_path, CALLS, "") == ([], [])
 
 
-@pytest.mark.parametrize(("field", "value", "expected"), [
+BAD_CELLS = [
     ("Duration", "1:2", "a duration"),
     ("Answered", "maybe", "a boolean"),
-    ("User ID", "abc", "an integer"),
+    ("Line ID", "abc", "an integer"),
     ("Started at", "2026-07-01T10:00:00", "a timestamp"),
     ("Started at", "2026-07-01", "a timestamp"),
-])
-def test_a_bad_value_stops_with_the_row_and_column(tmp_path, field, value, expected):
+]
+
+
+def call_row(**cells: str) -> str:
     labels = CALL_HEADER.split(",")
     row = ["1"] + [""] * (len(labels) - 1)
-    row[labels.index(field)] = value
+    for label, value in cells.items():
+        row[labels.index(label)] = value
+    return ",".join(row)
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), BAD_CELLS)
+def test_a_bad_cell_is_null_with_its_text_kept_and_one_warning(tmp_path, field, value, expected):
+    good = call_row(**{"Call UUID": "u"})
+    text = CALL_HEADER + "\n" + "\n".join([good, call_row(**{field: value}), call_row(**{field: value}), good]) + "\n"
+    path = tmp_path / "export.csv"
+    path.write_text(text)
+    warnings: list[str] = []
+    reader = RecordReader(CALLS, "UTC", warnings.append)
+    records = list(reader.read(path))
+    name = property_name(field)
+    assert len(records) == 4
+    assert [record["_unparsed_values"] for record in records] == [None, {name: value}, {name: value}, None]
+    assert records[1][name] is None and records[1]["call_id"] == 1
+    assert reader.unparsed == {field: 2}
+    (warning,) = warnings
+    assert f"column '{field}'" in warning and repr(value) in warning and expected in warning
+    assert "strict_values" in warning and "\n" not in warning
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), [*BAD_CELLS, ("Call ID", "abc", "an integer")])
+def test_a_bad_cell_stops_a_strict_run_with_the_row_column_and_value(tmp_path, field, value, expected):
+    path = tmp_path / "export.csv"
+    path.write_text(CALL_HEADER + "\n" + call_row() + "\n" + call_row(**{field: value}) + "\n")
+    reader = RecordReader(CALLS, "UTC", lambda message: None, strict=True)
     with pytest.raises(FileFormatError) as error:
-        read(tmp_path, CALLS, CALL_HEADER + "\n" + ",".join(row) + "\n")
+        list(reader.read(path))
     message = str(error.value)
-    assert "\n" not in message and f"column '{field}'" in message and expected in message and "row 2" in message
+    assert "\n" not in message and f"column '{field}'" in message and expected in message and "row 3" in message
+    assert repr(value) in message
+
+
+def test_a_bad_key_cell_stops_even_a_lenient_run_and_says_how_to_load_it(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text(CALL_HEADER + "\n" + call_row(**{"Call ID": "C-17"}) + "\n")
+    with pytest.raises(FileFormatError, match="'C-17' is not an integer.*column_types"):
+        list(RecordReader(CALLS, "UTC", lambda message: None).read(path))
+
+
+def test_unknown_columns_arrive_byte_for_byte_in_every_record(tmp_path):
+    header = "Date,User ID,User name,Team,Queue,Inbound calls answered,Outbound calls answered,Missed calls," \
+             "Calls handled,Queue,Note"
+    rows = ['2026-07-01,7,Ann,Support,"a, ""b""\r\nc",1,2,3,6,second,', "2026-07-02,8,Bo,Support,,1,2,3,6,,Zoë "]
+    path = tmp_path / "export.csv"
+    path.write_bytes((header + "\r\n" + "\r\n".join(rows) + "\r\n").encode())
+    warnings: list[str] = []
+    reader = RecordReader(HANDLED, "UTC", warnings.append)
+    records = list(reader.read(path)) + list(reader.read(path))
+    assert [record["_extra_columns"] for record in records[:2]] == [
+        {"Queue": 'a, "b"\r\nc', "Queue (2)": "second", "Note": ""},
+        {"Queue": "", "Queue (2)": "", "Note": "Zoë "},
+    ]
+    assert records[0]["calls_handled"] == 6 and records[2:] == records[:2]
+    (warning,) = warnings  # once per stream and run, naming every new column
+    assert "'Queue', 'Queue (2)', 'Note'" in warning and "column_types" in warning
+
+
+def test_declared_columns_become_typed_properties(tmp_path):
+    from tap_aircall_analytics.settings import catalogue
+
+    reports = {report.stream_name: report for report in catalogue({"column_types": {
+        "user_activity_calls_handled": [{"label": "Queue size", "type": "integer"},
+                                        {"label": "Queue share", "name": "share", "type": "percent"},
+                                        {"label": "Missed calls", "type": "string"}]}})}
+    report = reports["user_activity_calls_handled"]
+    schema = json_schema(report)["properties"]
+    assert schema["queue_size"]["type"] == ["integer", "null"] and schema["share"]["type"] == ["number", "null"]
+    assert schema["missed_calls"]["type"] == ["string", "null"]
+    text = "Date,User ID,User name,Team,Queue size,Missed calls,Queue share,Other\n2026-07-01,7,Ann,S,12,3,5.5%,x\n"
+    (record,), _ = read(tmp_path, report, text)
+    assert record["queue_size"] == 12 and record["share"] == 5.5 and record["missed_calls"] == "3"
+    assert record["_extra_columns"] == {"Other": "x"}
 
 
 def test_empty_key_and_missing_key_column_are_errors(tmp_path):
@@ -174,7 +247,19 @@ def test_a_ragged_row_is_an_error(tmp_path):
 
 def test_kinds_cover_every_column():
     kinds = {column.kind for report in REPORTS_BY_API_NAME.values() for column in report.columns}
-    assert kinds == set(Kind)
+    assert kinds == set(Kind) - {Kind.NUMBER}  # plain numbers are for declared columns
+
+
+@pytest.mark.parametrize(("values", "kind"), [
+    (["12", "", "7"], Kind.INTEGER), (["1.5", "2"], Kind.NUMBER), (["12.5%", "0%"], Kind.PERCENT),
+    (["Yes", "No", ""], Kind.BOOLEAN), (["0:01:02", "27:00:00"], Kind.DURATION), (["2026-07-01"], Kind.DATE),
+    (["2026-07-01 10:00:00"], Kind.TIMESTAMP), (["12", "n/a"], Kind.STRING), (["", ""], Kind.STRING),
+    (["nan"], Kind.STRING),
+])
+def test_a_sample_infers_the_narrowest_kind(values, kind):
+    from tap_aircall_analytics.records import infer_kind
+
+    assert infer_kind(values) == kind
 
 
 def test_another_timestamp_layout_in_the_catalogue_is_read_the_same_way(monkeypatch):

@@ -36,7 +36,11 @@ HELP = {
     "crlf": "end lines with CRLF",
     "shuffle_columns": "shuffle the column order",
     "drop_column": "leave this contract column out of every file",
-    "extra_column": "add this column, unknown to the contract, to every file",
+    "extra_column": "add this text column, unknown to the contract, to every file",
+    "typed_column": "add this column, unknown to the contract, as LABEL:KIND (integer, duration or percent)",
+    "rename_column": "serve a contract column under another label, as OLD=NEW",
+    "bad_cells_every": "about one row in N holds 'n/a' in its last typed, non-key column",
+    "extra_report": "serve one more report name, unknown to the tap's catalogue (per user and day)",
     "empty_days": "days (YYYY-MM-DD,...) with no data",
 }
 

@@ -13,6 +13,7 @@ import csv
 import io
 import datetime as dt
 import random
+import zlib
 import zoneinfo
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from tap_aircall_analytics.reports import (
     LIST_SEPARATOR,
     PERCENT_SUFFIX,
     TRUE_TEXT,
+    Column,
     Kind,
     Report,
 )
@@ -416,15 +418,63 @@ def _metric_text(kind: Kind, value: float) -> str:
     return str(int(value))
 
 
+#: Texts of the `extra_column` drift: quoting, line breaks, non-ASCII, an empty cell.
+EXTRA_TEXTS = ("Queue A", 'Support, "VIP"', "line one\nline two", "", "Zoë, \"Ñ\"\r\nend")
+BAD_CELL = "n/a"  # what a bad cell of the `bad_cells_every` drift holds
+
+
+def drift_code(row: list[str]) -> int:
+    """A number fixed by a row's first two contract fields: which drift values the row gets."""
+    return zlib.crc32(f"{row[0]}|{row[1]}".encode())
+
+
+def extra_text(row: list[str]) -> str:
+    """The `extra_column` cell of a contract row."""
+    return EXTRA_TEXTS[drift_code(row) % len(EXTRA_TEXTS)]
+
+
+def typed_text(kind: Kind, row: list[str]) -> str:
+    """The `typed_column` cell of a contract row: a value of `kind` (integer, duration or percent)."""
+    code = drift_code(row)
+    return _metric_text(kind, code % 5000 / 10 if kind is Kind.PERCENT else code % 40_000)
+
+
+def bad_cell_column(report: Report) -> Column:
+    """The column that holds the bad cells of the `bad_cells_every` drift: the last typed, non-key one."""
+    return [column for column in report.columns if column.name not in report.primary_key
+            and column.kind not in (Kind.STRING, Kind.LIST)][-1]
+
+
+def has_bad_cell(row: list[str], every: int | None) -> bool:
+    """True when a contract row gets a bad cell under `bad_cells_every`."""
+    return bool(every) and drift_code(row) % every == 0
+
+
+def queue_report(api_name: str) -> Report:
+    """A per-user-per-day report unknown to the catalogue, served under `api_name` by the `extra_report` drift."""
+    columns = (("Date", Kind.DATE), ("User ID", Kind.INTEGER), ("User name", Kind.STRING), ("Team", Kind.STRING),
+               ("Queue calls", Kind.INTEGER), ("Queue wait time", Kind.DURATION), ("Queue answer rate", Kind.PERCENT))
+    return Report(api_name=api_name, columns=tuple(Column(label, kind) for label, kind in columns),
+                  primary_key=("date", "user_id"), replication_key="date", daily_breakdown=True)
+
+
 @dataclass(frozen=True)
 class FileOptions:
-    """How a CSV file is written: the format faults of the simulator."""
+    """How a CSV file is written: the format faults and drift of the simulator."""
 
     bom: bool = False
     crlf: bool = False
     shuffle_columns: bool = False
     drop_column: str | None = None
     extra_column: str | None = None
+    typed_column: str | None = None  # "Label:kind"
+    rename_column: str | None = None  # "Old label=New label"
+    bad_cells_every: int | None = None
+
+    @property
+    def drifts(self) -> bool:
+        """True when rows change on their way out (columns added or cells spoiled)."""
+        return bool(self.extra_column or self.typed_column or self.bad_cells_every)
 
 
 def write_csv(data: ReportData, handle, options: FileOptions = FileOptions(), seed: int = 0) -> int:
@@ -439,13 +489,20 @@ def write_csv(data: ReportData, handle, options: FileOptions = FileOptions(), se
         handle.write("\ufeff")
     writer = csv.writer(handle, lineterminator="\r\n" if options.crlf else "\n")
     header = [labels[i] for i in order]
-    extra = options.extra_column
-    if extra:
-        header.append(extra)
+    if options.rename_column:
+        old, _, new = options.rename_column.partition("=")
+        header = [new if label == old else label for label in header]
+    typed_kind = None
+    if options.typed_column:
+        typed_label, _, kind = options.typed_column.rpartition(":")
+        typed_kind = Kind(kind)
+        header.append(typed_label)
+    if options.extra_column:
+        header.append(options.extra_column)
     writer.writerow(header)
     count = 0
     identity = order == list(range(len(labels)))
-    if identity and not extra and data.report.api_name == "CALLS_HISTORY":
+    if identity and not options.drifts and data.report.api_name == "CALLS_HISTORY":
         lines: list[str] = []
         for line in data.call_lines(writer.dialect.lineterminator):
             lines.append(line)
@@ -456,12 +513,18 @@ def write_csv(data: ReportData, handle, options: FileOptions = FileOptions(), se
         handle.write("".join(lines))
         return count + len(lines)
     rows = data.rows()
+    bad_index = labels.index(bad_cell_column(data.report).label) if options.bad_cells_every else None
     batch: list[list[str]] = []
-    for row in rows:
-        if not identity:
-            row = [row[i] for i in order]
-        if extra:
-            row.append("x")
+    for contract_row in rows:
+        row = contract_row if identity else [contract_row[i] for i in order]
+        if options.drifts:
+            row = list(row)
+            if bad_index is not None and has_bad_cell(contract_row, options.bad_cells_every) and bad_index in order:
+                row[order.index(bad_index)] = BAD_CELL
+            if typed_kind is not None:
+                row.append(typed_text(typed_kind, contract_row))
+            if options.extra_column:
+                row.append(extra_text(contract_row))
         batch.append(row)
         if len(batch) == 2048:
             writer.writerows(batch)

@@ -39,8 +39,9 @@ from tap_aircall_analytics.reports import (
     STATUS_COMPLETED,
     STATUS_FAILED,
     STATUS_PENDING,
+    Report,
 )
-from tap_aircall_analytics.simulator.data import Filters, FileOptions, ReportData, write_csv
+from tap_aircall_analytics.simulator.data import Filters, FileOptions, ReportData, queue_report, write_csv
 
 RELATIVE_RANGES = ("TODAY", "YESTERDAY", "THIS_WEEK", "LAST_WEEK", "THIS_MONTH", "LAST_MONTH")
 
@@ -73,12 +74,23 @@ class SimulatorConfig:
     crlf: bool = False
     shuffle_columns: bool = False
     drop_column: str | None = None  # a contract column left out of every file
-    extra_column: str | None = None  # a column not in the contract added to every file
+    extra_column: str | None = None  # a column not in the contract added to every file, text
+    typed_column: str | None = None  # "Label:kind": a column not in the contract, integer, duration or percent
+    rename_column: str | None = None  # "Old=New": a contract column under another label
+    bad_cells_every: int | None = None  # about one row in N holds a bad cell (data.bad_cell_column)
+    extra_report: str | None = None  # one more report name, unknown to the catalogue (data.queue_report)
     empty_days: frozenset[dt.date] = frozenset()
 
     def file_options(self) -> FileOptions:
         """The CSV format options these settings ask for."""
-        return FileOptions(self.bom, self.crlf, self.shuffle_columns, self.drop_column, self.extra_column)
+        return FileOptions(self.bom, self.crlf, self.shuffle_columns, self.drop_column, self.extra_column,
+                           self.typed_column, self.rename_column, self.bad_cells_every)
+
+    def reports(self) -> dict[str, Report]:
+        """The reports served, by name: the catalogue's, and the `extra_report` drift."""
+        if not self.extra_report:
+            return REPORTS_BY_API_NAME
+        return {**REPORTS_BY_API_NAME, self.extra_report: queue_report(self.extra_report)}
 
 
 class RequestRejected(Exception):
@@ -198,7 +210,7 @@ class Simulator:
         request_filter: dict | None = None,
     ) -> tuple[list[str], list[list[str]]]:
         """Return the contract labels and the rows an export of this range holds."""
-        data = self._data(REPORTS_BY_API_NAME[report_name], first, last, timezone, request_filter or {}, True)
+        data = self._data(self.config.reports()[report_name], first, last, timezone, request_filter or {}, True)
         return data.labels, list(data.rows())
 
     # --- the API host -----------------------------------------------------------
@@ -295,7 +307,7 @@ class Simulator:
         if export.error:
             export.done.set()
         else:
-            data = self._data(REPORTS_BY_API_NAME[report], first, last, timezone, request_filter, daily)
+            data = self._data(self.config.reports()[report], first, last, timezone, request_filter, daily)
             threading.Thread(target=self._write_file, args=(export, data), daemon=True).start()
         return self._export_object(export)
 
@@ -306,7 +318,7 @@ class Simulator:
         report = request_input.get("reportName")
         if not report:
             raise RequestRejected(HTTPStatus.BAD_REQUEST, "Missing required field: input.reportName")
-        if report not in REPORTS_BY_API_NAME:
+        if report not in self.config.reports():
             raise RequestRejected(HTTPStatus.BAD_REQUEST, f"Invalid input.reportName: {report}")
         request_filter = request_input.get("filter")
         if not isinstance(request_filter, dict):
@@ -326,7 +338,7 @@ class Simulator:
                 raise RequestRejected(HTTPStatus.BAD_REQUEST, f"input.filter.{key} must be an array")
         today = dt.datetime.now(zone).date()
         first, last = self._date_range(request_filter.get("dateFilter"), today)
-        retention = REPORTS_BY_API_NAME[report]
+        retention = self.config.reports()[report]
         earliest = retention.earliest_day(today)
         if earliest is not None and first < earliest:
             raise RequestRejected(
