@@ -112,7 +112,7 @@ class BatchFileWriter:
         match = None if header is None else self.reader.match(header)
         select = self._empty_select() if match is None else self._select(csv_path, len(header or ()), match, window)
         output = workdir / f"{csv_path.stem}.batch"
-        self._copy(select, output, csv_path, match)
+        self._copy(select, output, csv_path, match, window)
         self._count += 1
         urls = []
         for part, local in enumerate(sorted(output.iterdir()) if output.is_dir() else [output], start=1):
@@ -134,7 +134,8 @@ class BatchFileWriter:
             return "parquet"
         return "json.gz" if self.encoding.compression == "gzip" else "jsonl"
 
-    def _copy(self, select: str, destination: Path, source: Path, match: HeaderMatch | None) -> None:
+    def _copy(self, select: str, destination: Path, source: Path, match: HeaderMatch | None,
+              window: Window) -> None:
         """Run the conversion, then count the cells kept as text. JSON lines: both threads write a file each."""
         if self.encoding.format == "jsonl":
             options = "FORMAT json, PER_THREAD_OUTPUT true" + (
@@ -154,18 +155,18 @@ class BatchFileWriter:
                 (self.rows_written,) = db.execute(
                     f"COPY ({select}) TO {_sql_text(str(destination))} ({options})").fetchone()
             except duckdb.Error as error:
-                self._explain(source, str(error).strip().splitlines()[0])
+                self._explain(source, window, str(error).strip().splitlines()[0])
             counts = dict(db.execute("SELECT sequence_name, last_value FROM duckdb_sequences()").fetchall())
         for index, column in self._lenient_columns(match):
             if counts.get(_unparsed_counter(index)):
                 self.reader.count_unparsed(column, counts[_unparsed_counter(index)])
 
-    def _explain(self, source: Path, duckdb_message: str) -> t.NoReturn:
+    def _explain(self, source: Path, window: Window, duckdb_message: str) -> t.NoReturn:
         """Raise the error RECORD mode gives for this file (row, column, value), else DuckDB's."""
         strict = RecordReader(self.report, self.reader.timezone, lambda message: None, strict=True)
-        for _ in strict.read(source):
+        for _ in strict.read(source, where=str(window)):
             pass
-        raise FileFormatError(f"{self.report.stream_name}: {duckdb_message}")
+        raise FileFormatError(f"{self.report.stream_name} {window}: {duckdb_message}")
 
     def _lenient_columns(self, match: HeaderMatch | None) -> list[tuple[int, Column]]:
         """The columns whose bad cells are kept as text (not keys, not text already, not strict)."""

@@ -20,6 +20,7 @@ from tap_aircall_analytics.reports import Column, Kind
 from tap_aircall_analytics.windows import Window
 
 if t.TYPE_CHECKING:
+    from tap_aircall_analytics.exports import ExportPipeline
     from tap_aircall_analytics.settings import Settings
     from tap_aircall_analytics.streams import ReportStream
 
@@ -69,7 +70,14 @@ def _differences(match: HeaderMatch) -> tuple[list[str], list[str], list[tuple[C
     return new, [column.label for column in missing], renamed
 
 
-def check_schema(settings: Settings, streams: list[ReportStream], write: t.Callable[[str], None]) -> int:
+def sample_window(settings: Settings) -> Window:
+    """The day the schema check exports: yesterday, the last whole day."""
+    day = settings.today() - dt.timedelta(days=1)
+    return Window(day, day)
+
+
+def check_schema(settings: Settings, streams: list[ReportStream], exports: ExportPipeline,
+                 write: t.Callable[[str], None]) -> int:
     """Export one day of each stream and compare its header with the catalogue.
 
     Prints, for the new columns, the `column_types` setting that loads them typed (the
@@ -77,14 +85,13 @@ def check_schema(settings: Settings, streams: list[ReportStream], write: t.Calla
     parse as their column's type. Returns how many reports differ.
     """
     differing = 0
-    day = settings.today() - dt.timedelta(days=1)
-    window = Window(day, day)
+    day = exports.windows(streams[0].name)[0].first if streams else None
     declared = {stream: list(entries) for stream, entries in settings.column_types.items()}
     for stream in streams:
         header: list[str] = []
         sample: list[list[str]] = []
         unparsed: Counter[str] = Counter()
-        for file in stream.exported_files([window]):
+        for file in exports.files(stream.name):
             with open_text(file.path, file.zipped) as text:
                 rows = csv.reader(text)
                 header = next(rows, [])

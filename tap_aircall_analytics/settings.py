@@ -57,8 +57,13 @@ SETTINGS_SCHEMA = th.PropertiesList(
                 description="Days per export. Smaller windows mean smaller files and earlier checkpoints."),
     th.Property("lookback_days", th.IntegerType, default=1,
                 description="Days before the bookmark that each run exports again, to pick up late data."),
-    th.Property("max_concurrent_exports", th.IntegerType, default=4,
-                description="Exports a stream keeps in flight at once."),
+    th.Property("max_concurrent_exports", th.IntegerType, default=12,
+                description="Exports in flight at once, all streams together: a run requests the exports of "
+                "every selected stream ahead, in the order they are emitted. 12 lets a daily run of the twelve "
+                "reports wait for about one export, within the API's rate limit."),
+    th.Property("max_disk_mb", th.NumberType, default=1000,
+                description="Most megabytes of downloaded export files waiting on disk (in TMPDIR) to be "
+                "emitted; when reached, no new export is requested until emitted files are deleted."),
     th.Property("poll_interval_seconds", th.NumberType, default=2,
                 description="First wait before polling an export; it doubles up to `max_poll_interval_seconds`."),
     th.Property("max_poll_interval_seconds", th.NumberType, default=60,
@@ -186,6 +191,7 @@ class Settings:
     window_days: int
     lookback_days: int
     max_concurrent_exports: int
+    max_disk_mb: float
     poll_interval_seconds: float
     max_poll_interval_seconds: float
     export_timeout_seconds: float
@@ -259,6 +265,7 @@ class Settings:
             window_days=int(_positive(config, "window_days")),
             lookback_days=int(_positive(config, "lookback_days", allow_zero=True)),
             max_concurrent_exports=int(_positive(config, "max_concurrent_exports")),
+            max_disk_mb=_positive(config, "max_disk_mb"),
             poll_interval_seconds=poll,
             max_poll_interval_seconds=max_poll,
             export_timeout_seconds=_positive(config, "export_timeout_minutes") * 60,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 import typing as t
 
@@ -13,7 +14,7 @@ from singer_sdk.streams import Stream
 
 from tap_aircall_analytics import batches
 from tap_aircall_analytics.client import AircallClient
-from tap_aircall_analytics.exports import ExportedFile, ExportScheduler, ExportStats, PollPolicy
+from tap_aircall_analytics.exports import ExportedFile, ExportStats, PollPolicy, ReportExporter
 from tap_aircall_analytics.records import RecordReader, json_schema
 from tap_aircall_analytics.reports import Report, export_request_body
 from tap_aircall_analytics.windows import Window, next_bookmark, plan_windows, sync_range
@@ -41,9 +42,9 @@ class ReportStream(Stream):
         super().__init__(tap, schema=json_schema(report), name=report.stream_name)
         self.primary_keys = list(report.primary_key)
         self.replication_key = report.replication_key or None  # a report of extra_reports has none
-        self.export_stats: ExportStats | None = None
         self.record_reader: RecordReader | None = None
-        self.client: AircallClient | None = None
+        self._exporter: ReportExporter | None = None
+        self._today: dt.date | None = None  # the account's today when the windows were planned
         self._records_pass_through: bool | None = None
 
     @property
@@ -52,17 +53,49 @@ class ReportStream(Stream):
         return "INCREMENTAL"
 
     def bookmark(self, context: Context | None = None) -> dt.date | None:
-        """The first day not yet exported, from state; None on a first run."""
-        state = self.get_context_state(context)
+        """The first day not yet exported, from state; None on a first run.
+
+        Read without writing: the run plans every stream before the first STATE goes out.
+        """
+        state = self.tap_state.get("bookmarks", {}).get(self.name, {}) if context is None else \
+            self.get_context_state(context)
         value = state.get("replication_key_value")
         if not value or state.get("replication_key") != self.replication_key:
             return None
         return dt.date.fromisoformat(str(value)[:10])
 
+    @property
+    def export_stats(self) -> ExportStats | None:
+        """What this stream's exports cost in this run (None before the run planned them)."""
+        return self._exporter.stats if self._exporter else None
+
+    @property
+    def client(self) -> AircallClient | None:
+        """The client of this stream's exports in this run."""
+        return self._exporter.client if self._exporter else None
+
+    def exporter(self, stop: threading.Event) -> ReportExporter:
+        """The export flow of this stream's report, stopped with `stop`."""
+        settings = self._tap.settings
+        client = AircallClient(settings.api_url, settings.authorization, rate_limiter=self._tap.rate_limiter,
+                               stop=stop)
+        self._exporter = ReportExporter(
+            client,
+            self.report,
+            lambda window: export_request_body(
+                self.report, window.first, window.last, settings.timezone, settings.filters
+            ),
+            poll=PollPolicy(
+                settings.poll_interval_seconds, settings.max_poll_interval_seconds, settings.export_timeout_seconds
+            ),
+            progress=self.logger.info,
+        )
+        return self._exporter
+
     def planned_windows(self, context: Context | None = None) -> list[Window]:
         """The windows this run exports, from settings, state, lookback and retention."""
         settings = self._tap.settings
-        today = settings.today()
+        today = self._today = settings.today()
         days = sync_range(
             self.report,
             start_date=settings.start_date,
@@ -123,40 +156,19 @@ class ReportStream(Stream):
         return self.record_reader
 
     def _finished_windows(self, context: Context | None) -> t.Iterator[ExportedFile]:
-        """Yield each window's file; once the caller has emitted it all, checkpoint the window."""
-        settings = self._tap.settings
-        today = settings.today()
-        windows = self.planned_windows(context)
-        if not windows:
+        """Yield each window's file from the run's exports; once emitted, checkpoint the window."""
+        pipeline = self._tap.export_pipeline
+        if not pipeline.windows(self.name):
             self.logger.info("%s: nothing to export (the bookmark or the retention limit is past end_date)", self.name)
             return
         bookmark = self.bookmark(context)
-        for file in self.exported_files(windows):
+        assert self._today is not None, "the windows are planned before the sync"
+        for file in pipeline.files(self.name):
             yield file
-            done = next_bookmark(file.window, today)
+            done = next_bookmark(file.window, self._today)
             if bookmark is None or done > bookmark:
                 bookmark = done
             self._checkpoint(context, bookmark)
-
-    def exported_files(self, windows: list[Window]) -> t.Iterator[ExportedFile]:
-        """Run the exports of `windows`; yield their downloaded files in window order."""
-        settings = self._tap.settings
-        client = AircallClient(settings.api_url, settings.authorization, rate_limiter=self._tap.rate_limiter)
-        scheduler = ExportScheduler(
-            client,
-            self.report,
-            lambda window: export_request_body(
-                self.report, window.first, window.last, settings.timezone, settings.filters
-            ),
-            max_concurrent=settings.max_concurrent_exports,
-            poll=PollPolicy(
-                settings.poll_interval_seconds, settings.max_poll_interval_seconds, settings.export_timeout_seconds
-            ),
-            progress=self.logger.info,
-        )
-        self.export_stats = scheduler.stats
-        self.client = client
-        return scheduler.files(windows)
 
     def _checkpoint(self, context: Context | None, bookmark: dt.date) -> None:
         """Write a STATE message saying every day before `bookmark` is emitted."""

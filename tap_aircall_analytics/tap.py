@@ -10,11 +10,12 @@ from singer_sdk import Tap
 
 from tap_aircall_analytics import preflight
 from tap_aircall_analytics.client import AircallError, RateLimiter
-from tap_aircall_analytics.exports import remove_orphaned_downloads
+from tap_aircall_analytics.exports import ExportPipeline, remove_orphaned_downloads
 from tap_aircall_analytics.messages import BufferedMessageWriter
 from tap_aircall_analytics.records import FileFormatError
 from tap_aircall_analytics.settings import NUMBER_SETTINGS, SETTINGS_SCHEMA, ConfigError, Settings, catalogue
 from tap_aircall_analytics.streams import ReportStream
+from tap_aircall_analytics.windows import Window
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -32,7 +33,25 @@ class TapAircallAnalytics(Tap):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self._settings: Settings | None = None
         self.rate_limiter = RateLimiter()
+        self._export_pipeline: ExportPipeline | None = None
         super().__init__(*args, **kwargs)
+
+    @property
+    def export_pipeline(self) -> ExportPipeline:
+        """The exports of the run under way, for every selected stream."""
+        if self._export_pipeline is None:
+            raise RuntimeError("the export pipeline is built by sync_all, before any stream syncs")
+        return self._export_pipeline
+
+    def _plan_exports(self, plan: list[tuple[ReportStream, list[Window]]]) -> ExportPipeline:
+        """One pipeline for the windows of these streams, under the run's limits."""
+        settings = self.settings
+        pipeline = ExportPipeline(max_concurrent=settings.max_concurrent_exports,
+                                  max_disk_bytes=settings.max_disk_mb * 1e6, progress=self.logger.info)
+        for stream, windows in plan:
+            pipeline.add(stream.exporter(pipeline.stop), windows)
+        self._export_pipeline = pipeline
+        return pipeline
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
@@ -80,11 +99,15 @@ class TapAircallAnalytics(Tap):
                 preflight.plan(settings, selected, _to_stderr)
                 return
             if settings.check_schema:
-                if preflight.check_schema(settings, selected, _to_stderr):
-                    raise SystemExit(1)
+                sample = preflight.sample_window(settings)
+                with self._plan_exports([(stream, [sample]) for stream in selected]) as pipeline:
+                    if preflight.check_schema(settings, selected, pipeline, _to_stderr):
+                        raise SystemExit(1)
                 return
+            plan = [(stream, stream.planned_windows()) for stream in selected]
             try:
-                super().sync_all()
+                with self._plan_exports(plan):
+                    super().sync_all()
             finally:
                 self._log_summary(selected)
         except (ConfigError, AircallError, FileFormatError) as error:

@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
@@ -78,11 +80,18 @@ def run_tap(tmp_path: Path, catalog: dict):
     """Run the tap's command line; return a TapRun."""
 
     def run(config: dict, *, streams: list[str] | None = None, state: dict | None = None,
-            timeout: float = 300, check: bool = True, deselect: tuple[str, ...] = ()) -> TapRun:
+            timeout: float = 300, check: bool = True, deselect: tuple[str, ...] = (),
+            catalog_config: dict | None = None) -> TapRun:
+        """`catalog_config`: discover with these settings (column_types, extra_reports), not without any."""
         config_path = tmp_path / "config.json"
+        discovered = catalog
+        if catalog_config is not None:
+            config_path.write_text(json.dumps(catalog_config))
+            discovered = json.loads(subprocess.run([*TAP, "--config", str(config_path), "--discover"],
+                                                   capture_output=True, text=True, check=True).stdout)
         config_path.write_text(json.dumps(config))
         catalog_path = tmp_path / "catalog.json"
-        chosen = selected_catalog(catalog, streams)
+        chosen = selected_catalog(discovered, streams)
         for entry in chosen["streams"]:
             for meta in entry["metadata"]:
                 if meta["breadcrumb"][-1:] and meta["breadcrumb"][-1] in deselect:
@@ -106,6 +115,15 @@ def _quiet_env() -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("TAP_AIRCALL_ANALYTICS_")}
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+@pytest.fixture
+def pg_schema():
+    """A fresh PostgreSQL schema name, dropped after the test."""
+    schema = f"e2e_{uuid.uuid4().hex[:8]}"
+    yield schema
+    with psycopg.connect(POSTGRES, autocommit=True) as db:
+        db.execute(f'drop schema if exists "{schema}" cascade')
 
 
 @pytest.fixture

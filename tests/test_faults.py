@@ -16,7 +16,7 @@ import pytest
 
 from conftest import CREDENTIALS, TAP, TapRun, parse_messages, selected_catalog, tap_config
 from tap_aircall_analytics.client import AircallClient
-from tap_aircall_analytics.exports import ExportScheduler, PollPolicy
+from tap_aircall_analytics.exports import ExportPipeline, PollPolicy, ReportExporter
 from tap_aircall_analytics.reports import REPORTS, REPORTS_BY_API_NAME, export_request_body
 from tap_aircall_analytics.settings import Settings
 from tap_aircall_analytics.windows import Window
@@ -107,62 +107,66 @@ def test_a_one_day_window_that_keeps_failing_stops_after_the_finished_windows(si
         (days[4].isoformat(), days[5].isoformat())] * 2 + [(days[4].isoformat(), days[4].isoformat())] * 2
 
 
-def scheduler_for(sim, report_name="CALLS_HISTORY"):
+def exporter_for(sim, report_name="CALLS_HISTORY"):
     settings = Settings.from_config(tap_config(sim, start_date="2026-01-01"))
     report = REPORTS_BY_API_NAME[report_name]
     messages: list[str] = []
     client = AircallClient(settings.api_url, settings.authorization)
-    scheduler = ExportScheduler(
-        client, report, lambda w: export_request_body(report, w.first, w.last, "UTC"),
-        max_concurrent=2, poll=PollPolicy(0.05, 0.2, 30), progress=messages.append)
-    return scheduler, messages
+    exporter = ReportExporter(client, report, lambda w: export_request_body(report, w.first, w.last, "UTC"),
+                              poll=PollPolicy(0.05, 0.2, 30), progress=messages.append)
+    return exporter, messages
+
+
+def exported_windows(exporter, windows, max_concurrent=2) -> list[Window]:
+    """Run `windows` through a pipeline of their own; the windows of the files, in the order read."""
+    pipeline = ExportPipeline(max_concurrent=max_concurrent, max_disk_bytes=1e12, stop=exporter.client.stop)
+    pipeline.add(exporter, windows)
+    with pipeline:
+        return [file.window for file in pipeline.files(exporter.stream)]
 
 
 def test_a_refused_link_is_refreshed_by_polling_not_by_exporting_again(simulator):
     sim = simulator(refuse_first_download=True)
-    scheduler, messages = scheduler_for(sim)
+    exporter, messages = exporter_for(sim)
     window = Window(TODAY - dt.timedelta(days=1), TODAY - dt.timedelta(days=1))
-    files = list(file.path.name for file in scheduler.files([window]))
-    assert len(files) == 1
+    assert exported_windows(exporter, [window]) == [window]
     assert sim.exports_created["CALLS_HISTORY"] == 1
     assert [d.status for d in sim.downloads] == [403, 200]
     assert any("link refused (403); polling export" in message for message in messages)
 
 
-def test_an_expired_link_is_refreshed_before_download(simulator):
+def test_an_expired_link_is_refreshed_before_download(simulator, tmp_path):
     sim = simulator(link_seconds=0.5)
-    scheduler, _ = scheduler_for(sim)
-    client = scheduler.client
+    exporter, _ = exporter_for(sim)
+    client = exporter.client
     window = Window(TODAY - dt.timedelta(days=1), TODAY - dt.timedelta(days=1))
-    export = client.create_export(scheduler.request_body(window))
+    export = client.create_export(exporter.request_body(window))
     while not (export := client.get_export(export.export_id)).done:
         time.sleep(0.05)
     time.sleep(0.6)
     assert export.link_expired()
-    scheduler._workdir = Path(os.environ.get("TMPDIR", "/tmp"))
-    exported = scheduler._download(export, window)
+    exported = exporter._download(export, window, tmp_path)
     exported.path.unlink()
     assert sim.exports_created["CALLS_HISTORY"] == 1
     assert [d.status for d in sim.downloads] == [200]  # refreshed first: no 403 needed
-    assert scheduler.stats.link_refreshes == 1
+    assert exporter.stats.link_refreshes == 1
 
 
 def test_a_forgotten_export_is_requested_again(simulator):
     sim = simulator(forget_first_export=True)
-    scheduler, messages = scheduler_for(sim)
+    exporter, messages = exporter_for(sim)
     window = Window(TODAY - dt.timedelta(days=1), TODAY - dt.timedelta(days=1))
-    assert len(list(scheduler.files([window]))) == 1
+    assert len(exported_windows(exporter, [window])) == 1
     assert sim.exports_created["CALLS_HISTORY"] == 2
     assert any("export is gone (404); requesting it again" in message for message in messages)
 
 
 def test_exports_run_concurrently_and_come_back_in_window_order(simulator):
     sim = simulator(export_seconds=1.0)
-    scheduler, _ = scheduler_for(sim, "USER_ACTIVITY_CALLS_HANDLED")
-    scheduler.max_concurrent = 6
+    exporter, _ = exporter_for(sim, "USER_ACTIVITY_CALLS_HANDLED")
     windows = [Window(TODAY - dt.timedelta(days=d), TODAY - dt.timedelta(days=d)) for d in range(12, 0, -1)]
     started = time.monotonic()
-    order = [file.window for file in scheduler.files(windows)]
+    order = exported_windows(exporter, windows, max_concurrent=6)
     elapsed = time.monotonic() - started
     assert order == windows
     assert elapsed < 6  # one after another: 12 s at least
@@ -170,10 +174,10 @@ def test_exports_run_concurrently_and_come_back_in_window_order(simulator):
 
 def test_rate_limit_headers_pace_requests_without_429s(simulator):
     sim = simulator(rate_limit=5, rate_window_seconds=1)
-    scheduler, _ = scheduler_for(sim, "USER_ACTIVITY_CALLS_HANDLED")
+    exporter, _ = exporter_for(sim, "USER_ACTIVITY_CALLS_HANDLED")
     windows = [Window(TODAY - dt.timedelta(days=d), TODAY - dt.timedelta(days=d)) for d in range(6, 0, -1)]
-    assert len(list(scheduler.files(windows))) == 6
-    assert scheduler.client.retries == 0  # paced by X-AircallApi-Remaining, never refused
+    assert len(exported_windows(exporter, windows)) == 6
+    assert exporter.client.retries == 0  # paced by X-AircallApi-Remaining, never refused
 
 
 def _start_tap(tmp_path: Path, catalog: dict, config: dict, state: dict | None, streams: list[str]):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 import zoneinfo
 
 import duckdb
@@ -31,14 +30,6 @@ def export_starts(sim, report: str) -> list[str]:
     return [body["input"]["filter"]["dateFilter"]["absoluteRange"]["fromDate"]
             for method, _, body in sim.api_requests
             if method == "POST" and body["input"]["reportName"] == report]
-
-
-@pytest.fixture
-def pg_schema():
-    schema = f"e2e_{uuid.uuid4().hex[:8]}"
-    yield schema
-    with psycopg.connect(POSTGRES, autocommit=True) as db:
-        db.execute(f'drop schema if exists "{schema}" cascade')
 
 
 def pg_counts(schema: str) -> dict[str, int]:
