@@ -230,10 +230,11 @@ class BatchFileWriter:
             if index in lenient:
                 failed = f"c{index} IS NOT NULL AND c{index} <> '' AND v{index} IS NULL"
                 counted = f"CASE WHEN nextval('{_unparsed_counter(index)}') > 0 THEN c{index} END"
-                entries.append(f"{{'k': {_sql_text(column.name)}, 'v': CASE WHEN {failed} THEN {counted} END}}")
+                entries.append(f"CASE WHEN {failed} THEN [{{'k': {_sql_text(column.name)}, 'v': {counted}}}] "
+                               "ELSE [] END")
         if not entries:
             return None
-        return f"list_filter([{', '.join(entries)}], entry -> entry.v IS NOT NULL)"
+        return f"flatten([{', '.join(entries)}])"  # no lambda: its syntax differs between DuckDB 1 and 2
 
     def _sql_type(self, column: Column) -> str:
         json_lines = self.encoding.format == "jsonl"

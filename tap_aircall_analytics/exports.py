@@ -28,8 +28,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +48,7 @@ logger = logging.getLogger("tap_aircall_analytics")
 
 DOWNLOAD_TRIES = 5
 WORKDIR_PREFIX = "tap-aircall-analytics-"
-PROGRESS_SECONDS = 5  # while a stream waits for its next file, the run-wide picture is logged this often
+PROGRESS_SECONDS = 3  # while a stream waits for its next file, the run-wide picture is logged this often
 STOP_GRACE_SECONDS = 3  # how long a stopped run waits for its worker threads before removing their files
 REQUESTS_PER_EXPORT = 3  # re-requests of an export that the API forgot (404)
 
@@ -133,6 +132,7 @@ class ExportPipeline:
         self._in_flight = 0
         self._disk = 0  # bytes downloaded and not yet read
         self._failure: BaseException | None = None
+        self._failed: Future[None] = Future()  # done when a failure ends the run: wakes the main thread
         self.workdir: Path | None = None
         self.peak_disk = 0
 
@@ -208,12 +208,10 @@ class ExportPipeline:
             failure = self._failure
             if failure is not None and not (job.future.done() and job.future.exception() is None):
                 raise failure
-            try:
-                return job.future.result(timeout=PROGRESS_SECONDS)
-            except FutureTimeout:
+            if job.future.done():
+                return job.future.result()
+            if not wait((job.future, self._failed), timeout=PROGRESS_SECONDS, return_when=FIRST_COMPLETED).done:
                 self._report(job)
-            except Exception:
-                raise self._failure or job.future.exception() from None
 
     def _report(self, waiting_for: _Job) -> None:
         """Log the run-wide picture: exports ready, pending and queued, and MB on disk."""
@@ -242,11 +240,14 @@ class ExportPipeline:
                 files = job.exporter.export_window(job.window, self.workdir)
             except BaseException as error:  # noqa: BLE001 - handed to the main thread through the future
                 with self._lock:
-                    if self._failure is None and not self.stop.is_set():
+                    first = self._failure is None and not self.stop.is_set()
+                    if first:
                         self._failure = error
                     self.stop.set()  # the run ends: abandon every export in flight
                     self._in_flight -= 1
                 job.future.set_exception(error)
+                if first:
+                    self._failed.set_result(None)
                 continue
             with self._lock:
                 self._disk += sum(file.size for file in files)

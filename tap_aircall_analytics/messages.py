@@ -30,6 +30,8 @@ class BufferedMessageWriter(GenericSingerWriter[bytes, Message]):
         self._record_prefixes: dict[str, bytes] = {}
         self._stamp_second = -1
         self._stamp = b""
+        self.flushing = False  # a signal handler must not write while the buffer goes out
+        self.after_flush: t.Callable[[], None] | None = None
         atexit.register(self.flush)
 
     def serialize_message(self, message: Message) -> bytes:
@@ -62,16 +64,35 @@ class BufferedMessageWriter(GenericSingerWriter[bytes, Message]):
             self.flush()
 
     def flush(self) -> None:
-        """Write the buffer to stdout and flush it."""
+        """Write the buffer to stdout and flush it; then run `after_flush` if a signal asked for it."""
         if not self._buffer:
             return
-        stdout = sys.stdout
-        binary = getattr(stdout, "buffer", None)
-        if binary is not None:
-            stdout.flush()
-            binary.write(self._buffer)
-            binary.flush()
-        else:  # a text-only stdout (tests that redirect to StringIO)
-            stdout.write(self._buffer.decode())
-            stdout.flush()
-        self._buffer.clear()
+        self.flushing = True
+        try:
+            stdout = sys.stdout
+            binary = getattr(stdout, "buffer", None)
+            if binary is not None:
+                stdout.flush()
+                _write_all(binary, self._buffer)
+                binary.flush()
+            else:  # a text-only stdout (tests that redirect to StringIO)
+                stdout.write(self._buffer.decode())
+                stdout.flush()
+            self._buffer.clear()
+        finally:
+            self.flushing = False
+        if self.after_flush is not None:
+            after, self.after_flush = self.after_flush, None
+            after()
+
+    def drop_partial_message(self) -> None:
+        """Cut the buffer after its last whole message (a signal may land between two appends)."""
+        del self._buffer[self._buffer.rfind(b"\n") + 1:]
+
+
+def _write_all(binary: t.BinaryIO, data: bytearray) -> None:
+    """Write all of `data`: an unbuffered stdout (PYTHONUNBUFFERED) may take only part of it at once."""
+    with memoryview(data) as view:
+        written = 0
+        while written < len(view):
+            written += binary.write(view[written:]) or 0

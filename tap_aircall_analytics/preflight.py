@@ -51,9 +51,13 @@ def plan(settings: Settings, streams: list[ReportStream], write: t.Callable[[str
             write(textwrap.fill(", ".join(map(str, windows)), width=110, initial_indent="    ",
                                 subsequent_indent="    "))
     minutes = total * CALLS_PER_EXPORT / ASSUMED_RATE_LIMIT
+    concurrent = settings.max_concurrent_exports
     write(f"Total: {total} exports, at least {total * CALLS_PER_EXPORT} API calls (requests and polls; "
           f"about {minutes:.0f} min of rate limit at {ASSUMED_RATE_LIMIT} requests/minute). "
           "Downloads go to the storage host and do not count.")
+    write(f"Run-wide: up to {concurrent} exports in flight at once (max_concurrent_exports), requested in the "
+          f"order above: the run waits for about {-(-total // concurrent)} export(s) in a row; up to "
+          f"{settings.max_disk_mb:g} MB of downloaded files wait on disk.")
 
 
 def _differences(match: HeaderMatch) -> tuple[list[str], list[str], list[tuple[Column, str]]]:

@@ -14,7 +14,7 @@ from singer_sdk.streams import Stream
 
 from tap_aircall_analytics import batches
 from tap_aircall_analytics.client import AircallClient
-from tap_aircall_analytics.exports import ExportedFile, ExportStats, PollPolicy, ReportExporter
+from tap_aircall_analytics.exports import ExportedFile, ExportPipeline, ExportStats, PollPolicy, ReportExporter
 from tap_aircall_analytics.records import RecordReader, json_schema
 from tap_aircall_analytics.reports import Report, export_request_body
 from tap_aircall_analytics.windows import Window, next_bookmark, plan_windows, sync_range
@@ -158,6 +158,13 @@ class ReportStream(Stream):
     def _finished_windows(self, context: Context | None) -> t.Iterator[ExportedFile]:
         """Yield each window's file from the run's exports; once emitted, checkpoint the window."""
         pipeline = self._tap.export_pipeline
+        if pipeline is None:  # a stream synced on its own, outside the tap's sync_all
+            with self._tap.plan_exports([(self, self.planned_windows(context))]) as own:
+                yield from self._emitted_windows(own, context)
+            return
+        yield from self._emitted_windows(pipeline, context)
+
+    def _emitted_windows(self, pipeline: ExportPipeline, context: Context | None) -> t.Iterator[ExportedFile]:
         if not pipeline.windows(self.name):
             self.logger.info("%s: nothing to export (the bookmark or the retention limit is past end_date)", self.name)
             return

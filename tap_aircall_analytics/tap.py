@@ -33,24 +33,16 @@ class TapAircallAnalytics(Tap):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self._settings: Settings | None = None
         self.rate_limiter = RateLimiter()
-        self._export_pipeline: ExportPipeline | None = None
+        self.export_pipeline: ExportPipeline | None = None  # the exports of the run under way (sync_all)
         super().__init__(*args, **kwargs)
 
-    @property
-    def export_pipeline(self) -> ExportPipeline:
-        """The exports of the run under way, for every selected stream."""
-        if self._export_pipeline is None:
-            raise RuntimeError("the export pipeline is built by sync_all, before any stream syncs")
-        return self._export_pipeline
-
-    def _plan_exports(self, plan: list[tuple[ReportStream, list[Window]]]) -> ExportPipeline:
+    def plan_exports(self, plan: list[tuple[ReportStream, list[Window]]]) -> ExportPipeline:
         """One pipeline for the windows of these streams, under the run's limits."""
         settings = self.settings
         pipeline = ExportPipeline(max_concurrent=settings.max_concurrent_exports,
                                   max_disk_bytes=settings.max_disk_mb * 1e6, progress=self.logger.info)
         for stream, windows in plan:
             pipeline.add(stream.exporter(pipeline.stop), windows)
-        self._export_pipeline = pipeline
         return pipeline
 
     @override
@@ -74,7 +66,17 @@ class TapAircallAnalytics(Tap):
 
     @override
     def _handle_termination(self, signum: int, frame: types.FrameType | None) -> None:
-        """On SIGTERM or SIGINT: emit the state of the finished windows, then exit 128 + signal."""
+        """On SIGTERM or SIGINT: emit the state of the finished windows, then exit 128 + signal.
+
+        Messages stay whole: a message half-appended to the buffer is dropped (its window
+        is not in the state), and a buffer on its way out finishes first.
+        """
+        writer = self.message_writer
+        if isinstance(writer, BufferedMessageWriter) and writer.flushing:
+            writer.after_flush = lambda: self._handle_termination(signum, frame)
+            return
+        if isinstance(writer, BufferedMessageWriter):
+            writer.drop_partial_message()
         self._state_writer.write_state(self.state)
         self.logger.warning("Stopped by signal %d: the state covers the windows finished so far", signum)
         raise SystemExit(128 + signum)
@@ -100,15 +102,16 @@ class TapAircallAnalytics(Tap):
                 return
             if settings.check_schema:
                 sample = preflight.sample_window(settings)
-                with self._plan_exports([(stream, [sample]) for stream in selected]) as pipeline:
+                with self.plan_exports([(stream, [sample]) for stream in selected]) as pipeline:
                     if preflight.check_schema(settings, selected, pipeline, _to_stderr):
                         raise SystemExit(1)
                 return
             plan = [(stream, stream.planned_windows()) for stream in selected]
             try:
-                with self._plan_exports(plan):
+                with self.plan_exports(plan) as self.export_pipeline:
                     super().sync_all()
             finally:
+                self.export_pipeline = None
                 self._log_summary(selected)
         except (ConfigError, AircallError, FileFormatError) as error:
             self.logger.error("%s", error)

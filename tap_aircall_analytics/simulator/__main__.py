@@ -23,6 +23,7 @@ HELP = {
     "fail_first_export": "the first export of each report ends FAILED",
     "fail_over_days": "exports over this many days end FAILED with 'too many rows'",
     "fail_days": "exports including one of these days (YYYY-MM-DD,...) end FAILED",
+    "fail_report": "every export of this report ends FAILED at once",
     "forget_first_export": "the first export answers 404 once completed",
     "refuse_first_download": "the first download of each export answers 403",
     "error_every": "every Nth API request answers 500",

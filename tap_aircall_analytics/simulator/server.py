@@ -61,6 +61,7 @@ class SimulatorConfig:
     fail_first_export: bool = False  # the first export of each report fails
     fail_over_days: int | None = None  # exports over this many days fail with "too many rows"
     fail_days: frozenset[dt.date] = frozenset()  # exports that include one of these days fail
+    fail_report: str | None = None  # every export of this report fails at once
     forget_first_export: bool = False  # the first export answers 404 once it has completed
     refuse_first_download: bool = False  # the first download of each export answers 403
     error_every: int | None = None  # every Nth API request answers 500
@@ -301,6 +302,9 @@ class Simulator:
                 export.error = "Report generation failed: too many rows"
             elif any(first <= day <= last for day in config.fail_days):
                 export.error = "Report generation failed: too many rows"
+            elif report == config.fail_report:
+                export.error = "Report generation failed: report unavailable"
+                export.ready_at = now
             if config.forget_first_export and not self._exports:
                 export.forgotten = True
             self._exports[export.export_id] = export

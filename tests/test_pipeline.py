@@ -1,0 +1,198 @@
+"""One export pipeline for the whole run: every stream's exports in flight at once, in emission order."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import signal
+import time
+from collections import Counter
+
+from conftest import TapRun, parse_messages, tap_config
+from test_faults import (
+    _read_until,
+    _rest,
+    _start_tap,
+    assert_leftovers_removed,
+    emitted_keys,
+    expected_keys,
+    exporter_for,
+)
+from tap_aircall_analytics.exports import ExportPipeline
+from tap_aircall_analytics.reports import REPORTS, REPORTS_BY_STREAM
+from tap_aircall_analytics.windows import Window
+
+TODAY = dt.datetime.now(dt.timezone.utc).date()
+FIRST, LAST = TODAY - dt.timedelta(days=4), TODAY - dt.timedelta(days=1)
+
+
+def posted(sim) -> list[tuple[str, str]]:
+    """(report, first day) of each export request, in the order the API received them."""
+    return [(body["input"]["reportName"], body["input"]["filter"]["dateFilter"]["absoluteRange"]["fromDate"])
+            for method, _, body in sim.api_requests if method == "POST"]
+
+
+def test_exports_are_requested_in_emission_order_across_streams(simulator, run_tap):
+    sim = simulator(rate_limit=100_000)
+    streams = ["calls_history", "user_activity_calls_handled", "user_status_history"]
+    run = run_tap(tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=2,
+                             max_concurrent_exports=1), streams=streams)
+    emitted = list(dict.fromkeys(json.loads(line)["stream"] for line in run.stdout.splitlines()
+                                 if json.loads(line)["type"] == "RECORD"))
+    assert sorted(emitted) == sorted(streams)
+    assert posted(sim) == [(REPORTS_BY_STREAM[stream].api_name, day.isoformat())
+                           for stream in emitted for day in (FIRST, FIRST + dt.timedelta(2))]
+
+
+def test_all_twelve_streams_wait_together_and_every_record_arrives_once(simulator, run_tap):
+    sim = simulator(export_seconds=1.5, rate_limit=100_000)
+    run = run_tap(tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=2,
+                             max_concurrent_exports=24))
+    exports = list(sim._exports.values())
+    assert len(exports) == 24
+    assert max(export.created for export in exports) < min(export.ready_at for export in exports)  # all in flight
+    for report in REPORTS:
+        emitted = Counter(emitted_keys(report, run.records[report.stream_name]))
+        assert emitted == Counter(expected_keys(sim, report, FIRST, LAST)), report.stream_name
+        assert run.bookmark(report.stream_name) == TODAY.isoformat()
+
+
+def test_progress_shows_the_run_wide_picture_while_waiting(simulator, run_tap):
+    sim = simulator(export_seconds=4, rate_limit=100_000)
+    run = run_tap(tap_config(sim, start_date=LAST.isoformat(), end_date=LAST.isoformat(), max_concurrent_exports=2),
+                  streams=["calls_history", "user_activity_calls_handled", "user_status_history"])
+    (line, *_) = [line for line in run.stderr.splitlines() if "waiting for calls_history" in line]
+    assert line.endswith(f"waiting for calls_history {LAST}: exports ready 0, pending 2, queued 1; 0.0 MB on disk")
+
+
+def test_each_window_is_bookmarked_after_its_records_in_window_order(simulator, run_tap):
+    sim = simulator(rate_limit=100_000, export_seconds=0.3)
+    streams = ["user_activity_calls_handled", "user_status_history"]
+    run = run_tap(tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=1,
+                             lookback_days=0), streams=streams)
+    seen: dict[str, set[str]] = {stream: set() for stream in streams}
+    marks: dict[str, list[str]] = {stream: [] for stream in streams}
+    for line in run.stdout.splitlines():
+        message = json.loads(line)
+        if message["type"] == "RECORD":
+            record = message["record"]
+            seen[message["stream"]].add(record.get("date") or record["started_at"][:10])
+        elif message["type"] == "STATE":
+            for stream in streams:
+                mark = message["value"].get("bookmarks", {}).get(stream, {}).get("replication_key_value")
+                if mark and (not marks[stream] or marks[stream][-1] != mark):
+                    marks[stream].append(mark)
+                    if stream == "user_activity_calls_handled":  # every day before the mark was emitted
+                        before = (dt.date.fromisoformat(mark) - FIRST).days
+                        assert {(FIRST + dt.timedelta(d)).isoformat() for d in range(before)} <= seen[stream]
+    for stream in streams:  # one mark per window, in window order; the last one is today
+        assert marks[stream] == [(FIRST + dt.timedelta(d)).isoformat() for d in range(1, 5)], stream
+
+
+def test_a_failure_in_the_third_stream_ends_the_run_without_waiting_for_the_fourth(simulator, run_tap, tmp_path,
+                                                                                   monkeypatch):
+    streams = [report.stream_name for report in REPORTS[3:7]]
+    sim = simulator(export_seconds=6, fail_report=REPORTS[5].api_name, rate_limit=100_000)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    started = time.monotonic()
+    run = run_tap(tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=2),
+                  streams=streams, check=False)
+    elapsed = time.monotonic() - started
+    assert run.returncode == 1
+    last_line = run.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(rf"tap-aircall-analytics: {streams[2]} 2026-\d\d-\d\d: the export failed twice, even for "
+                        "one day: Report generation failed: report unavailable", last_line), last_line
+    assert Counter(report for report, _ in posted(sim))[REPORTS[6].api_name] == 2  # the fourth was in flight
+    assert elapsed < 6  # in-flight exports were abandoned, not waited for (each takes 6 s)
+    assert not run.records and not any(run.bookmark(stream) for stream in streams)
+    assert_leftovers_removed(tmp_path)
+
+
+def test_sigterm_with_every_stream_in_flight_stops_cleanly_within_five_seconds(simulator, catalog, tmp_path):
+    sim = simulator(export_seconds=0.2, calls_per_day=200, rate_limit=100_000)
+    config = tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=1,
+                        lookback_days=0)
+    process = _start_tap(tmp_path, catalog, config, None, [report.stream_name for report in REPORTS])
+    seen = _read_until(process, 500)
+    process.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    rest = _rest(process)
+    assert time.monotonic() - started < 5
+    assert process.returncode == 128 + signal.SIGTERM
+    run = parse_messages(seen + rest, TapRun(process.returncode, seen + rest, ""))
+    check_bookmarks_cover_only_emitted_days(sim, run)
+    assert_leftovers_removed(tmp_path)
+
+
+def test_killed_while_files_wait_on_disk_a_rerun_loses_nothing(simulator, catalog, tmp_path):
+    streams = ["calls_history", "user_activity_ringing_attempts", "user_status_history"]
+    sim = simulator(export_seconds=0.1, calls_per_day=200, rate_limit=100_000)
+    config = tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=1,
+                        lookback_days=0)
+    process = _start_tap(tmp_path, catalog, config, None, streams)
+    seen = _read_until(process, 300)
+    time.sleep(1)  # the other streams' files are downloaded meanwhile, and wait on disk
+    assert any((tmp_path / name).iterdir() for name in _workdirs(tmp_path))
+    process.kill()
+    killed = parse_messages(seen + _rest(process), TapRun(-9, "", ""))
+    rerun_process = _start_tap(tmp_path, catalog, config, killed.state or None, streams)
+    out = _rest(rerun_process)
+    assert rerun_process.returncode == 0
+    rerun = parse_messages(out, TapRun(0, out, ""))
+    for stream in streams:
+        report = REPORTS_BY_STREAM[stream]
+        together = set(emitted_keys(report, killed.records[stream] + rerun.records[stream]))
+        assert together == set(expected_keys(sim, report, FIRST, LAST)), stream
+    check_bookmarks_cover_only_emitted_days(sim, killed)
+    assert_leftovers_removed(tmp_path)
+
+
+def _workdirs(folder) -> list[str]:
+    return [path.name for path in folder.iterdir() if path.name.startswith("tap-aircall-analytics-")]
+
+
+def check_bookmarks_cover_only_emitted_days(sim, run: TapRun) -> None:
+    """Every day before a stream's bookmark had all its records emitted."""
+    for stream, bookmark in run.state.get("bookmarks", {}).items():
+        mark = bookmark.get("replication_key_value")
+        if mark and dt.date.fromisoformat(mark) > FIRST:
+            report = REPORTS_BY_STREAM[stream]
+            done = set(expected_keys(sim, report, FIRST, dt.date.fromisoformat(mark) - dt.timedelta(days=1)))
+            assert done <= set(emitted_keys(report, run.records[stream])), stream
+
+
+def test_the_disk_bound_holds_back_new_exports_until_files_are_read(simulator):
+    sim = simulator(rate_limit=100_000)
+    exporter, _ = exporter_for(sim, "USER_ACTIVITY_CALLS_HANDLED")
+    windows = [Window(TODAY - dt.timedelta(days=d), TODAY - dt.timedelta(days=d)) for d in range(8, 0, -1)]
+    pipeline = ExportPipeline(max_concurrent=3, max_disk_bytes=1, stop=exporter.client.stop)
+    pipeline.add(exporter, windows)
+    created_while_holding = []
+    with pipeline:
+        for file in pipeline.files(exporter.stream):
+            time.sleep(0.5)  # the exports in flight finish meanwhile; their files fill the disk
+            created_while_holding.append(sum(sim.exports_created.values()))
+            assert file.path.exists()  # never dropped to make room
+    # Holding the first file, only the 3 exports in flight were requested; each read file frees room for one.
+    assert created_while_holding[0] == 3
+    assert all(count <= index + 3 for index, count in enumerate(created_while_holding, 1))
+    assert sum(sim.exports_created.values()) == 8
+    assert not pipeline.workdir.exists()
+
+
+def test_below_the_disk_bound_exports_run_ahead_of_reading(simulator):
+    sim = simulator(rate_limit=100_000)
+    exporter, _ = exporter_for(sim, "USER_ACTIVITY_CALLS_HANDLED")
+    windows = [Window(TODAY - dt.timedelta(days=d), TODAY - dt.timedelta(days=d)) for d in range(8, 0, -1)]
+    pipeline = ExportPipeline(max_concurrent=3, max_disk_bytes=1e12, stop=exporter.client.stop)
+    pipeline.add(exporter, windows)
+    with pipeline:
+        files = pipeline.files(exporter.stream)
+        first = next(files)
+        deadline = time.monotonic() + 10
+        while pipeline.peak_disk < 8 * first.size * 0.9 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sum(sim.exports_created.values()) == 8  # all requested while the first file was still held
+        files.close()
+    assert not pipeline.workdir.exists()
