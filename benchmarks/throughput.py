@@ -28,6 +28,7 @@ from tap_aircall_analytics.reports import REPORTS_BY_API_NAME
 from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
 from tap_aircall_analytics.simulator.data import ReportData, write_csv
 from tap_aircall_analytics.tap import TapAircallAnalytics
+from tap_aircall_analytics.windows import Window
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -59,13 +60,27 @@ def stdout_to_devnull():
             sys.stdout = real
 
 
+class LocalExport:
+    """Stands in for the run's export pipeline: one window, read from a local file (kept)."""
+
+    def __init__(self, csv_path: Path) -> None:
+        self.window = Window(FIRST_DAY, FIRST_DAY)
+        self.csv_path = csv_path
+
+    def windows(self, stream: str) -> list[Window]:
+        return [self.window]
+
+    def files(self, stream: str):
+        yield ExportedFile(self.window, self.csv_path, False, 0, "benchmark")
+
+
 def tap_for(csv_path: Path, **settings) -> TapAircallAnalytics:
     """A tap whose calls_history stream reads `csv_path` instead of exporting it."""
     config = {**CREDENTIALS, "start_date": FIRST_DAY.isoformat(), "end_date": FIRST_DAY.isoformat(),
               "timezone": TIMEZONE, **settings}
     tap = TapAircallAnalytics(config=config, validate_config=False, setup_mapper=True)
-    stream = tap.streams["calls_history"]
-    stream.exported_files = lambda windows: iter([ExportedFile(windows[0], csv_path, False, 0, "benchmark")])
+    tap.streams["calls_history"].planned_windows()
+    tap.export_pipeline = LocalExport(csv_path)
     return tap
 
 
@@ -156,20 +171,6 @@ def memory(rows: int, workdir: Path, batch: bool) -> float:
                             "--catalog", str(workdir / "catalog.json")], {**os.environ, "TMPDIR": str(workdir)})
 
 
-def concurrency(parallel: int) -> float:
-    """Wall time for twelve one-day windows whose exports each take 2 s to prepare."""
-    last = dt.date.today() - dt.timedelta(days=1)
-    first = last - dt.timedelta(days=11)
-    with Simulator(SimulatorConfig(export_seconds=2.0, rate_limit=100_000)) as sim:
-        config = {**CREDENTIALS, "api_url": sim.api_url, "start_date": first.isoformat(),
-                  "end_date": last.isoformat(), "window_days": 1, "max_concurrent_exports": parallel,
-                  "poll_interval_seconds": 0.5, "max_poll_interval_seconds": 0.5}
-        tap = TapAircallAnalytics(config=config)
-        stream = tap.streams["user_activity_calls_handled"]
-        with stdout_to_devnull():
-            return timed(stream.sync)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
@@ -221,9 +222,6 @@ def main() -> None:
                 mode = "BATCH jsonl.gz" if batch else "RECORD"
                 report(f"Peak RSS, whole tap run, {mode}, {count:,} rows", f"{memory(count, workdir, batch):.0f} MB")
 
-        serial, together = concurrency(1), concurrency(12)
-        report("12 windows x 2 s exports, one at a time", f"{serial:.1f} s")
-        report("12 windows x 2 s exports, max_concurrent_exports=12", f"{together:.1f} s")
 
     (RESULTS / "throughput.json").write_text(json.dumps({"rows": rows, "speeds": speeds, "table": table}, indent=2))
     lines = ["| Measurement | Result | |", "|:--|--:|:--|"] + [f"| {a} | {b} | {c} |" for a, b, c in table]

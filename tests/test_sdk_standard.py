@@ -11,8 +11,9 @@ from conftest import CREDENTIALS, FAST_POLLING
 from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
 from tap_aircall_analytics.tap import TapAircallAnalytics
 
-# The test class is built at import time, so the simulator starts here, not in a fixture.
-SIMULATOR = Simulator(SimulatorConfig(rate_limit=100_000)).start()
+# The test class is built at import time, so the simulator starts here, not in a fixture. An
+# unknown column and bad cells give every stream's raw-text properties values to check.
+SIMULATOR = Simulator(SimulatorConfig(rate_limit=100_000, extra_column="Queue", bad_cells_every=3)).start()
 atexit.register(SIMULATOR.stop)
 
 TestTapAircallAnalytics = get_tap_test_class(

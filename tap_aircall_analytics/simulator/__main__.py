@@ -43,6 +43,7 @@ HELP = {
     "bad_cells_every": "about one row in N holds 'n/a' in its last typed, non-key column",
     "extra_report": "serve one more report name, unknown to the tap's catalogue (per user and day)",
     "empty_days": "days (YYYY-MM-DD,...) with no data",
+    "reuse_files": "serve a request asked before from the file made then (large exports in benchmarks)",
 }
 
 

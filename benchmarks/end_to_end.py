@@ -1,0 +1,118 @@
+"""Whole tap runs as a user meets them: the tap's stdout read through a pipe, every wait included.
+
+    .venv/bin/python benchmarks/end_to_end.py               # 400,000 Call History rows, 3 runs each
+    .venv/bin/python benchmarks/end_to_end.py --rows 100000 --runs 5
+
+Each run is a new `tap-aircall-analytics` process exporting one window from the simulator
+(the file is made once and served again to every run, so its making is not timed) and
+writing RECORD or BATCH messages into a pipe that this script reads to the end. In the
+same run, DuckDB alone converts the same CSV file: to JSON lines into the same kind of
+pipe, and to Parquet. Runs alternate (tap, DuckDB, tap, ...); each figure is the median,
+each ratio the median of the pairs. Peak RSS is the process's own maximum resident size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tap_aircall_analytics.reports import REPORTS_BY_API_NAME
+from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
+from tap_aircall_analytics.simulator.data import ReportData, write_csv
+
+CALLS = REPORTS_BY_API_NAME["CALLS_HISTORY"]
+CALLS_PER_DAY = 50_000
+FIRST_DAY = dt.date(2026, 10, 1)
+TIMEZONE = "Europe/Paris"
+TAP = [sys.executable, "-m", "tap_aircall_analytics"]
+
+
+def measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
+    """Run `command`, read its stdout to the end; return wall seconds, peak RSS (MiB), bytes read."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    size = 0
+    while chunk := process.stdout.read(1 << 16):
+        size += len(chunk)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:4])} ... exited {process.returncode}")
+    return wall, usage.ru_maxrss / 1024, size
+
+
+def duckdb_command(csv_path: Path, destination: str, options: str) -> list[str]:
+    script = ("import duckdb; duckdb.connect(config={'threads': 2}).execute("
+              f"\"COPY (SELECT * FROM read_csv('{csv_path}', header = true)) TO '{destination}' ({options})\")")
+    return [sys.executable, "-c", script]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=400_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    days = max(1, args.rows // CALLS_PER_DAY)
+    last = FIRST_DAY + dt.timedelta(days=days - 1)
+    with tempfile.TemporaryDirectory(prefix="tap-aircall-e2e-") as temp, \
+            Simulator(SimulatorConfig(calls_per_day=min(args.rows, CALLS_PER_DAY), export_seconds=0,
+                                      rate_limit=1_000_000, reuse_files=True)) as sim:
+        workdir = Path(temp)
+        csv_path = workdir / "calls.csv"
+        with open(csv_path, "w", encoding="utf-8", newline="") as handle:
+            rows = write_csv(ReportData(CALLS, FIRST_DAY, last, TIMEZONE, seed=1,
+                                        calls_per_day=min(args.rows, CALLS_PER_DAY)), handle)
+        config = {"api_id": "demo-api-id", "api_token": "demo-api-token", "api_url": sim.api_url,
+                  "start_date": FIRST_DAY.isoformat(), "end_date": last.isoformat(), "timezone": TIMEZONE,
+                  "window_days": days, "poll_interval_seconds": 0.05, "max_poll_interval_seconds": 0.1}
+        catalog = json.loads(subprocess.run([*TAP, "--discover"], capture_output=True, text=True, check=True).stdout)
+        for stream in catalog["streams"]:
+            top = next(entry for entry in stream["metadata"] if entry["breadcrumb"] == [])
+            top["metadata"]["selected"] = stream["tap_stream_id"] == "calls_history"
+        (workdir / "catalog.json").write_text(json.dumps(catalog))
+        env = {**os.environ, "TMPDIR": str(workdir)}
+
+        def tap(name: str, **settings: object) -> list[str]:
+            (workdir / f"{name}.json").write_text(json.dumps({**config, **settings}))
+            return [*TAP, "--config", str(workdir / f"{name}.json"), "--catalog", str(workdir / "catalog.json")]
+
+        parquet_dir = workdir / "parquet"
+        parquet_dir.mkdir()
+        cases = {
+            "RECORD": (tap("record"), duckdb_command(csv_path, "/dev/stdout", "FORMAT json")),
+            "BATCH parquet": (
+                tap("parquet", batch_config={"encoding": {"format": "parquet", "compression": "none"},
+                                             "storage": {"root": parquet_dir.as_uri()}}),
+                duckdb_command(csv_path, str(workdir / "duckdb.parquet"), "FORMAT parquet"),
+            ),
+        }
+        print(f"Call History: {rows:,} rows x 24 columns, {csv_path.stat().st_size / 1e6:.0f} MB, "
+              f"{args.runs} runs each after a warm-up\n")
+        print(f"{'':<16}{'tap wall s':>11}{'DuckDB wall s':>15}{'ratio':>8}{'tap rows/s':>12}"
+              f"{'tap RSS MiB':>13}{'DuckDB RSS MiB':>16}")
+        for name, (tap_command, duckdb) in cases.items():
+            measured(tap_command, env)  # warm-up: the simulator makes the file once
+            taps, baselines = [], []
+            for _ in range(args.runs):
+                taps.append(measured(tap_command, env))
+                baselines.append(measured(duckdb, env))
+                for leftover in parquet_dir.iterdir():
+                    leftover.unlink()
+            ratio = statistics.median(t[0] / b[0] for t, b in zip(taps, baselines))
+            tap_wall = statistics.median(t[0] for t in taps)
+            print(f"{name:<16}{tap_wall:>11.2f}{statistics.median(b[0] for b in baselines):>15.2f}{ratio:>7.2f}x"
+                  f"{rows / tap_wall:>12,.0f}{max(t[1] for t in taps):>13.0f}{max(b[1] for b in baselines):>16.0f}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
