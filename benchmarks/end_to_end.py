@@ -6,9 +6,10 @@
 Each run is a new `tap-aircall-analytics` process exporting one window from the simulator
 (the file is made once and served again to every run, so its making is not timed) and
 writing RECORD or BATCH messages into a pipe that this script reads to the end. In the
-same run, DuckDB alone converts the same CSV file: to JSON lines into the same kind of
-pipe, and to Parquet. Runs alternate (tap, DuckDB, tap, ...); each figure is the median,
-each ratio the median of the pairs. Peak RSS is the process's own maximum resident size.
+same run, DuckDB alone converts the same CSV file to JSON lines into the same kind of
+pipe (the baseline of every ratio), and to Parquet (for reference). Runs alternate
+round by round; each figure is the median, each ratio the median of the rounds' ratios.
+Peak RSS is the process's own maximum resident size.
 """
 
 from __future__ import annotations
@@ -87,30 +88,29 @@ def main() -> None:
 
         parquet_dir = workdir / "parquet"
         parquet_dir.mkdir()
-        cases = {
-            "RECORD": (tap("record"), duckdb_command(csv_path, "/dev/stdout", "FORMAT json")),
-            "BATCH parquet": (
-                tap("parquet", batch_config={"encoding": {"format": "parquet", "compression": "none"},
-                                             "storage": {"root": parquet_dir.as_uri()}}),
-                duckdb_command(csv_path, str(workdir / "duckdb.parquet"), "FORMAT parquet"),
-            ),
+        commands = {
+            "tap RECORD": tap("record"),
+            "tap BATCH parquet": tap("parquet", batch_config={
+                "encoding": {"format": "parquet", "compression": "none"}, "storage": {"root": parquet_dir.as_uri()}}),
+            "DuckDB alone, JSON lines": duckdb_command(csv_path, "/dev/stdout", "FORMAT json"),
+            "DuckDB alone, Parquet": duckdb_command(csv_path, str(workdir / "duckdb.parquet"), "FORMAT parquet"),
         }
         print(f"Call History: {rows:,} rows x 24 columns, {csv_path.stat().st_size / 1e6:.0f} MB, "
-              f"{args.runs} runs each after a warm-up\n")
-        print(f"{'':<16}{'tap wall s':>11}{'DuckDB wall s':>15}{'ratio':>8}{'tap rows/s':>12}"
-              f"{'tap RSS MiB':>13}{'DuckDB RSS MiB':>16}")
-        for name, (tap_command, duckdb) in cases.items():
-            measured(tap_command, env)  # warm-up: the simulator makes the file once
-            taps, baselines = [], []
-            for _ in range(args.runs):
-                taps.append(measured(tap_command, env))
-                baselines.append(measured(duckdb, env))
+              f"{args.runs} rounds after a warm-up\n")
+        for command in commands.values():
+            measured(command, env)  # warm-up: the simulator makes the file once
+        results: dict[str, list[tuple[float, float, int]]] = {name: [] for name in commands}
+        for _ in range(args.runs):
+            for name, command in commands.items():
+                results[name].append(measured(command, env))
                 for leftover in parquet_dir.iterdir():
                     leftover.unlink()
-            ratio = statistics.median(t[0] / b[0] for t, b in zip(taps, baselines))
-            tap_wall = statistics.median(t[0] for t in taps)
-            print(f"{name:<16}{tap_wall:>11.2f}{statistics.median(b[0] for b in baselines):>15.2f}{ratio:>7.2f}x"
-                  f"{rows / tap_wall:>12,.0f}{max(t[1] for t in taps):>13.0f}{max(b[1] for b in baselines):>16.0f}",
+        baseline = results["DuckDB alone, JSON lines"]
+        print(f"{'':<28}{'wall s':>8}{'rows/s':>11}{'x DuckDB JSON':>15}{'peak RSS MiB':>14}")
+        for name, runs in results.items():
+            wall = statistics.median(run[0] for run in runs)
+            ratio = statistics.median(run[0] / base[0] for run, base in zip(runs, baseline))
+            print(f"{name:<28}{wall:>8.2f}{rows / wall:>11,.0f}{ratio:>14.2f}x{max(run[1] for run in runs):>14.0f}",
                   flush=True)
 
 

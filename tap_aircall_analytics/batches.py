@@ -44,8 +44,8 @@ from tap_aircall_analytics.windows import Window
 
 FORMATS = {"jsonl": "json", "parquet": "parquet"}
 MEMORY_LIMIT = "48MB"  # DuckDB's share of the tap's memory; buffers and row groups are kept small to fit it
-PARQUET_ROW_GROUP = 16_384
-CSV_BUFFER_BYTES = 2 << 20
+PARQUET_ROW_GROUP = 8_192
+CSV_BUFFER_BYTES = 1 << 20
 
 
 def supported(encoding: BaseBatchFileEncoding) -> bool:
@@ -197,17 +197,13 @@ class BatchFileWriter:
         converted = [f"{self._expression(column, f'c{index}', offsets, index in lenient)} AS v{index}"
                      for index, column in match.positions if column.name in self.selected]
         inner = f"SELECT *, {', '.join(converted)} FROM {source}" if converted else f"SELECT * FROM {source}"
-        unparsed = self._unparsed_entries(match, lenient) if UNPARSED_VALUES in self.selected else None
-        if unparsed:  # a query of its own: the list is used twice below, its counters must run once
-            inner = f"SELECT *, {unparsed} AS unparsed FROM ({inner})"
         positions = {column.name: index for index, column in match.positions}
         fields = []
         for name in self.selected:
             if name == EXTRA_COLUMNS:
                 expression = self._extra_columns(match)
             elif name == UNPARSED_VALUES:
-                expression = ("CASE WHEN len(unparsed) > 0 THEN map_from_entries(unparsed) END" if unparsed
-                              else self._null(name))
+                expression = self._unparsed_values(match, lenient)
             elif name in positions:
                 expression = f"v{positions[name]}"
             else:
@@ -223,18 +219,20 @@ class BatchFileWriter:
         values = ", ".join(f"coalesce(c{index}, '')" for index, _ in match.extras)
         return f"map([{labels}], [{values}])"
 
-    def _unparsed_entries(self, match: HeaderMatch, lenient: set[int]) -> str | None:
-        """The cells that did not convert, as a list of (property, text); each one counted once."""
-        entries = []
-        for index, column in match.positions:
-            if index in lenient:
-                failed = f"c{index} IS NOT NULL AND c{index} <> '' AND v{index} IS NULL"
-                counted = f"CASE WHEN nextval('{_unparsed_counter(index)}') > 0 THEN c{index} END"
-                entries.append(f"CASE WHEN {failed} THEN [{{'k': {_sql_text(column.name)}, 'v': {counted}}}] "
-                               "ELSE [] END")
-        if not entries:
-            return None
-        return f"flatten([{', '.join(entries)}])"  # no lambda: its syntax differs between DuckDB 1 and 2
+    def _unparsed_values(self, match: HeaderMatch, lenient: set[int]) -> str:
+        """The cells that did not convert, as a map of property to text, each one counted.
+
+        The map is built, and its cells counted, only for the rare rows that hold one.
+        """
+        failed = {index: f"(c{index} <> '' AND v{index} IS NULL)" for index, _ in match.positions if index in lenient}
+        if not failed:
+            return self._null(UNPARSED_VALUES)
+        entries = ", ".join(
+            f"CASE WHEN {failed[index]} THEN [{{'k': {_sql_text(column.name)}, 'v': CASE WHEN "
+            f"nextval('{_unparsed_counter(index)}') > 0 THEN c{index} END}}] ELSE [] END"
+            for index, column in match.positions if index in failed
+        )  # lists joined with flatten, not filtered with a lambda: lambda syntax differs in DuckDB 1 and 2
+        return f"CASE WHEN {' OR '.join(failed.values())} THEN map_from_entries(flatten([{entries}])) END"
 
     def _sql_type(self, column: Column) -> str:
         json_lines = self.encoding.format == "jsonl"

@@ -90,18 +90,19 @@ class UtcConverter:
 
     def __init__(self, timezone: str) -> None:
         self._zone = zoneinfo.ZoneInfo(timezone)
-        self._minutes: dict[str, str] = {}
+        self.minutes: dict[str, str] = {}  # wall-clock minute -> UTC minute
 
     def __call__(self, text: str) -> str:
-        minute = self._minutes.get(text[:16])
+        minute = self.minutes.get(text[:16])
         if minute is None:
-            minute = self._convert_minute(text)
-        seconds = text[16:]
-        if seconds not in _SECONDS:
-            raise BadValue(TIMESTAMP_EXPECTED)
-        return minute + seconds + "+00:00"
+            minute = self.convert_minute(text)
+        try:
+            return minute + UTC_SECONDS[text[16:]]
+        except KeyError:
+            raise BadValue(TIMESTAMP_EXPECTED) from None
 
-    def _convert_minute(self, text: str) -> str:
+    def convert_minute(self, text: str) -> str:
+        """Convert and remember the minute of `text` (its first 16 characters)."""
         if len(text) != 19 or text[10] != " ":
             raise BadValue(TIMESTAMP_EXPECTED)
         try:
@@ -112,9 +113,9 @@ class UtcConverter:
         if offset is None or offset.seconds % 60:
             raise BadValue(f"{TIMESTAMP_EXPECTED} in a zone with whole-minute offsets")
         minute = (local - offset).isoformat(timespec="minutes")
-        if len(self._minutes) > CACHE_LIMIT:
-            self._minutes.clear()
-        self._minutes[text[:16]] = minute
+        if len(self.minutes) > CACHE_LIMIT:
+            self.minutes.clear()
+        self.minutes[text[:16]] = minute
         return minute
 
 
@@ -134,25 +135,26 @@ class FormattedUtcConverter:
 
 
 TIMESTAMP_EXPECTED = "a timestamp (YYYY-MM-DD HH:MM:SS)"
-_SECONDS = frozenset(f":{second:02d}" for second in range(60))
+UTC_SECONDS = {f":{second:02d}": f":{second:02d}+00:00" for second in range(60)}  # the end of a UTC timestamp
 CACHE_LIMIT = 1 << 14  # entries per converter: a few MB at most, cleared when full
 
 
-def _cached(convert: Callable[[str], object]) -> Callable[[str], object]:
-    """Memoise a converter of values that repeat (durations, booleans), within a bound."""
-    cache: dict[str, object] = {}
+class Cached:
+    """Memoises a converter of values that repeat (durations, dates), within a bound."""
 
-    def cached(text: str) -> object:
+    def __init__(self, convert: Callable[[str], object]) -> None:
+        self.convert = convert
+        self.cache: dict[str, object] = {}
+
+    def __call__(self, text: str) -> object:
         try:
-            return cache[text]
+            return self.cache[text]
         except KeyError:
-            value = convert(text)
-            if len(cache) > CACHE_LIMIT:
-                cache.clear()
-            cache[text] = value
+            value = self.convert(text)
+            if len(self.cache) > CACHE_LIMIT:
+                self.cache.clear()
+            self.cache[text] = value
             return value
-
-    return cached
 
 
 def _integer(text: str) -> int:
@@ -241,8 +243,8 @@ def converter(kind: Kind, timezone: str) -> Callable[[str], object]:
         Kind.INTEGER: _integer,
         Kind.NUMBER: _number,
         Kind.STRING: str,
-        Kind.DATE: _cached(_date),
-        Kind.DURATION: _cached(_duration),
+        Kind.DATE: Cached(_date),
+        Kind.DURATION: Cached(_duration),
         Kind.BOOLEAN: _boolean,
         Kind.PERCENT: _percent,
         Kind.LIST: _list,
@@ -303,25 +305,42 @@ def open_text(path: Path, zipped: bool) -> Iterator[io.TextIOBase]:
             yield io.TextIOWrapper(io.BufferedReader(binary, READ_BUFFER), encoding="utf-8-sig", newline="")
 
 
-def _row_function(match: HeaderMatch, timezone: str) -> Callable[[list[str]], dict]:
+def _empty_key() -> None:
+    raise BadValue("a key: it is empty")
+
+
+def _row_function(match: HeaderMatch, timezone: str, keys: tuple[str, ...]) -> Callable[[list[str]], dict]:
     """Compile the function that turns one CSV row into a record, for one header.
 
-    Written out as a single dict display (no loop, no per-field call for text and
-    integers), it reads a row several times faster than a generic loop; this is the
-    hot path of every export. Bad values raise; `RecordReader._lenient` reads such a row again.
+    Written out as a single dict display (no loop; no call for a text, an integer, a
+    boolean, a timestamp in a minute seen before or a duration seen before), it reads a
+    row several times faster than a generic loop; this is the hot path of every export.
+    A bad value or an empty key raises; `RecordReader._lenient` reads such a row again.
     """
-    scope: dict[str, object] = {}
+    scope: dict[str, object] = {"BOOLEANS": _BOOLEANS, "UTC_SECONDS": UTC_SECONDS, "empty_key": _empty_key}
     fields = []
     for index, column in match.positions:
-        value = f"(v := row[{index}])"
+        convert = converter(column.kind, timezone)
+        scope[f"convert_{index}"] = convert
+        empty = "empty_key()" if column.name in keys else "None"  # an empty key cell goes to the careful path
         if column.kind is Kind.STRING:
-            expression = f"row[{index}] or None"
+            value = f"row[{index}] or {empty}"
         elif column.kind is Kind.INTEGER:
-            expression = f"int(v) if {value} else None"
+            value = f"int(v) if (v := row[{index}]) else {empty}"
+        elif column.kind is Kind.BOOLEAN:
+            value = f"BOOLEANS[v] if (v := row[{index}]) else {empty}"
+        elif isinstance(convert, UtcConverter):  # a known minute costs a lookup, no call
+            scope[f"minute_{index}"] = convert.minutes.get
+            scope[f"convert_{index}"] = convert.convert_minute
+            value = (f"(minute_{index}(v[:16]) or convert_{index}(v)) + UTC_SECONDS[v[16:]] "
+                     f"if (v := row[{index}]) else {empty}")
+        elif isinstance(convert, Cached):  # a value seen before costs a lookup, no call
+            scope[f"cache_{index}"] = convert.cache
+            value = (f"(cache_{index}[v] if v in cache_{index} else convert_{index}(v)) "
+                     f"if (v := row[{index}]) else {empty}")
         else:
-            scope[f"convert_{index}"] = converter(column.kind, timezone)
-            expression = f"convert_{index}(v) if {value} else None"
-        fields.append(f"{column.name!r}: {expression}")
+            value = f"convert_{index}(v) if (v := row[{index}]) else {empty}"
+        fields.append(f"{column.name!r}: {value}")
     fields += [f"{column.name!r}: None" for column in match.missing]
     extras = ", ".join(f"{label!r}: row[{index}]" for index, label in match.extras)
     fields.append(f"{EXTRA_COLUMNS!r}: " + (f"{{{extras}}}" if extras else "None"))
@@ -357,9 +376,8 @@ class RecordReader:
             except StopIteration:
                 return  # an empty file: no header, no rows
             match = self.match(header)
-            row_to_record = _row_function(match, self.timezone)
+            row_to_record = _row_function(match, self.timezone, self.report.primary_key)
             converters = {column.name: converter(column.kind, self.timezone) for _, column in match.positions}
-            keys = self.report.primary_key
             width = len(header)
             try:
                 for row in reader:
@@ -369,11 +387,8 @@ class RecordReader:
                         raise FileFormatError(f"row {reader.line_num} has {len(row)} fields; the header has {width}")
                     try:
                         record = row_to_record(row)
-                    except (BadValue, ValueError, KeyError):
+                    except (BadValue, ValueError, KeyError, TypeError):
                         record = self._lenient(row, match, converters, reader.line_num)
-                    for key in keys:
-                        if record[key] is None:
-                            self._explain(row, match, reader.line_num)
                     yield record
             except (FileFormatError, csv.Error, UnicodeDecodeError) as error:
                 raise FileFormatError(f"{self.report.stream_name} {where}: {error}") from None
@@ -396,6 +411,8 @@ class RecordReader:
         record.update({column.name: None for column in match.missing})
         record[EXTRA_COLUMNS] = {label: row[index] for index, label in match.extras} or None
         record[UNPARSED_VALUES] = unparsed or None
+        if any(record[key] is None for key in self.report.primary_key):
+            self._explain(row, match, line)
         return record
 
     def count_unparsed(self, column: Column, count: int = 1, example: str = "") -> None:

@@ -8,6 +8,7 @@ import time
 import typing as t
 
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
+from singer_sdk import metrics
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.streams import Stream
@@ -45,7 +46,8 @@ class ReportStream(Stream):
         self.record_reader: RecordReader | None = None
         self._exporter: ReportExporter | None = None
         self._today: dt.date | None = None  # the account's today when the windows were planned
-        self._records_pass_through: bool | None = None
+        self._write_directly = False
+        self._record_counter: metrics.Counter | None = None
 
     @property
     def replication_method(self) -> str:
@@ -112,12 +114,18 @@ class ReportStream(Stream):
         return plan_windows(days.first, days.last, settings.window_days)
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        """Export each window and yield its records; checkpoint after each window."""
+        """Export each window and yield its records (or write them, see `_sync_records`); checkpoint each."""
         reader = self._record_reader()
         for file in self._finished_windows(context):
             started, rows = time.monotonic(), 0
-            for rows, record in enumerate(reader.read(file.path, zipped=file.zipped, where=str(file.window)), 1):
-                yield record
+            records = reader.read(file.path, zipped=file.zipped, where=str(file.window))
+            if self._write_directly:
+                rows = self._tap.message_writer.write_records(self.name, records)
+                if self._record_counter is not None:
+                    self._record_counter.increment(rows)
+            else:
+                for rows, record in enumerate(records, 1):
+                    yield record
             self._emitted(file, rows, time.monotonic() - started)
 
     def get_batches(
@@ -187,25 +195,27 @@ class ReportStream(Stream):
         self._write_state_message()
 
     def _sync_records(self, context: Context | None = None, *, write_messages: bool = True) -> t.Iterator[dict]:
-        """The SDK's record loop; the message buffer is flushed when it ends, however it ends."""
+        """The SDK's record loop; the message buffer is flushed when it ends, however it ends.
+
+        When the SDK would change nothing of a record (no stream map, no flattening, no
+        deselected property, no record limit), `get_records` writes the records itself
+        and the SDK's per-record work is skipped: the hot path of every RECORD run.
+        """
+        self._write_directly = (write_messages and self.selected and self.ABORT_AT_RECORD_COUNT is None
+                                and self._nothing_to_map())
         try:
             yield from super()._sync_records(context, write_messages=write_messages)
         finally:
             self._tap.message_writer.flush()
 
+    def get_record_counter(self, **kwargs: t.Any) -> metrics.Counter:
+        """The SDK's record counter, kept: records written directly are counted on it too."""
+        self._record_counter = super().get_record_counter(**kwargs)
+        return self._record_counter
+
     def _process_record(self, record: dict, child_context: Context | None = None,
                         partition_context: Context | None = None) -> None:
         """Nothing to do per record: report streams have no partitions and no child streams."""
-
-    def _write_record_message(self, record: dict) -> None:
-        """Write a RECORD; straight to the buffered writer when the SDK would change nothing."""
-        if self._records_pass_through is None:
-            self._records_pass_through = self._nothing_to_map()
-        if self._records_pass_through:
-            self._tap.message_writer.write_record(self.name, record)
-            self.state_manager.is_flushed = False
-        else:
-            super()._write_record_message(record)
 
     def _nothing_to_map(self) -> bool:
         """True when no stream map, no flattening and no deselected property alters records."""

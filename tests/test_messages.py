@@ -34,8 +34,7 @@ def test_every_byte_goes_out_when_stdout_takes_part_of_a_write(monkeypatch):
     monkeypatch.setattr("sys.stdout", Stdout(raw))
     writer = BufferedMessageWriter()
     records = [{"id": number, "text": "é, \"q\"\n" * number} for number in range(50)]
-    for record in records:
-        writer.write_record("s", record)
+    assert writer.write_records("s", iter(records)) == 50
     writer.flush()
     lines = raw.data.decode().splitlines()
     assert [json.loads(line)["record"] for line in lines] == records
@@ -45,7 +44,7 @@ def test_a_message_cut_by_a_signal_is_dropped_whole(monkeypatch):
     raw = ShortWrites()
     monkeypatch.setattr("sys.stdout", Stdout(raw))
     writer = BufferedMessageWriter()
-    writer.write_record("s", {"id": 1})
+    writer.write_records("s", [{"id": 1}])
     writer._buffer += b'{"type":"RECORD","stream":"s","rec'  # a signal landed between two appends
     writer.drop_partial_message()
     writer.flush()
