@@ -30,7 +30,7 @@ from tap_aircall_analytics.reports import (
 
 logger = logging.getLogger("tap_aircall_analytics")
 
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 16  # per download in flight: a dozen at once must not weigh on memory
 TIMEOUT = (10, 120)  # connect, read (seconds)
 
 

@@ -134,7 +134,10 @@ class ExportPipeline:
         self._failure: BaseException | None = None
         self._failed: Future[None] = Future()  # done when a failure ends the run: wakes the main thread
         self.workdir: Path | None = None
-        self.peak_disk = 0
+        self._files = 0  # downloaded files not yet read
+        self.peak_disk = 0  # the most bytes, files and exports at once, for the run summary
+        self.peak_files = 0
+        self.peak_in_flight = 0
 
     def add(self, exporter: ReportExporter, windows: list[Window]) -> None:
         """Plan a stream's windows, after those added before (the order streams are emitted in)."""
@@ -196,6 +199,7 @@ class ExportPipeline:
                     file.path.unlink(missing_ok=True)
                     with self._lock:
                         self._disk -= file.size
+                        self._files -= 1
                         self._fill()
             job.read = True
         self._exporters[stream].stats.finished = time.monotonic()
@@ -230,6 +234,7 @@ class ExportPipeline:
         while (not self.stop.is_set() and self._in_flight < self.max_concurrent and self._next < len(self._jobs)
                and self._disk < self.max_disk_bytes):
             self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
             self._queue.put(self._jobs[self._next])
             self._next += 1
 
@@ -251,7 +256,9 @@ class ExportPipeline:
                 continue
             with self._lock:
                 self._disk += sum(file.size for file in files)
+                self._files += len(files)
                 self.peak_disk = max(self.peak_disk, self._disk)
+                self.peak_files = max(self.peak_files, self._files)
                 self._in_flight -= 1
                 job.future.set_result(files)
                 self._fill()

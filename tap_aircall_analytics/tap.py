@@ -106,19 +106,19 @@ class TapAircallAnalytics(Tap):
                     if preflight.check_schema(settings, selected, pipeline, _to_stderr):
                         raise SystemExit(1)
                 return
-            plan = [(stream, stream.planned_windows()) for stream in selected]
+            pipeline = self.plan_exports([(stream, stream.planned_windows()) for stream in selected])
             try:
-                with self.plan_exports(plan) as self.export_pipeline:
+                with pipeline as self.export_pipeline:
                     super().sync_all()
             finally:
                 self.export_pipeline = None
-                self._log_summary(selected)
+                self._log_summary(selected, pipeline)
         except (ConfigError, AircallError, FileFormatError) as error:
             self.logger.error("%s", error)
             raise SystemExit(f"tap-aircall-analytics: {error}") from None
 
-    def _log_summary(self, streams: list[ReportStream]) -> None:
-        """Log one line per stream: what its exports cost and what they gave."""
+    def _log_summary(self, streams: list[ReportStream], pipeline: ExportPipeline) -> None:
+        """Log one line per stream: what its exports cost and what they gave; then the run's waits."""
         synced = [stream for stream in streams if stream.export_stats is not None]
         if not synced:
             return
@@ -136,6 +136,8 @@ class TapAircallAnalytics(Tap):
                 counts = ", ".join(f"'{label}' {count:,}" for label, count in sorted(unparsed.items()))
                 self.logger.warning("  %s: cells kept as text in _unparsed_values, by column: %s", stream.name,
                                     counts)
+        self.logger.info("  exports: up to %d in flight at once; downloaded files waiting on disk: %d at most, "
+                         "%.1f MB at most", pipeline.peak_in_flight, pipeline.peak_files, pipeline.peak_disk / 1e6)
 
 
 def _to_stderr(line: str) -> None:
