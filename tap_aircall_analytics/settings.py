@@ -27,58 +27,60 @@ class ConfigError(Exception):
     """A setting is missing or wrong; the message says which and how to fix it."""
 
 
-def _ids(name: str, what: str) -> th.Property:
+def _ids(name: str, what: str, title: str) -> th.Property:
     return th.Property(
         name,
         th.ArrayType(th.IntegerType),
+        title=title,
         description=f"Only export data of these {what} (sent as the `{FILTER_SETTINGS[name]}` "
         "filter to the reports that accept it).",
     )
 
 
 SETTINGS_SCHEMA = th.PropertiesList(
-    th.Property("api_id", th.StringType, description="API key ID (Dashboard > Integrations & API > API Keys). "
+    th.Property("api_id", th.StringType, title="API ID", description="API key ID (Dashboard > Integrations & API > API Keys). "
                 "Used with `api_token` for Basic authentication."),
-    th.Property("api_token", th.StringType, secret=True,
+    th.Property("api_token", th.StringType, title="API token", secret=True,
                 description="API key secret token, shown once when the key is created. Used with `api_id`."),
-    th.Property("access_token", th.StringType, secret=True,
+    th.Property("access_token", th.StringType, title="OAuth access token", secret=True,
                 description="OAuth access token (Bearer), instead of `api_id` and `api_token`."),
-    th.Property("api_url", th.StringType, default=DEFAULT_API_URL,
+    th.Property("api_url", th.StringType, title="API URL", default=DEFAULT_API_URL,
                 description="Base URL of the Aircall API. Point it at the simulator for offline runs."),
-    th.Property("start_date", th.DateType, required=True,
+    th.Property("start_date", th.DateType, title="Start date", required=True,
                 description="First day to export (YYYY-MM-DD, in `timezone`). A start before a report's "
                 "retention limit is moved to the limit with a warning."),
-    th.Property("end_date", th.DateType,
+    th.Property("end_date", th.DateType, title="End date",
                 description="Last day to export, inclusive (YYYY-MM-DD). Default: today in `timezone`."),
-    th.Property("timezone", th.StringType, default="UTC",
+    th.Property("timezone", th.StringType, title="Timezone", default="UTC",
                 description="IANA timezone of the account (e.g. Europe/Paris): days, windows and the "
                 "CSV's wall-clock times are read in it. Timestamps are emitted in UTC."),
-    th.Property("window_days", th.IntegerType, default=7,
+    th.Property("window_days", th.IntegerType, title="Window days", default=7,
                 description="Days per export. Smaller windows mean smaller files and earlier checkpoints."),
-    th.Property("lookback_days", th.IntegerType, default=1,
+    th.Property("lookback_days", th.IntegerType, title="Lookback days", default=1,
                 description="Days before the bookmark that each run exports again, to pick up late data."),
-    th.Property("max_concurrent_exports", th.IntegerType, default=12,
+    th.Property("max_concurrent_exports", th.IntegerType, title="Max concurrent exports", default=12,
                 description="Exports in flight at once, all streams together: a run requests the exports of "
                 "every selected stream ahead, in the order they are emitted. 12 lets a daily run of the twelve "
                 "reports wait for about one export, within the API's rate limit."),
-    th.Property("max_disk_mb", th.NumberType, default=1000,
+    th.Property("max_disk_mb", th.NumberType, title="Max disk (MB)", default=1000,
                 description="Most megabytes of downloaded export files waiting on disk (in TMPDIR) to be "
                 "emitted; when reached, no new export is requested until emitted files are deleted."),
-    th.Property("poll_interval_seconds", th.NumberType, default=2,
+    th.Property("poll_interval_seconds", th.NumberType, title="Poll interval (seconds)", default=2,
                 description="First wait before polling an export; it doubles up to `max_poll_interval_seconds`."),
-    th.Property("max_poll_interval_seconds", th.NumberType, default=60,
+    th.Property("max_poll_interval_seconds", th.NumberType, title="Max poll interval (seconds)", default=60,
                 description="Longest wait between two polls of one export."),
-    th.Property("export_timeout_minutes", th.NumberType, default=30,
+    th.Property("export_timeout_minutes", th.NumberType, title="Export timeout (minutes)", default=30,
                 description="An export still PENDING after this long fails its window (never read as empty)."),
-    th.Property("plan_only", th.BooleanType, default=False,
+    th.Property("plan_only", th.BooleanType, title="Plan only", default=False,
                 description="Print which windows each selected stream would export, and the API calls that "
                 "takes, then stop: nothing is exported and the state does not move."),
-    th.Property("check_schema", th.BooleanType, default=False,
+    th.Property("check_schema", th.BooleanType, title="Check schema", default=False,
                 description="Export one day of each selected report and report how its CSV header differs "
                 "from the catalogue (new, missing, renamed columns), then stop. Exits 1 on differences."),
     th.Property(
         "column_types",
-        th.ObjectType(additional_properties=th.ArrayType(th.ObjectType(
+        title="Column types",
+        wrapped=th.ObjectType(additional_properties=th.ArrayType(th.ObjectType(
             th.Property("label", th.StringType, required=True, description="The column's label in the CSV header."),
             th.Property("name", th.StringType, description="The property it fills (default: the label in "
                         "snake_case)."),
@@ -90,18 +92,18 @@ SETTINGS_SCHEMA = th.PropertiesList(
         "or name is in the catalogue replaces that column. Types: " + ", ".join(sorted(KIND_NAMES)) + ". "
         "`check_schema` prints this setting for the columns it finds.",
     ),
-    th.Property("extra_reports", th.ArrayType(th.StringType),
+    th.Property("extra_reports", th.ArrayType(th.StringType), title="Extra reports",
                 description="Report names the catalogue does not know (the API's `reportName`), each synced "
                 "as one more stream: its columns arrive as text in `_extra_columns`, or typed through "
                 "`column_types`. No primary key unless declared there."),
-    th.Property("strict_values", th.BooleanType, default=False,
+    th.Property("strict_values", th.BooleanType, title="Strict values", default=False,
                 description="Fail the run on a cell that does not parse as its column's type (naming the row, "
                 "column and value). By default the property is null and the raw text goes to "
                 "`_unparsed_values`."),
-    _ids("user_ids", "users"),
-    _ids("team_ids", "teams"),
-    _ids("line_ids", "lines (Aircall numbers)"),
-    _ids("tag_ids", "tags"),
+    _ids("user_ids", "users", "User IDs"),
+    _ids("team_ids", "teams", "Team IDs"),
+    _ids("line_ids", "lines (Aircall numbers)", "Line IDs"),
+    _ids("tag_ids", "tags", "Tag IDs"),
 ).to_dict()
 
 def catalogue(config: dict) -> tuple[Report, ...]:

@@ -1,0 +1,263 @@
+"""The HTTP client: credentials, exports, downloads, rate limits and retries.
+
+The credential lives here and only here: it goes on requests to the API host, never on
+downloads (presigned links on another host), never into a message, a log line or an
+exception. Download links are logged without their query string, which holds the
+signature.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+
+from tap_aircall_analytics.reports import (
+    EXPORTS_PATH,
+    REMAINING_HEADER,
+    RESET_HEADER,
+    STATUS_COMPLETED,
+    STATUS_FAILED,
+)
+
+logger = logging.getLogger("tap_aircall_analytics")
+
+CHUNK_BYTES = 1 << 16  # per download in flight: a dozen at once must not weigh on memory
+TIMEOUT = (10, 120)  # connect, read (seconds)
+
+
+class AircallError(Exception):
+    """An error the tap reports in one line and stops on."""
+
+
+class TransientError(AircallError):
+    """A failure that a retry may cure (5xx, 429, a reset connection)."""
+
+
+class ExportNotFound(AircallError):
+    """The export is gone (404): it must be requested again."""
+
+
+class LinkExpired(AircallError):
+    """The download link was refused (403) or is past its expiry."""
+
+
+def redact(url: str) -> str:
+    """Return a URL without its query string, where presigned links keep their signature."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:200] or response.reason
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("error") or body)[:500]
+    return str(body)[:500]
+
+
+@dataclass(frozen=True)
+class ExportStatus:
+    """An export object as the API returns it."""
+
+    export_id: str
+    status: str
+    download_url: str | None = None
+    expires_at: dt.datetime | None = None
+    zipped: bool = False
+    error_message: str | None = None
+
+    @classmethod
+    def from_json(cls, body: dict) -> ExportStatus:
+        """Read an export object, bare or in an `{"export": ...}` wrapper."""
+        body = body.get("export", body) if isinstance(body, dict) else {}
+        if not isinstance(body, dict) or "exportID" not in body or "status" not in body:
+            raise AircallError(f"the API answered an export without exportID or status: {str(body)[:200]}")
+        expires = body.get("downloadUrlExpiresAt")
+        return cls(
+            export_id=str(body["exportID"]),
+            status=str(body["status"]).upper(),
+            download_url=body.get("downloadUrl"),
+            expires_at=dt.datetime.fromisoformat(expires.replace("Z", "+00:00")) if expires else None,
+            zipped=bool(body.get("isZipCompressed")),
+            error_message=body.get("errorMessage"),
+        )
+
+    @property
+    def done(self) -> bool:
+        """True once the export has COMPLETED or FAILED."""
+        return self.status in (STATUS_COMPLETED, STATUS_FAILED)
+
+    def link_expired(self) -> bool:
+        """True when the download link is past its expiry time."""
+        return self.expires_at is not None and self.expires_at <= dt.datetime.now(dt.timezone.utc)
+
+
+class RateLimiter:
+    """Paces API requests from the rate-limit headers, across threads.
+
+    When a response says no request is left in the current window, further requests
+    wait for the reset time instead of running into 429s.
+    """
+
+    def __init__(self, reserve: int = 1, clock: Callable[[], float] = time.time) -> None:
+        self._reserve = reserve
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._resume_at = 0.0
+
+    def wait(self, stop: threading.Event) -> None:
+        """Block until a request may be sent."""
+        while True:
+            with self._lock:
+                delay = self._resume_at - self._clock()
+            if delay <= 0 or stop.wait(min(delay, 5)):
+                return
+
+    def observe(self, response: requests.Response) -> None:
+        """Learn the remaining budget from a response's headers."""
+        remaining, reset = response.headers.get(REMAINING_HEADER), response.headers.get(RESET_HEADER)
+        if remaining is None or reset is None:
+            return
+        try:
+            if int(remaining) <= self._reserve:
+                self.pause_until(float(reset))
+        except ValueError:
+            return
+
+    def pause_until(self, moment: float) -> None:
+        """Hold every request until `moment` (UNIX time)."""
+        with self._lock:
+            self._resume_at = max(self._resume_at, moment)
+
+
+class AircallClient:
+    """Requests, polls and downloads exports."""
+
+    def __init__(
+        self,
+        api_url: str,
+        authorization: str,
+        *,
+        max_tries: int = 6,
+        backoff_seconds: float = 0.5,
+        max_backoff_seconds: float = 30.0,
+        stop: threading.Event | None = None,
+        rate_limiter: RateLimiter | None = None,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self._api = requests.Session()
+        self._api.headers.update({"Authorization": authorization, "Accept": "application/json"})
+        self._files = requests.Session()  # no credentials, ever: links are presigned
+        self.max_tries = max_tries
+        self.backoff_seconds = backoff_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.stop = stop or threading.Event()
+        self.rate_limiter = rate_limiter or RateLimiter()
+        self.retries = 0  # transient failures retried, for the run summary
+
+    # --- exports ----------------------------------------------------------------
+
+    def create_export(self, body: dict) -> ExportStatus:
+        """Request an export (POST); return its first status."""
+        return ExportStatus.from_json(self._call("POST", EXPORTS_PATH, json=body))
+
+    def get_export(self, export_id: str) -> ExportStatus:
+        """Poll an export; a completed export comes with a freshly minted link."""
+        return ExportStatus.from_json(self._call("GET", f"{EXPORTS_PATH}/{export_id}"))
+
+    def _call(self, method: str, path: str, json: dict | None = None) -> dict:
+        url = self.api_url + path
+        for attempt in range(1, self.max_tries + 1):
+            self.rate_limiter.wait(self.stop)
+            try:
+                response = self._api.request(method, url, json=json, timeout=TIMEOUT)
+            except (requests.ConnectionError, requests.Timeout) as error:
+                self._retry_or_raise(attempt, f"{method} {path}: {type(error).__name__}")
+                continue
+            self.rate_limiter.observe(response)
+            status = response.status_code
+            if status < 400:
+                try:
+                    return response.json()
+                except ValueError:
+                    raise AircallError(f"{method} {path} answered {status} with a body that is not JSON") from None
+            if status == 429:
+                self._wait_for_rate_limit(response)
+                self._retry_or_raise(attempt, f"{method} {path}: 429 Too Many Requests", wait=False)
+                continue
+            if status >= 500:
+                self._retry_or_raise(attempt, f"{method} {path}: {status} {response.reason}")
+                continue
+            raise self._client_error(status, _message(response), method, path)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait_for_rate_limit(self, response: requests.Response) -> None:
+        retry_after = response.headers.get("Retry-After")
+        reset = response.headers.get(RESET_HEADER)
+        try:
+            moment = time.time() + float(retry_after) if retry_after else float(reset or 0)
+        except ValueError:
+            moment = 0.0
+        self.rate_limiter.pause_until(moment or time.time() + self.backoff_seconds)
+
+    def _retry_or_raise(self, attempt: int, what: str, *, wait: bool = True) -> None:
+        if attempt >= self.max_tries:
+            raise TransientError(f"{what} (gave up after {attempt} tries)")
+        self.retries += 1
+        logger.warning("Retrying %s (try %d of %d)", what, attempt + 1, self.max_tries)
+        if wait:
+            delay = min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1))
+            self.stop.wait(delay * random.uniform(0.5, 1.0))
+
+    @staticmethod
+    def _client_error(status: int, message: str, method: str, path: str) -> AircallError:
+        if status == 401:
+            return AircallError(f"Aircall refused the credentials (401: {message}): check api_id and api_token, "
+                                "or access_token")
+        if status == 403:
+            return AircallError(f"Aircall refused access (403: {message}): the Analytics+ add-on must be enabled "
+                                "for the company, and the key must be allowed to read analytics")
+        if status == 404:
+            return ExportNotFound(f"{method} {path}: 404 ({message})")
+        return AircallError(f"Aircall rejected the export request ({status}: {message})")
+
+    # --- downloads --------------------------------------------------------------
+
+    def download(self, url: str, destination: Path) -> int:
+        """Stream a presigned link to `destination` without credentials; return its size.
+
+        Raises LinkExpired on 403, ExportNotFound on 404 and TransientError when the
+        body stops short of its Content-Length or the connection drops.
+        """
+        try:
+            with self._files.get(url, stream=True, timeout=TIMEOUT) as response:
+                if response.status_code in (401, 403):
+                    raise LinkExpired(f"download link refused ({response.status_code}) for {redact(url)}")
+                if response.status_code == 404:
+                    raise ExportNotFound(f"download link not found for {redact(url)}")
+                if response.status_code >= 400:
+                    raise TransientError(f"download of {redact(url)} answered {response.status_code}")
+                expected = response.headers.get("Content-Length")
+                size = 0
+                with open(destination, "wb") as handle:
+                    for chunk in response.iter_content(CHUNK_BYTES):
+                        if self.stop.is_set():
+                            raise AircallError("stopped")
+                        handle.write(chunk)
+                        size += len(chunk)
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+            raise TransientError(f"download of {redact(url)} was cut off ({type(error).__name__})") from None
+        if expected is not None and size != int(expected):
+            raise TransientError(f"download of {redact(url)} stopped at {size} of {expected} bytes")
+        return size

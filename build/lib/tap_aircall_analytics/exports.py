@@ -1,0 +1,413 @@
+"""The exports of a run: every selected stream's windows in, downloaded files out, in order.
+
+The SDK emits streams one after another, but the API can prepare them all at once. So
+one `ExportPipeline` serves the whole run: it requests the windows of every stream in
+emission order (stream order, then window order), keeps up to `max_concurrent_exports`
+of them in flight in worker threads, and downloads each file to disk the moment its
+export completes, so a link never waits. The streams then read their files on the main
+thread, in order; a file is deleted once read. Files waiting on disk are bounded by
+`max_disk_mb`: past it, no new export is requested until read files are deleted.
+
+`ReportExporter` runs one window's export: failures have named outcomes there. A FAILED
+export is retried once, then its window is split in two down to single days; an expired
+link is refreshed by polling again; a forgotten export (404) is requested again; a
+PENDING export past its deadline is an error, never an empty window. A window that
+fails for good ends the run within seconds: nothing more is requested, exports in
+flight are abandoned, and only the files already downloaded before it in emission
+order are still read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import random
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tap_aircall_analytics.client import (
+    AircallClient,
+    AircallError,
+    ExportNotFound,
+    ExportStatus,
+    LinkExpired,
+    TransientError,
+    redact,
+)
+from tap_aircall_analytics.reports import STATUS_COMPLETED, STATUS_FAILED, Report
+from tap_aircall_analytics.windows import Window
+
+logger = logging.getLogger("tap_aircall_analytics")
+
+DOWNLOAD_TRIES = 5
+WORKDIR_PREFIX = "tap-aircall-analytics-"
+PROGRESS_SECONDS = 3  # while a stream waits for its next file, the run-wide picture is logged this often
+STOP_GRACE_SECONDS = 3  # how long a stopped run waits for its worker threads before removing their files
+REQUESTS_PER_EXPORT = 3  # re-requests of an export that the API forgot (404)
+
+
+class WindowFailed(AircallError):
+    """A window could not be exported; the stream stops before it."""
+
+
+class _ExportFailed(Exception):
+    """One export ended FAILED (its window may still succeed smaller)."""
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    """A downloaded export file, ready to be read."""
+
+    window: Window
+    path: Path
+    zipped: bool
+    size: int
+    export_id: str
+
+
+@dataclass
+class ExportStats:
+    """What a stream's exports cost, for the run summary."""
+
+    windows: int = 0
+    exports: int = 0
+    failed_exports: int = 0
+    splits: int = 0
+    link_refreshes: int = 0
+    bytes: int = 0
+    rows: int = 0
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def seconds(self) -> float:
+        """Wall time from the first export request to the last file read."""
+        return (self.finished or time.monotonic()) - self.started
+
+    def add(self, **counts: int) -> None:
+        """Add to counters from any worker thread."""
+        with self.lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How often and how long an export is polled."""
+
+    first_wait: float
+    max_wait: float
+    timeout: float
+
+
+class ExportPipeline:
+    """Every export of a run, across streams, under one limit; files handed back in order."""
+
+    def __init__(
+        self,
+        *,
+        max_concurrent: int,
+        max_disk_bytes: float,
+        progress: Callable[[str], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.max_concurrent = max_concurrent
+        self.max_disk_bytes = max_disk_bytes
+        self.stop = stop or threading.Event()
+        self._progress = progress or (lambda message: logger.info("%s", message))
+        self._exporters: dict[str, ReportExporter] = {}
+        self._jobs: list[_Job] = []
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._workers: list[threading.Thread] = []
+        self._next = 0  # the first job not yet requested
+        self._in_flight = 0
+        self._disk = 0  # bytes downloaded and not yet read
+        self._failure: BaseException | None = None
+        self._failed: Future[None] = Future()  # done when a failure ends the run: wakes the main thread
+        self.workdir: Path | None = None
+        self._files = 0  # downloaded files not yet read
+        self.peak_disk = 0  # the most bytes, files and exports at once, for the run summary
+        self.peak_files = 0
+        self.peak_in_flight = 0
+
+    def add(self, exporter: ReportExporter, windows: list[Window]) -> None:
+        """Plan a stream's windows, after those added before (the order streams are emitted in)."""
+        self._exporters[exporter.stream] = exporter
+        self._jobs.extend(_Job(exporter, window) for window in windows)
+
+    def windows(self, stream: str) -> list[Window]:
+        """The windows planned for `stream`, in order."""
+        return [job.window for job in self._jobs if job.exporter.stream == stream]
+
+    def exporter(self, stream: str) -> ReportExporter:
+        """The exporter of `stream` (its client and its stats)."""
+        return self._exporters[stream]
+
+    def start(self) -> ExportPipeline:
+        """Create the download folder and start requesting exports."""
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
+        for number in range(min(self.max_concurrent, len(self._jobs))):
+            worker = threading.Thread(target=self._work, name=f"export-{number + 1}", daemon=True)
+            worker.start()
+            self._workers.append(worker)
+        with self._lock:
+            self._fill()
+        return self
+
+    def close(self) -> None:
+        """Abandon what is in flight and remove every downloaded file."""
+        self.stop.set()
+        for _ in self._workers:
+            self._queue.put(None)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for worker in self._workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        finished = time.monotonic()
+        for exporter in self._exporters.values():
+            exporter.stats.finished = exporter.stats.finished or finished
+
+    def __enter__(self) -> ExportPipeline:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def files(self, stream: str) -> Iterator[ExportedFile]:
+        """Yield the downloaded file(s) of each window of `stream`, in window order.
+
+        A split window yields one file per part, in order. Each file is deleted once the
+        caller asks for the next one (or stops asking).
+        """
+        for job in self._jobs:
+            if job.exporter.stream != stream:
+                continue
+            for file in self._wait(job):
+                try:
+                    yield file
+                finally:
+                    file.path.unlink(missing_ok=True)
+                    with self._lock:
+                        self._disk -= file.size
+                        self._files -= 1
+                        self._fill()
+            job.read = True
+        self._exporters[stream].stats.finished = time.monotonic()
+
+    # --- the main thread --------------------------------------------------------
+
+    def _wait(self, job: _Job) -> list[ExportedFile]:
+        """The files of `job` once downloaded; the run's failure if one came first."""
+        while True:
+            failure = self._failure
+            if failure is not None and not (job.future.done() and job.future.exception() is None):
+                raise failure
+            if job.future.done():
+                return job.future.result()
+            if not wait((job.future, self._failed), timeout=PROGRESS_SECONDS, return_when=FIRST_COMPLETED).done:
+                self._report(job)
+
+    def _report(self, waiting_for: _Job) -> None:
+        """Log the run-wide picture: exports ready, pending and queued, and MB on disk."""
+        with self._lock:
+            ready = sum(1 for job in self._jobs[:self._next]
+                        if job.future.done() and job.future.exception() is None and not job.read)
+            queued = len(self._jobs) - self._next
+            pending, disk = self._in_flight, self._disk
+        self._progress(f"waiting for {waiting_for.exporter.stream} {waiting_for.window}: exports ready {ready}, "
+                       f"pending {pending}, queued {queued}; {disk / 1e6:.1f} MB on disk")
+
+    # --- the worker threads -----------------------------------------------------
+
+    def _fill(self) -> None:
+        """Request the next jobs in order while a slot is free and the disk bound allows (lock held)."""
+        while (not self.stop.is_set() and self._in_flight < self.max_concurrent and self._next < len(self._jobs)
+               and self._disk < self.max_disk_bytes):
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+            self._queue.put(self._jobs[self._next])
+            self._next += 1
+
+    def _work(self) -> None:
+        while (job := self._queue.get()) is not None:
+            try:
+                assert self.workdir is not None
+                files = job.exporter.export_window(job.window, self.workdir)
+            except BaseException as error:  # noqa: BLE001 - handed to the main thread through the future
+                with self._lock:
+                    first = self._failure is None and not self.stop.is_set()
+                    if first:
+                        self._failure = error
+                    self.stop.set()  # the run ends: abandon every export in flight
+                    self._in_flight -= 1
+                job.future.set_exception(error)
+                if first:
+                    self._failed.set_result(None)
+                continue
+            with self._lock:
+                self._disk += sum(file.size for file in files)
+                self._files += len(files)
+                self.peak_disk = max(self.peak_disk, self._disk)
+                self.peak_files = max(self.peak_files, self._files)
+                self._in_flight -= 1
+                job.future.set_result(files)
+                self._fill()
+
+
+@dataclass
+class _Job:
+    """One window of one stream, as the pipeline schedules it."""
+
+    exporter: ReportExporter
+    window: Window
+    future: Future[list[ExportedFile]] = field(default_factory=Future)
+    read: bool = False  # every file of the window was read (and deleted)
+
+
+class ReportExporter:
+    """The export flow of one report: request, poll, download, retry, split."""
+
+    def __init__(
+        self,
+        client: AircallClient,
+        report: Report,
+        request_body: Callable[[Window], dict],
+        *,
+        poll: PollPolicy,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.report = report
+        self.stream = report.stream_name
+        self.request_body = request_body
+        self.poll = poll
+        self.stats = ExportStats()
+        self._progress = progress or (lambda message: logger.info("%s", message))
+        self._stop = client.stop
+
+    def export_window(self, window: Window, workdir: Path) -> list[ExportedFile]:
+        """Export one window into `workdir`: one file, or one per part if it had to be split."""
+        self.stats.add(windows=1)
+        try:
+            return self._export_or_split(window, workdir)
+        except WindowFailed:
+            raise
+        except AircallError as error:
+            raise WindowFailed(f"{self.stream} {window}: {error}") from None
+
+    def _export_or_split(self, window: Window, workdir: Path) -> list[ExportedFile]:
+        for attempt in (1, 2):
+            try:
+                return [self._export(window, workdir)]
+            except _ExportFailed as failure:
+                self.stats.add(failed_exports=1)
+                reason = str(failure)
+                if attempt == 1:
+                    self._say(window, f"export FAILED ({reason}); retrying once")
+        if window.days == 1:
+            raise WindowFailed(
+                f"{self.stream} {window}: the export failed twice, even for one day: {reason}"
+            )
+        first, second = window.split()
+        self.stats.add(splits=1)
+        self._say(window, f"export FAILED again ({reason}); splitting into {first} and {second}")
+        return self._export_or_split(first, workdir) + self._export_or_split(second, workdir)
+
+    def _export(self, window: Window, workdir: Path) -> ExportedFile:
+        for _ in range(REQUESTS_PER_EXPORT):
+            try:
+                export = self._await(self._request(window), window)
+                return self._download(export, window, workdir)
+            except ExportNotFound:
+                self._say(window, "export is gone (404); requesting it again")
+        raise WindowFailed(f"{self.stream} {window}: the API kept forgetting the export (404)")
+
+    def _request(self, window: Window) -> ExportStatus:
+        export = self.client.create_export(self.request_body(window))
+        self.stats.add(exports=1)
+        self._say(window, f"export {export.export_id} requested")
+        return export
+
+    def _await(self, export: ExportStatus, window: Window) -> ExportStatus:
+        started = time.monotonic()
+        wait = self.poll.first_wait
+        while not export.done:
+            elapsed = time.monotonic() - started
+            if elapsed > self.poll.timeout:
+                raise WindowFailed(
+                    f"{self.stream} {window}: export {export.export_id} still PENDING after "
+                    f"{elapsed / 60:.1f} minutes (export_timeout_minutes); the window was not read"
+                )
+            if self._stop.wait(min(wait * random.uniform(0.8, 1.2), self.poll.max_wait)):
+                raise WindowFailed("stopped")
+            wait = min(wait * 2, self.poll.max_wait)
+            export = self.client.get_export(export.export_id)
+        if export.status == STATUS_FAILED:
+            raise _ExportFailed(export.error_message or "no errorMessage given")
+        self._say(window, f"export {export.export_id} ready after {time.monotonic() - started:.1f} s")
+        return export
+
+    def _download(self, export: ExportStatus, window: Window, workdir: Path) -> ExportedFile:
+        path = workdir / f"{self.stream}_{window.first}_{window.last}_{export.export_id}.{'zip' if export.zipped else 'csv'}"
+        for attempt in range(1, DOWNLOAD_TRIES + 1):
+            if export.status != STATUS_COMPLETED or not export.download_url or export.link_expired():
+                export = self._refresh(export, window, "link expired")
+            try:
+                started = time.monotonic()
+                size = self.client.download(export.download_url, path)
+            except LinkExpired:
+                export = self._refresh(export, window, "link refused (403)")
+                continue
+            except TransientError as error:
+                path.unlink(missing_ok=True)
+                if attempt == DOWNLOAD_TRIES:
+                    raise WindowFailed(f"{self.stream} {window}: {error}") from None
+                self._say(window, f"download interrupted ({error}); retrying")
+                continue
+            self.stats.add(bytes=size)
+            seconds = max(time.monotonic() - started, 1e-6)
+            self._say(window, f"downloaded {size / 1e6:.1f} MB in {seconds:.1f} s from {redact(export.download_url)}")
+            return ExportedFile(window, path, export.zipped, size, export.export_id)
+        raise WindowFailed(f"{self.stream} {window}: the download link kept being refused")
+
+    def _refresh(self, export: ExportStatus, window: Window, why: str) -> ExportStatus:
+        self.stats.add(link_refreshes=1)
+        self._say(window, f"{why}; polling export {export.export_id} for a fresh link")
+        fresh = self.client.get_export(export.export_id)
+        if fresh.status != STATUS_COMPLETED:
+            fresh = self._await(fresh, window)
+        if not fresh.download_url:
+            raise WindowFailed(f"{self.stream} {window}: export {fresh.export_id} is COMPLETED "
+                               "but the API gave no downloadUrl")
+        return fresh
+
+    def _say(self, window: Window, message: str) -> None:
+        self._progress(f"{self.stream} {window}: {message}")
+
+
+def remove_orphaned_downloads() -> None:
+    """Remove download folders left by runs that were killed (SIGKILL cannot clean up)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*-*"):
+        pid = folder.name.removeprefix(WORKDIR_PREFIX).split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

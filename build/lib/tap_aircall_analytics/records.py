@@ -1,0 +1,464 @@
+"""Export files to typed records.
+
+Columns are matched by label, whatever their order; each gets one converter, chosen
+once from the header, that turns its text into the exact JSON type the schema
+declares. Files are read as a stream from disk (zipped or not, with or without a BOM),
+never whole into memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import math
+import zipfile
+import zoneinfo
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tap_aircall_analytics.reports import (
+    FALSE_TEXT,
+    ISO_WALL_CLOCK,
+    TIMESTAMP_FORMAT,
+    LIST_SEPARATOR,
+    PERCENT_SUFFIX,
+    TRUE_TEXT,
+    Column,
+    Kind,
+    Report,
+    label_key,
+)
+
+READ_BUFFER = 1 << 20
+csv.field_size_limit(1 << 24)
+
+JSON_TYPES: dict[Kind, dict] = {
+    Kind.INTEGER: {"type": ["integer", "null"]},
+    Kind.NUMBER: {"type": ["number", "null"]},
+    Kind.STRING: {"type": ["string", "null"]},
+    Kind.TIMESTAMP: {"type": ["string", "null"], "format": "date-time"},
+    Kind.DATE: {"type": ["string", "null"], "format": "date"},
+    Kind.DURATION: {"type": ["integer", "null"], "description": "seconds"},
+    Kind.BOOLEAN: {"type": ["boolean", "null"]},
+    Kind.PERCENT: {"type": ["number", "null"], "description": "percent (12.5 means 12.5%)"},
+    Kind.LIST: {"type": ["array", "null"], "items": {"type": "string"}},
+}
+
+#: Columns of a file that the catalogue does not know: label -> text exactly as in the CSV.
+EXTRA_COLUMNS = "_extra_columns"
+#: Cells that did not parse as their column's type: property -> text exactly as in the CSV.
+UNPARSED_VALUES = "_unparsed_values"
+_TEXT_BY_NAME = {"type": ["object", "null"], "additionalProperties": {"type": "string"}}
+RAW_PROPERTIES: dict[str, dict] = {
+    EXTRA_COLUMNS: {**_TEXT_BY_NAME, "description": "Columns of the export that the tap's catalogue does not "
+                    "know, by CSV label, as text (see the column_types setting to type them)."},
+    UNPARSED_VALUES: {**_TEXT_BY_NAME, "description": "Cells that did not parse as their column's type, by "
+                      "property, as text; that property is null."},
+}
+
+
+def json_schema(report: Report) -> dict:
+    """The stream schema of a report: one property per column, then the raw-text properties.
+
+    Key columns are never null.
+    """
+    properties = {}
+    for column in report.columns:
+        schema = {**JSON_TYPES[column.kind], "type": list(JSON_TYPES[column.kind]["type"])}
+        if column.name in report.primary_key:
+            schema["type"].remove("null")
+        properties[column.name] = schema
+    properties.update(RAW_PROPERTIES)
+    return {"type": "object", "properties": properties, "required": list(report.primary_key)}
+
+
+class BadValue(ValueError):
+    """A field that cannot be read as its column's type."""
+
+
+class UtcConverter:
+    """Wall-clock text in one timezone -> RFC 3339 UTC text.
+
+    A wall time in the hour repeated when clocks go back is read as its first
+    occurrence. Zones change offset on whole minutes, so each minute of wall time is
+    converted once and the seconds are carried over: most fields cost a dict lookup.
+    """
+
+    def __init__(self, timezone: str) -> None:
+        self._zone = zoneinfo.ZoneInfo(timezone)
+        self.minutes: dict[str, str] = {}  # wall-clock minute -> UTC minute
+
+    def __call__(self, text: str) -> str:
+        minute = self.minutes.get(text[:16])
+        if minute is None:
+            minute = self.convert_minute(text)
+        try:
+            return minute + UTC_SECONDS[text[16:]]
+        except KeyError:
+            raise BadValue(TIMESTAMP_EXPECTED) from None
+
+    def convert_minute(self, text: str) -> str:
+        """Convert and remember the minute of `text` (its first 16 characters)."""
+        if len(text) != 19 or text[10] != " ":
+            raise BadValue(TIMESTAMP_EXPECTED)
+        try:
+            local = dt.datetime.fromisoformat(text[:16])
+        except ValueError:
+            raise BadValue(TIMESTAMP_EXPECTED) from None
+        offset = local.replace(tzinfo=self._zone, fold=0).utcoffset()
+        if offset is None or offset.seconds % 60:
+            raise BadValue(f"{TIMESTAMP_EXPECTED} in a zone with whole-minute offsets")
+        minute = (local - offset).isoformat(timespec="minutes")
+        if len(self.minutes) > CACHE_LIMIT:
+            self.minutes.clear()
+        self.minutes[text[:16]] = minute
+        return minute
+
+
+class FormattedUtcConverter:
+    """Wall-clock text in the catalogue's TIMESTAMP_FORMAT, when it is not the ISO layout."""
+
+    def __init__(self, timezone: str) -> None:
+        self._zone = zoneinfo.ZoneInfo(timezone)
+
+    def __call__(self, text: str) -> str:
+        try:
+            local = dt.datetime.strptime(text, TIMESTAMP_FORMAT)
+        except ValueError:
+            raise BadValue(f"a timestamp ({TIMESTAMP_FORMAT})") from None
+        moment = local.replace(tzinfo=self._zone, fold=0).astimezone(dt.timezone.utc)
+        return moment.replace(microsecond=0).isoformat()
+
+
+TIMESTAMP_EXPECTED = "a timestamp (YYYY-MM-DD HH:MM:SS)"
+UTC_SECONDS = {f":{second:02d}": f":{second:02d}+00:00" for second in range(60)}  # the end of a UTC timestamp
+CACHE_LIMIT = 1 << 14  # entries per converter: a few MB at most, cleared when full
+
+
+class Cached:
+    """Memoises a converter of values that repeat (durations, dates), within a bound."""
+
+    def __init__(self, convert: Callable[[str], object]) -> None:
+        self.convert = convert
+        self.cache: dict[str, object] = {}
+
+    def __call__(self, text: str) -> object:
+        try:
+            return self.cache[text]
+        except KeyError:
+            value = self.convert(text)
+            if len(self.cache) > CACHE_LIMIT:
+                self.cache.clear()
+            self.cache[text] = value
+            return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise BadValue("an integer") from None
+
+
+def _date(text: str) -> str:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        raise BadValue("a date (YYYY-MM-DD)") from None
+    if len(text) != 10:
+        raise BadValue("a date (YYYY-MM-DD)")
+    return text
+
+
+def _duration(text: str) -> int:
+    hours, _, rest = text.partition(":")
+    minutes, _, seconds = rest.partition(":")
+    try:
+        if len(minutes) != 2 or len(seconds) != 2:
+            raise ValueError
+        return int(hours) * 3600 + int(minutes) * 60 + int(seconds)
+    except ValueError:
+        raise BadValue("a duration (H:MM:SS)") from None
+
+
+_BOOLEANS = {TRUE_TEXT: True, FALSE_TEXT: False}
+
+
+def _boolean(text: str) -> bool:
+    try:
+        return _BOOLEANS[text]
+    except KeyError:
+        raise BadValue(f"a boolean ({TRUE_TEXT} or {FALSE_TEXT})") from None
+
+
+def _finite(text: str, expected: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadValue(expected) from None
+    if not math.isfinite(value):
+        raise BadValue(expected)
+    return value
+
+
+def _number(text: str) -> float:
+    return _finite(text, "a number")
+
+
+def _percent(text: str) -> float:
+    return _finite(text.removesuffix(PERCENT_SUFFIX), "a percentage (12.5%)")
+
+
+def _list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(LIST_SEPARATOR) if item.strip()]
+
+
+#: The kinds a column's sample is tried as, most specific first (a list is never guessed).
+INFERRED_KINDS = (Kind.BOOLEAN, Kind.INTEGER, Kind.NUMBER, Kind.PERCENT, Kind.DURATION, Kind.DATE, Kind.TIMESTAMP)
+
+
+def infer_kind(values: list[str]) -> Kind:
+    """The first kind that reads every non-empty value of a sample; STRING when none does."""
+    present = [value for value in values if value]
+    for kind in INFERRED_KINDS if present else ():
+        convert = converter(kind, "UTC")
+        try:
+            for value in present:
+                convert(value)
+        except (BadValue, ValueError):
+            continue
+        return kind
+    return Kind.STRING
+
+
+def converter(kind: Kind, timezone: str) -> Callable[[str], object]:
+    """Return the function that reads a non-empty field of this kind."""
+    if kind is Kind.TIMESTAMP:
+        return UtcConverter(timezone) if TIMESTAMP_FORMAT == ISO_WALL_CLOCK else FormattedUtcConverter(timezone)
+    return {
+        Kind.INTEGER: _integer,
+        Kind.NUMBER: _number,
+        Kind.STRING: str,
+        Kind.DATE: Cached(_date),
+        Kind.DURATION: Cached(_duration),
+        Kind.BOOLEAN: _boolean,
+        Kind.PERCENT: _percent,
+        Kind.LIST: _list,
+    }[kind]
+
+
+@dataclass(frozen=True)
+class HeaderMatch:
+    """How a file's header lines up with the catalogue."""
+
+    positions: tuple[tuple[int, Column], ...]  # file position -> column, for the known columns
+    extras: tuple[tuple[int, str], ...]  # file position -> label, for the columns the catalogue does not know
+    missing: tuple[Column, ...]  # catalogue columns the file lacks
+
+    @property
+    def unknown(self) -> tuple[str, ...]:
+        """The labels the catalogue does not know, in file order."""
+        return tuple(label for _, label in self.extras)
+
+    @classmethod
+    def of(cls, report: Report, header: list[str]) -> HeaderMatch:
+        """Match a header row to the report's columns by label (case and spacing ignored).
+
+        A label that comes twice keeps the second one apart as `Label (2)`.
+        """
+        by_label = {label_key(column.label): column for column in report.columns}
+        positions, extras = [], []
+        for index, label in enumerate(header):
+            column = by_label.pop(label_key(label), None)
+            if column is not None:
+                positions.append((index, column))
+                continue
+            taken = {known.label for _, known in positions} | {extra for _, extra in extras}
+            unique, copy = label, 1
+            while unique in taken:
+                copy += 1
+                unique = f"{label} ({copy})"
+            extras.append((index, unique))
+        return cls(tuple(positions), tuple(extras), tuple(by_label.values()))
+
+
+class FileFormatError(ValueError):
+    """An export file that cannot be read; the message names the row and column."""
+
+
+@contextmanager
+def open_text(path: Path, zipped: bool) -> Iterator[io.TextIOBase]:
+    """Open an export file as text: unzipped if need be, BOM dropped, newlines kept for csv."""
+    if not zipped:
+        with open(path, encoding="utf-8-sig", newline="", buffering=READ_BUFFER) as handle:
+            yield handle
+        return
+    with zipfile.ZipFile(path) as archive:
+        members = [info for info in archive.infolist() if not info.is_dir()]
+        if len(members) != 1:
+            raise FileFormatError(f"the zip archive holds {len(members)} files, not one CSV")
+        with archive.open(members[0]) as binary:
+            yield io.TextIOWrapper(io.BufferedReader(binary, READ_BUFFER), encoding="utf-8-sig", newline="")
+
+
+def _empty_key() -> None:
+    raise BadValue("a key: it is empty")
+
+
+def _row_function(match: HeaderMatch, timezone: str, keys: tuple[str, ...]) -> Callable[[list[str]], dict]:
+    """Compile the function that turns one CSV row into a record, for one header.
+
+    Written out as a single dict display (no loop; no call for a text, an integer, a
+    boolean, a timestamp in a minute seen before or a duration seen before), it reads a
+    row several times faster than a generic loop; this is the hot path of every export.
+    A bad value or an empty key raises; `RecordReader._lenient` reads such a row again.
+    """
+    scope: dict[str, object] = {"BOOLEANS": _BOOLEANS, "UTC_SECONDS": UTC_SECONDS, "empty_key": _empty_key}
+    fields = []
+    for index, column in match.positions:
+        convert = converter(column.kind, timezone)
+        scope[f"convert_{index}"] = convert
+        empty = "empty_key()" if column.name in keys else "None"  # an empty key cell goes to the careful path
+        if column.kind is Kind.STRING:
+            value = f"row[{index}] or {empty}"
+        elif column.kind is Kind.INTEGER:
+            value = f"int(v) if (v := row[{index}]) else {empty}"
+        elif column.kind is Kind.BOOLEAN:
+            value = f"BOOLEANS[v] if (v := row[{index}]) else {empty}"
+        elif isinstance(convert, UtcConverter):  # a known minute costs a lookup, no call
+            scope[f"minute_{index}"] = convert.minutes.get
+            scope[f"convert_{index}"] = convert.convert_minute
+            value = (f"(minute_{index}(v[:16]) or convert_{index}(v)) + UTC_SECONDS[v[16:]] "
+                     f"if (v := row[{index}]) else {empty}")
+        elif isinstance(convert, Cached):  # a value seen before costs a lookup, no call
+            scope[f"cache_{index}"] = convert.cache
+            value = (f"(cache_{index}[v] if v in cache_{index} else convert_{index}(v)) "
+                     f"if (v := row[{index}]) else {empty}")
+        else:
+            value = f"convert_{index}(v) if (v := row[{index}]) else {empty}"
+        fields.append(f"{column.name!r}: {value}")
+    fields += [f"{column.name!r}: None" for column in match.missing]
+    extras = ", ".join(f"{label!r}: row[{index}]" for index, label in match.extras)
+    fields.append(f"{EXTRA_COLUMNS!r}: " + (f"{{{extras}}}" if extras else "None"))
+    fields.append(f"{UNPARSED_VALUES!r}: None")
+    source = "def row_to_record(row):\n    return {" + ", ".join(fields) + "}\n"
+    exec(compile(source, "<row_to_record>", "exec"), scope)  # noqa: S102 - built from the catalogue only
+    return scope["row_to_record"]  # type: ignore[return-value]
+
+
+class RecordReader:
+    """Reads one report's export files into typed records.
+
+    A cell that does not parse as its column's type is kept: its property is null, its
+    text goes to `_unparsed_values`, and it is counted per column. With `strict`, it
+    stops the run instead. A key cell must always parse.
+    """
+
+    def __init__(self, report: Report, timezone: str, warn: Callable[[str], None], *, strict: bool = False) -> None:
+        self.report = report
+        self.timezone = timezone
+        self.strict = strict
+        self.unparsed: Counter[str] = Counter()  # column label -> cells kept as text this run
+        self._warn = warn
+        self._warned: set[str] = set()
+
+    def read(self, path: Path, *, zipped: bool = False, where: str = "") -> Iterator[dict]:
+        """Yield the records of one file. `where` names the file in error messages."""
+        where = where or path.name
+        with open_text(path, zipped) as handle:
+            reader = csv.reader(handle, strict=True)
+            try:
+                header = next(reader)
+            except StopIteration:
+                return  # an empty file: no header, no rows
+            match = self.match(header)
+            row_to_record = _row_function(match, self.timezone, self.report.primary_key)
+            converters = {column.name: converter(column.kind, self.timezone) for _, column in match.positions}
+            width = len(header)
+            try:
+                for row in reader:
+                    if len(row) != width:
+                        if row == [] or row == [""]:
+                            continue
+                        raise FileFormatError(f"row {reader.line_num} has {len(row)} fields; the header has {width}")
+                    try:
+                        record = row_to_record(row)
+                    except (BadValue, ValueError, KeyError, TypeError):
+                        record = self._lenient(row, match, converters, reader.line_num)
+                    yield record
+            except (FileFormatError, csv.Error, UnicodeDecodeError) as error:
+                raise FileFormatError(f"{self.report.stream_name} {where}: {error}") from None
+
+    def _lenient(self, row: list[str], match: HeaderMatch, converters: dict[str, Callable[[str], object]],
+                 line: int) -> dict:
+        """Read a row that holds a bad cell: null and raw text for it, or an error when strict or a key."""
+        record: dict = {}
+        unparsed: dict[str, str] = {}
+        for index, column in match.positions:
+            text = row[index]
+            try:
+                record[column.name] = converters[column.name](text) if text else None
+            except BadValue as expected:
+                if self.strict or column.name in self.report.primary_key:
+                    self._explain(row, match, line)
+                record[column.name] = None
+                unparsed[column.name] = text
+                self.count_unparsed(column, example=f" ({text!r} in row {line} is not {expected})")
+        record.update({column.name: None for column in match.missing})
+        record[EXTRA_COLUMNS] = {label: row[index] for index, label in match.extras} or None
+        record[UNPARSED_VALUES] = unparsed or None
+        if any(record[key] is None for key in self.report.primary_key):
+            self._explain(row, match, line)
+        return record
+
+    def count_unparsed(self, column: Column, count: int = 1, example: str = "") -> None:
+        """Count cells of `column` kept as text; warn the first time in this run."""
+        first = not self.unparsed[column.label]
+        self.unparsed[column.label] += count
+        if first:
+            self._warn(f"{self.report.stream_name}: column '{column.label}' holds values that do not parse as "
+                       f"{column.kind.value}{example}; they are loaded as null with their text in "
+                       f"{UNPARSED_VALUES}.{column.name} (set strict_values to stop the run instead)")
+
+    def _explain(self, row: list[str], match: HeaderMatch, line: int) -> None:
+        """Raise FileFormatError naming the first field of `row` that cannot be read."""
+        for index, column in match.positions:
+            text = row[index]
+            if not text:
+                if column.name in self.report.primary_key:
+                    raise FileFormatError(f"row {line}, column '{column.label}': key column is empty")
+                continue
+            try:
+                converter(column.kind, self.timezone)(text)
+            except BadValue as expected:
+                hint = ("" if column.name not in self.report.primary_key else
+                        " (a key column: declare another type for it in column_types, e.g. string, to load it)")
+                raise FileFormatError(f"row {line}, column '{column.label}': {text!r} is not {expected}{hint}") from None
+
+    def match(self, header: list[str]) -> HeaderMatch:
+        """Match a file's header to the catalogue; warn once per run of unknown or missing columns."""
+        match = HeaderMatch.of(self.report, header)
+        new = [label for label in match.unknown if f"extra:{label}" not in self._warned]
+        if new:
+            self._warned.update(f"extra:{label}" for label in new)
+            names = ", ".join(f"'{label}'" for label in new)
+            self._warn(f"{self.report.stream_name}: column(s) {names} are not in the catalogue; they are loaded as "
+                       f"text in {EXTRA_COLUMNS} (run with check_schema to get the column_types setting that "
+                       "types them)")
+        for column in match.missing:
+            if column.name in self.report.primary_key:
+                raise FileFormatError(f"{self.report.stream_name}: the file has no '{column.label}' column, "
+                                      "which is part of the primary key")
+            self._warn_once(f"column '{column.label}' of {self.report.api_name} is missing from the file; "
+                            f"{column.name} is emitted as null")
+        return match
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            self._warn(message)
+

@@ -1,0 +1,282 @@
+"""The tap's settings: their schema for `--about`, and their checked, typed form."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import zoneinfo
+from dataclasses import dataclass, field
+
+from singer_sdk import typing as th
+
+from tap_aircall_analytics.reports import (
+    DEFAULT_API_URL,
+    FILTER_SETTINGS,
+    KIND_NAMES,
+    REPORTS,
+    CatalogueError,
+    Column,
+    Report,
+    property_name,
+    uncatalogued_report,
+    with_declared_columns,
+)
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+def _ids(name: str, what: str, title: str) -> th.Property:
+    return th.Property(
+        name,
+        th.ArrayType(th.IntegerType),
+        title=title,
+        description=f"Only export data of these {what} (sent as the `{FILTER_SETTINGS[name]}` "
+        "filter to the reports that accept it).",
+    )
+
+
+SETTINGS_SCHEMA = th.PropertiesList(
+    th.Property("api_id", th.StringType, title="API ID", description="API key ID (Dashboard > Integrations & API > API Keys). "
+                "Used with `api_token` for Basic authentication."),
+    th.Property("api_token", th.StringType, title="API token", secret=True,
+                description="API key secret token, shown once when the key is created. Used with `api_id`."),
+    th.Property("access_token", th.StringType, title="OAuth access token", secret=True,
+                description="OAuth access token (Bearer), instead of `api_id` and `api_token`."),
+    th.Property("api_url", th.StringType, title="API URL", default=DEFAULT_API_URL,
+                description="Base URL of the Aircall API. Point it at the simulator for offline runs."),
+    th.Property("start_date", th.DateType, title="Start date", required=True,
+                description="First day to export (YYYY-MM-DD, in `timezone`). A start before a report's "
+                "retention limit is moved to the limit with a warning."),
+    th.Property("end_date", th.DateType, title="End date",
+                description="Last day to export, inclusive (YYYY-MM-DD). Default: today in `timezone`."),
+    th.Property("timezone", th.StringType, title="Timezone", default="UTC",
+                description="IANA timezone of the account (e.g. Europe/Paris): days, windows and the "
+                "CSV's wall-clock times are read in it. Timestamps are emitted in UTC."),
+    th.Property("window_days", th.IntegerType, title="Window days", default=7,
+                description="Days per export. Smaller windows mean smaller files and earlier checkpoints."),
+    th.Property("lookback_days", th.IntegerType, title="Lookback days", default=1,
+                description="Days before the bookmark that each run exports again, to pick up late data."),
+    th.Property("max_concurrent_exports", th.IntegerType, title="Max concurrent exports", default=12,
+                description="Exports in flight at once, all streams together: a run requests the exports of "
+                "every selected stream ahead, in the order they are emitted. 12 lets a daily run of the twelve "
+                "reports wait for about one export, within the API's rate limit."),
+    th.Property("max_disk_mb", th.NumberType, title="Max disk (MB)", default=1000,
+                description="Most megabytes of downloaded export files waiting on disk (in TMPDIR) to be "
+                "emitted; when reached, no new export is requested until emitted files are deleted."),
+    th.Property("poll_interval_seconds", th.NumberType, title="Poll interval (seconds)", default=2,
+                description="First wait before polling an export; it doubles up to `max_poll_interval_seconds`."),
+    th.Property("max_poll_interval_seconds", th.NumberType, title="Max poll interval (seconds)", default=60,
+                description="Longest wait between two polls of one export."),
+    th.Property("export_timeout_minutes", th.NumberType, title="Export timeout (minutes)", default=30,
+                description="An export still PENDING after this long fails its window (never read as empty)."),
+    th.Property("plan_only", th.BooleanType, title="Plan only", default=False,
+                description="Print which windows each selected stream would export, and the API calls that "
+                "takes, then stop: nothing is exported and the state does not move."),
+    th.Property("check_schema", th.BooleanType, title="Check schema", default=False,
+                description="Export one day of each selected report and report how its CSV header differs "
+                "from the catalogue (new, missing, renamed columns), then stop. Exits 1 on differences."),
+    th.Property(
+        "column_types",
+        title="Column types",
+        wrapped=th.ObjectType(additional_properties=th.ArrayType(th.ObjectType(
+            th.Property("label", th.StringType, required=True, description="The column's label in the CSV header."),
+            th.Property("name", th.StringType, description="The property it fills (default: the label in "
+                        "snake_case)."),
+            th.Property("type", th.StringType, required=True, allowed_values=sorted(KIND_NAMES)),
+            th.Property("key", th.BooleanType, description="Part of the primary key (extra reports only)."),
+        ))),
+        description="Columns to type without a new release, per stream: `{\"calls_history\": [{\"label\": "
+        "\"Queue\", \"type\": \"string\"}]}`. A declared column becomes a typed property; one whose label "
+        "or name is in the catalogue replaces that column. Types: " + ", ".join(sorted(KIND_NAMES)) + ". "
+        "`check_schema` prints this setting for the columns it finds.",
+    ),
+    th.Property("extra_reports", th.ArrayType(th.StringType), title="Extra reports",
+                description="Report names the catalogue does not know (the API's `reportName`), each synced "
+                "as one more stream: its columns arrive as text in `_extra_columns`, or typed through "
+                "`column_types`. No primary key unless declared there."),
+    th.Property("strict_values", th.BooleanType, title="Strict values", default=False,
+                description="Fail the run on a cell that does not parse as its column's type (naming the row, "
+                "column and value). By default the property is null and the raw text goes to "
+                "`_unparsed_values`."),
+    _ids("user_ids", "users", "User IDs"),
+    _ids("team_ids", "teams", "Team IDs"),
+    _ids("line_ids", "lines (Aircall numbers)", "Line IDs"),
+    _ids("tag_ids", "tags", "Tag IDs"),
+).to_dict()
+
+def catalogue(config: dict) -> tuple[Report, ...]:
+    """The reports this run knows: the catalogue, the `extra_reports`, the `column_types`.
+
+    Read at discovery too, so it needs no credentials; raises ConfigError on a mistake.
+    """
+    reports = list(REPORTS)
+    known = {report.api_name for report in reports}
+    for name in config.get("extra_reports") or ():
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"extra_reports holds {name!r}: give report names such as USER_ACTIVITY_CALLS_HANDLED")
+        name = name.strip().upper()
+        if name not in known:
+            known.add(name)
+            reports.append(uncatalogued_report(name))
+    declared = config.get("column_types") or {}
+    if not isinstance(declared, dict):
+        raise ConfigError('column_types must be an object: {"<stream>": [{"label": "...", "type": "..."}]}')
+    by_stream = {report.stream_name: report for report in reports}
+    unknown = sorted(set(declared) - set(by_stream))
+    if unknown:
+        raise ConfigError(f"column_types names the stream '{unknown[0]}', which is neither a catalogued report "
+                          "nor in extra_reports")
+    for stream, entries in declared.items():
+        columns, keys = _declared_columns(stream, entries)
+        try:
+            by_stream[stream] = with_declared_columns(by_stream[stream], columns, keys)
+        except CatalogueError as error:
+            raise ConfigError(f"column_types: {error}") from None
+    return tuple(by_stream.values())
+
+
+def _declared_columns(stream: str, entries: object) -> tuple[tuple[Column, ...], tuple[str, ...]]:
+    if not isinstance(entries, list):
+        raise ConfigError(f"column_types.{stream} must be a list of {{\"label\": ..., \"type\": ...}} objects")
+    columns, keys = [], []
+    for entry in entries:
+        if not isinstance(entry, dict) or not str(entry.get("label") or "").strip():
+            raise ConfigError(f"column_types.{stream}: every entry needs a label, not {entry!r}")
+        label = str(entry["label"])
+        kind = KIND_NAMES.get(str(entry.get("type", "")).strip().lower())
+        if kind is None:
+            raise ConfigError(f"column_types.{stream}: '{label}' has type {entry.get('type')!r}; use one of "
+                              f"{', '.join(sorted(KIND_NAMES))}")
+        name = str(entry.get("name") or property_name(label))
+        if property_name(name) != name:
+            raise ConfigError(f"column_types.{stream}: name {name!r} of '{label}' is not a property name; "
+                              f"use {property_name(name)!r}")
+        columns.append(Column(label, kind, name))
+        if entry.get("key"):
+            keys.append(name)
+    return tuple(columns), tuple(keys)
+
+
+NUMBER_SETTINGS = tuple(
+    name for name, schema in SETTINGS_SCHEMA["properties"].items() if "number" in schema["type"]
+)
+
+
+def _day(config: dict, name: str) -> dt.date | None:
+    value = config.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return dt.date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise ConfigError(f"{name} '{value}' is not a date: use YYYY-MM-DD") from None
+
+
+def _positive(config: dict, name: str, *, allow_zero: bool = False) -> float:
+    value = float(config.get(name, SETTINGS_SCHEMA["properties"][name].get("default", 0)))
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{name} must be {'zero or more' if allow_zero else 'more than zero'}, not {value:g}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Checked settings, read once before any request."""
+
+    authorization: str  # "Basic ..." or "Bearer ..."; kept out of repr below
+    api_url: str
+    start_date: dt.date
+    end_date: dt.date | None
+    timezone: str
+    window_days: int
+    lookback_days: int
+    max_concurrent_exports: int
+    max_disk_mb: float
+    poll_interval_seconds: float
+    max_poll_interval_seconds: float
+    export_timeout_seconds: float
+    filters: dict[str, list[int]]
+    reports: tuple[Report, ...] = REPORTS
+    column_types: dict[str, list[dict]] = field(default_factory=dict)  # as the user gave them
+    strict_values: bool = False
+    plan_only: bool = False
+    check_schema: bool = False
+
+    def __repr__(self) -> str:
+        return f"Settings(api_url={self.api_url!r}, timezone={self.timezone!r}, start_date={self.start_date})"
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The account timezone."""
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    def today(self) -> dt.date:
+        """Today in the account timezone: the first day that is not over."""
+        return dt.datetime.now(self.zone).date()
+
+    def last_day(self) -> dt.date:
+        """The last day to export: `end_date`, or today."""
+        return self.end_date or self.today()
+
+    @classmethod
+    def from_config(cls, config: dict) -> Settings:
+        """Check the settings and return them typed; raise ConfigError on the first problem."""
+        has_key = bool(config.get("api_id") or config.get("api_token"))
+        if has_key and config.get("access_token"):
+            raise ConfigError("set either api_id and api_token, or access_token, not both")
+        if config.get("access_token"):
+            authorization = f"Bearer {config['access_token']}"
+        elif config.get("api_id") and config.get("api_token"):
+            pair = f"{config['api_id']}:{config['api_token']}".encode()
+            authorization = f"Basic {base64.b64encode(pair).decode()}"
+        elif has_key:
+            missing = "api_token" if config.get("api_id") else "api_id"
+            raise ConfigError(f"{missing} is missing: Basic authentication needs both api_id and api_token")
+        else:
+            raise ConfigError("no credentials: set api_id and api_token (or access_token)")
+
+        timezone = config.get("timezone") or "UTC"
+        try:
+            zoneinfo.ZoneInfo(timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"timezone '{timezone}' is not an IANA timezone name (e.g. Europe/Paris)") from None
+
+        start_date = _day(config, "start_date")
+        if start_date is None:
+            raise ConfigError("start_date is missing: set the first day to export (YYYY-MM-DD)")
+        end_date = _day(config, "end_date")
+        if end_date is not None and end_date < start_date:
+            raise ConfigError(f"end_date {end_date} is before start_date {start_date}")
+
+        poll = _positive(config, "poll_interval_seconds")
+        max_poll = _positive(config, "max_poll_interval_seconds")
+        if max_poll < poll:
+            raise ConfigError(
+                f"max_poll_interval_seconds ({max_poll:g}) is less than poll_interval_seconds ({poll:g})"
+            )
+        if config.get("plan_only") and config.get("check_schema"):
+            raise ConfigError("plan_only and check_schema are two different runs: set one of them")
+        return cls(
+            authorization=authorization,
+            api_url=str(config.get("api_url") or DEFAULT_API_URL).rstrip("/"),
+            start_date=start_date,
+            end_date=end_date,
+            timezone=timezone,
+            window_days=int(_positive(config, "window_days")),
+            lookback_days=int(_positive(config, "lookback_days", allow_zero=True)),
+            max_concurrent_exports=int(_positive(config, "max_concurrent_exports")),
+            max_disk_mb=_positive(config, "max_disk_mb"),
+            poll_interval_seconds=poll,
+            max_poll_interval_seconds=max_poll,
+            export_timeout_seconds=_positive(config, "export_timeout_minutes") * 60,
+            filters={
+                key: list(config[name]) for name, key in FILTER_SETTINGS.items() if config.get(name)
+            },
+            reports=catalogue(config),
+            column_types=dict(config.get("column_types") or {}),
+            strict_values=bool(config.get("strict_values")),
+            plan_only=bool(config.get("plan_only")),
+            check_schema=bool(config.get("check_schema")),
+        )

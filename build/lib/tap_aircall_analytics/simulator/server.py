@@ -1,0 +1,563 @@
+"""A local Aircall Analytics API: the export flow, its errors, its limits and its faults.
+
+Two HTTP servers run in threads: the API (exports, auth, rate limits) and, on another
+host, the object storage that serves presigned download links. Every fault is a
+setting of `SimulatorConfig`, so a test or a user's pipeline check can turn it on.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import io
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+import zoneinfo
+from collections import Counter
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from tap_aircall_analytics.reports import (
+    EXPORTS_PATH,
+    KNOWN_FILTERS,
+    LIMIT_HEADER,
+    REMAINING_HEADER,
+    REPORTS_BY_API_NAME,
+    RESET_HEADER,
+    STATUS_COMPLETED,
+    STATUS_FAILED,
+    STATUS_PENDING,
+    Report,
+)
+from tap_aircall_analytics.simulator.data import Filters, FileOptions, ReportData, queue_report, write_csv
+
+RELATIVE_RANGES = ("TODAY", "YESTERDAY", "THIS_WEEK", "LAST_WEEK", "THIS_MONTH", "LAST_MONTH")
+
+
+@dataclass
+class SimulatorConfig:
+    """What the simulator serves, and which faults it injects."""
+
+    seed: int = 1
+    api_id: str = "demo-api-id"
+    api_token: str = "demo-api-token"
+    access_token: str | None = "demo-access-token"
+    analytics_plus: bool = True  # False: every call answers 403, as for an account without the add-on
+    calls_per_day: int = 40
+    # Faults and timings
+    export_seconds: float = 0.2  # time for an export to complete
+    fail_first_export: bool = False  # the first export of each report fails
+    fail_over_days: int | None = None  # exports over this many days fail with "too many rows"
+    fail_days: frozenset[dt.date] = frozenset()  # exports that include one of these days fail
+    fail_report: str | None = None  # every export of this report fails at once
+    forget_first_export: bool = False  # the first export answers 404 once it has completed
+    refuse_first_download: bool = False  # the first download of each export answers 403
+    error_every: int | None = None  # every Nth API request answers 500
+    cut_download_once: bool = False  # the first download is cut off half-way
+    link_seconds: float = 3600.0  # lifetime of a download link
+    export_ttl_seconds: float | None = None  # an export is forgotten (404) after this long
+    rate_limit: int = 120  # API requests per rate window
+    rate_window_seconds: float = 60.0
+    zipped: bool = False
+    bom: bool = False
+    crlf: bool = False
+    shuffle_columns: bool = False
+    drop_column: str | None = None  # a contract column left out of every file
+    extra_column: str | None = None  # a column not in the contract added to every file, text
+    typed_column: str | None = None  # "Label:kind": a column not in the contract, integer, duration or percent
+    rename_column: str | None = None  # "Old=New": a contract column under another label
+    bad_cells_every: int | None = None  # about one row in N holds a bad cell (data.bad_cell_column)
+    extra_report: str | None = None  # one more report name, unknown to the catalogue (data.queue_report)
+    empty_days: frozenset[dt.date] = frozenset()
+    reuse_files: bool = False  # a request asked before serves the file made then (for benchmarks)
+
+    def file_options(self) -> FileOptions:
+        """The CSV format options these settings ask for."""
+        return FileOptions(self.bom, self.crlf, self.shuffle_columns, self.drop_column, self.extra_column,
+                           self.typed_column, self.rename_column, self.bad_cells_every)
+
+    def reports(self) -> dict[str, Report]:
+        """The reports served, by name: the catalogue's, and the `extra_report` drift."""
+        if not self.extra_report:
+            return REPORTS_BY_API_NAME
+        return {**REPORTS_BY_API_NAME, self.extra_report: queue_report(self.extra_report)}
+
+
+class RequestRejected(Exception):
+    """An API request answered with an error status and a JSON message."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+@dataclass
+class Export:
+    """One export job and its file."""
+
+    export_id: str
+    report: str
+    created: float
+    ready_at: float
+    payload: dict
+    error: str | None = None
+    path: str | None = None
+    rows: int | None = None
+    zipped: bool = False
+    forgotten: bool = False  # answers 404 once completed (the forget_first_export fault)
+    downloads: int = 0
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class DownloadRecord:
+    """What the download host saw of one request."""
+
+    export_id: str
+    had_authorization: bool
+    status: int
+
+
+def _iso(moment: float) -> str:
+    return dt.datetime.fromtimestamp(moment, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Simulator:
+    """The simulated API and download host, started in threads.
+
+    Use it as a context manager: `with Simulator(SimulatorConfig()) as sim: sim.api_url`.
+    """
+
+    def __init__(
+        self,
+        config: SimulatorConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        download_host: str = "127.0.0.2",
+        download_port: int = 0,
+    ) -> None:
+        self.config = config or SimulatorConfig()
+        self._lock = threading.Lock()
+        self._exports: dict[str, Export] = {}
+        self._secret = os.urandom(16)
+        self._workdir = tempfile.mkdtemp(prefix="aircall-simulator-")
+        self._request_count = 0
+        self._rate_window_start = time.time()
+        self._rate_used = 0
+        self._failed_reports: set[str] = set()
+        self._cut_done = False
+        self._made: dict[str, tuple[str, int | None]] = {}  # request -> the file made for it
+        self.exports_created: Counter[str] = Counter()
+        self.api_requests: list[tuple[str, str, dict | None]] = []
+        self.downloads: list[DownloadRecord] = []
+        self._api = _Server((host, port), _handler(self, self._handle_api))
+        self._files = _Server((download_host, download_port), _handler(self, self._handle_download))
+        self._threads: list[threading.Thread] = []
+
+    # --- lifecycle --------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        """The base URL of the API, as the tap's `api_url` setting takes it."""
+        host, port = self._api.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def download_url(self) -> str:
+        """The base URL of the download host."""
+        host, port = self._files.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> Simulator:
+        """Serve both hosts in background threads."""
+        for server in (self._api, self._files):
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and remove the generated files."""
+        for server in (self._api, self._files):
+            server.shutdown()
+            server.server_close()
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def expected_rows(
+        self,
+        report_name: str,
+        first: dt.date,
+        last: dt.date,
+        timezone: str = "UTC",
+        request_filter: dict | None = None,
+    ) -> tuple[list[str], list[list[str]]]:
+        """Return the contract labels and the rows an export of this range holds."""
+        data = self._data(self.config.reports()[report_name], first, last, timezone, request_filter or {}, True)
+        return data.labels, list(data.rows())
+
+    # --- the API host -----------------------------------------------------------
+
+    def _handle_api(self, request: BaseHTTPRequestHandler, method: str) -> tuple[int, dict, dict[str, str]]:
+        headers = self._count_rate(request)
+        try:
+            body = self._read_json(request) if method == "POST" else None
+            self.api_requests.append((method, request.path, body))
+            self._check_faults_and_auth(request)
+            path = urlsplit(request.path).path.rstrip("/")
+            if method == "POST" and path == EXPORTS_PATH:
+                return HTTPStatus.CREATED, self._create_export(body), headers
+            match = re.fullmatch(re.escape(EXPORTS_PATH) + r"/([^/]+)", path)
+            if method == "GET" and match:
+                return HTTPStatus.OK, self._poll_export(match.group(1)), headers
+            raise RequestRejected(HTTPStatus.NOT_FOUND, f"No route for {method} {path}")
+        except RequestRejected as rejected:
+            return rejected.status, {"message": rejected.message}, {**headers, **rejected.headers}
+
+    def _count_rate(self, request: BaseHTTPRequestHandler) -> dict[str, str]:
+        config = self.config
+        with self._lock:
+            now = time.time()
+            if now >= self._rate_window_start + config.rate_window_seconds:
+                self._rate_window_start, self._rate_used = now, 0
+            self._rate_used += 1
+            self._request_count += 1
+            reset = self._rate_window_start + config.rate_window_seconds
+            headers = {
+                LIMIT_HEADER: str(config.rate_limit),
+                REMAINING_HEADER: str(max(0, config.rate_limit - self._rate_used)),
+                RESET_HEADER: str(int(reset + 0.999)),
+            }
+            over = self._rate_used > config.rate_limit
+        if over:
+            wait = max(1, int(reset - now + 0.999))
+            request.rate_limited = (headers, wait)
+        return headers
+
+    def _check_faults_and_auth(self, request: BaseHTTPRequestHandler) -> None:
+        limited = getattr(request, "rate_limited", None)
+        if limited:
+            raise RequestRejected(HTTPStatus.TOO_MANY_REQUESTS, "Too many requests", {"Retry-After": str(limited[1])})
+        every = self.config.error_every
+        if every and self._request_count % every == 0:
+            raise RequestRejected(HTTPStatus.INTERNAL_SERVER_ERROR, "Internal server error")
+        if not self._authorized(request.headers.get("Authorization", "")):
+            raise RequestRejected(HTTPStatus.UNAUTHORIZED, "Unauthorized: invalid API credentials")
+        if not self.config.analytics_plus:
+            raise RequestRejected(
+                HTTPStatus.FORBIDDEN, "Forbidden: the Analytics+ add-on is not enabled for this company"
+            )
+
+    def _authorized(self, header: str) -> bool:
+        config = self.config
+        scheme, _, credential = header.partition(" ")
+        if scheme == "Bearer" and config.access_token:
+            return hmac.compare_digest(credential, config.access_token)
+        if scheme == "Basic":
+            expected = base64.b64encode(f"{config.api_id}:{config.api_token}".encode()).decode()
+            return hmac.compare_digest(credential, expected)
+        return False
+
+    @staticmethod
+    def _read_json(request: BaseHTTPRequestHandler) -> dict:
+        length = int(request.headers.get("Content-Length") or 0)
+        raw = request.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError:
+            raise RequestRejected(HTTPStatus.BAD_REQUEST, "Request body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise RequestRejected(HTTPStatus.BAD_REQUEST, "Request body must be a JSON object")
+        return body
+
+    def _create_export(self, body: dict) -> dict:
+        report, first, last, timezone, request_filter, daily = self._validate(body)
+        config = self.config
+        now = time.time()
+        export = Export(str(uuid.uuid4()), report, now, now + config.export_seconds, body, zipped=config.zipped)
+        with self._lock:
+            self.exports_created[report] += 1
+            if config.fail_first_export and report not in self._failed_reports:
+                self._failed_reports.add(report)
+                export.error = "Report generation failed: internal error"
+            elif config.fail_over_days is not None and (last - first).days + 1 > config.fail_over_days:
+                export.error = "Report generation failed: too many rows"
+            elif any(first <= day <= last for day in config.fail_days):
+                export.error = "Report generation failed: too many rows"
+            elif report == config.fail_report:
+                export.error = "Report generation failed: report unavailable"
+                export.ready_at = now
+            if config.forget_first_export and not self._exports:
+                export.forgotten = True
+            self._exports[export.export_id] = export
+        if export.error:
+            export.done.set()
+        elif config.reuse_files and self._made.get(json.dumps(body, sort_keys=True)):
+            export.path, export.rows = self._made[json.dumps(body, sort_keys=True)]
+            export.done.set()
+        else:
+            data = self._data(self.config.reports()[report], first, last, timezone, request_filter, daily)
+            threading.Thread(target=self._write_file, args=(export, data, json.dumps(body, sort_keys=True)),
+                             daemon=True).start()
+        return self._export_object(export)
+
+    def _validate(self, body: dict) -> tuple[str, dt.date, dt.date, str, dict, bool]:
+        request_input = body.get("input")
+        if not isinstance(request_input, dict):
+            raise RequestRejected(HTTPStatus.BAD_REQUEST, "Missing required field: input")
+        report = request_input.get("reportName")
+        if not report:
+            raise RequestRejected(HTTPStatus.BAD_REQUEST, "Missing required field: input.reportName")
+        if report not in self.config.reports():
+            raise RequestRejected(HTTPStatus.BAD_REQUEST, f"Invalid input.reportName: {report}")
+        request_filter = request_input.get("filter")
+        if not isinstance(request_filter, dict):
+            raise RequestRejected(HTTPStatus.BAD_REQUEST, "Missing required field: input.filter")
+        timezone = request_filter.get("timezone")
+        if not timezone:
+            raise RequestRejected(HTTPStatus.BAD_REQUEST, "Missing required field: input.filter.timezone")
+        try:
+            zone = zoneinfo.ZoneInfo(timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise RequestRejected(HTTPStatus.BAD_REQUEST, f"Invalid input.filter.timezone: {timezone}") from None
+        unknown = set(request_filter) - KNOWN_FILTERS - {"dateFilter", "timezone"}
+        if unknown:
+            raise RequestRejected(HTTPStatus.BAD_REQUEST, f"Unknown filter key: {', '.join(sorted(unknown))}")
+        for key in set(request_filter) & KNOWN_FILTERS:
+            if not isinstance(request_filter[key], list):
+                raise RequestRejected(HTTPStatus.BAD_REQUEST, f"input.filter.{key} must be an array")
+        today = dt.datetime.now(zone).date()
+        first, last = self._date_range(request_filter.get("dateFilter"), today)
+        retention = self.config.reports()[report]
+        earliest = retention.earliest_day(today)
+        if earliest is not None and first < earliest:
+            raise RequestRejected(
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+                f"fromDate {first} is before the retention limit of {report} "
+                f"({retention.retention_text}): the earliest date is {earliest}",
+            )
+        options = request_input.get("options") or {}
+        return report, first, last, timezone, request_filter, options.get("dateBreakdown") == "DAILY"
+
+    @staticmethod
+    def _date_range(date_filter: object, today: dt.date) -> tuple[dt.date, dt.date]:
+        if not isinstance(date_filter, dict):
+            raise RequestRejected(HTTPStatus.BAD_REQUEST, "Missing required field: input.filter.dateFilter")
+        forms = [key for key in ("absoluteRange", "relative") if key in date_filter]
+        if len(forms) != 1:
+            raise RequestRejected(
+                HTTPStatus.BAD_REQUEST,
+                "input.filter.dateFilter must hold exactly one of absoluteRange or relative",
+            )
+        if forms[0] == "relative":
+            return _relative_range(date_filter["relative"], today)
+        absolute = date_filter["absoluteRange"]
+        try:
+            first = dt.date.fromisoformat(absolute["fromDate"])
+            last = dt.date.fromisoformat(absolute["toDate"])
+        except (KeyError, TypeError, ValueError):
+            raise RequestRejected(
+                HTTPStatus.BAD_REQUEST,
+                "input.filter.dateFilter.absoluteRange needs fromDate and toDate as YYYY-MM-DD",
+            ) from None
+        if last < first:
+            raise RequestRejected(HTTPStatus.BAD_REQUEST, "toDate is before fromDate")
+        return first, last
+
+    def _data(self, report, first, last, timezone, request_filter, daily) -> ReportData:
+        config = self.config
+        return ReportData(
+            report, first, last, timezone,
+            seed=config.seed, calls_per_day=config.calls_per_day,
+            filters=Filters.from_request(request_filter), empty_days=config.empty_days, daily=daily,
+        )
+
+    def _write_file(self, export: Export, data: ReportData, request: str) -> None:
+        path = os.path.join(self._workdir, export.export_id + (".zip" if export.zipped else ".csv"))
+        options = self.config.file_options()
+        if export.zipped:
+            with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive, \
+                    archive.open(f"{export.report.lower()}.csv", "w") as member:
+                with _text(member) as handle:
+                    export.rows = write_csv(data, handle, options, self.config.seed)
+        else:
+            with open(path, "w", encoding="utf-8", newline="") as handle:
+                export.rows = write_csv(data, handle, options, self.config.seed)
+        export.path = path
+        self._made[request] = (path, export.rows)
+        export.done.set()
+
+    def _poll_export(self, export_id: str) -> dict:
+        with self._lock:
+            export = self._exports.get(export_id)
+        ttl = self.config.export_ttl_seconds
+        gone = export is not None and export.forgotten and time.time() >= export.ready_at
+        if export is None or gone or (ttl is not None and time.time() > export.created + ttl):
+            raise RequestRejected(HTTPStatus.NOT_FOUND, f"Export {export_id} not found")
+        return self._export_object(export)
+
+    def _export_object(self, export: Export) -> dict:
+        body = {"exportID": export.export_id, "createdAt": _iso(export.created), "status": STATUS_PENDING}
+        if time.time() < export.ready_at or not export.done.is_set():
+            return body
+        if export.error:
+            return {**body, "status": STATUS_FAILED, "errorMessage": export.error}
+        expires = time.time() + self.config.link_seconds
+        return {
+            **body,
+            "status": STATUS_COMPLETED,
+            "format": "CSV",
+            "isZipCompressed": export.zipped,
+            "downloadUrl": self._sign(export.export_id, expires),
+            "downloadUrlExpiresAt": _iso(expires),
+        }
+
+    # --- the download host ------------------------------------------------------
+
+    def _signature(self, export_id: str, stamp: str) -> str:
+        return hmac.new(self._secret, f"{export_id}:{stamp}".encode(), hashlib.sha256).hexdigest()
+
+    def _sign(self, export_id: str, expires: float) -> str:
+        stamp = f"{expires:.3f}"
+        signature = self._signature(export_id, stamp)
+        return f"{self.download_url}/exports/{export_id}.csv?X-Expires={stamp}&X-Signature={signature}"
+
+    def _handle_download(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        url = urlsplit(request.path)
+        match = re.fullmatch(r"/exports/([^/]+)\.csv", url.path)
+        query = {key: values[0] for key, values in parse_qs(url.query).items()}
+        export_id = match.group(1) if match else ""
+        status = self._download_status(export_id, query)
+        self.downloads.append(DownloadRecord(export_id, "Authorization" in request.headers, status))
+        if status != HTTPStatus.OK:
+            message = {403: b"Request has expired or its signature does not match", 404: b"NoSuchKey"}
+            _send(request, status, message.get(status, b"Bad request"), "text/plain")
+            return
+        export = self._exports[export_id]
+        with self._lock:
+            cut = self.config.cut_download_once and not self._cut_done
+            self._cut_done = self._cut_done or cut
+        _send_file(request, export.path, "application/zip" if export.zipped else "text/csv", cut_half=cut)
+
+    def _download_status(self, export_id: str, query: dict[str, str]) -> int:
+        export = self._exports.get(export_id)
+        if export is None or export.path is None or export.forgotten:
+            return HTTPStatus.NOT_FOUND
+        with self._lock:
+            export.downloads += 1
+            refused = self.config.refuse_first_download and export.downloads == 1
+        if refused:
+            return HTTPStatus.FORBIDDEN
+        stamp, signature = query.get("X-Expires", ""), query.get("X-Signature", "")
+        if not hmac.compare_digest(signature, self._signature(export_id, stamp)):
+            return HTTPStatus.FORBIDDEN
+        if time.time() > float(stamp):
+            return HTTPStatus.FORBIDDEN
+        return HTTPStatus.OK
+
+
+def _relative_range(name: object, today: dt.date) -> tuple[dt.date, dt.date]:
+    week_start = today - dt.timedelta(days=today.weekday())
+    month_start = today.replace(day=1)
+    last_month_end = month_start - dt.timedelta(days=1)
+    ranges = {
+        "TODAY": (today, today),
+        "YESTERDAY": (today - dt.timedelta(days=1),) * 2,
+        "THIS_WEEK": (week_start, today),
+        "LAST_WEEK": (week_start - dt.timedelta(days=7), week_start - dt.timedelta(days=1)),
+        "THIS_MONTH": (month_start, today),
+        "LAST_MONTH": (last_month_end.replace(day=1), last_month_end),
+    }
+    if name not in ranges:
+        raise RequestRejected(
+            HTTPStatus.BAD_REQUEST, f"input.filter.dateFilter.relative must be one of {', '.join(RELATIVE_RANGES)}"
+        )
+    return ranges[name]
+
+
+def _text(binary) -> io.TextIOWrapper:
+    return io.TextIOWrapper(binary, encoding="utf-8", newline="")
+
+
+def _send(request: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str,
+          headers: dict[str, str] | None = None) -> None:
+    request.send_response(status)
+    request.send_header("Content-Type", content_type)
+    request.send_header("Content-Length", str(len(body)))
+    for name, value in (headers or {}).items():
+        request.send_header(name, value)
+    request.end_headers()
+    request.wfile.write(body)
+
+
+def _send_file(request: BaseHTTPRequestHandler, path: str, content_type: str, *, cut_half: bool) -> None:
+    size = os.path.getsize(path)
+    request.send_response(HTTPStatus.OK)
+    request.send_header("Content-Type", content_type)
+    request.send_header("Content-Length", str(size))
+    request.end_headers()
+    remaining = size // 2 if cut_half else size
+    with open(path, "rb") as handle:
+        while remaining > 0:
+            chunk = handle.read(min(1 << 20, remaining))
+            if not chunk:
+                break
+            request.wfile.write(chunk)
+            remaining -= len(chunk)
+    if cut_half:
+        request.close_connection = True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hangs up (a killed tap) is not the server's error: stay quiet then."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
+def _handler(simulator: Simulator, handle):
+    """Build a request handler class that sends every request to `handle`."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _dispatch(self, method: str) -> None:
+            result = handle(self, method)
+            if result is not None:
+                status, body, headers = result
+                _send(self, status, json.dumps(body).encode(), "application/json", headers)
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._dispatch("GET")
+
+        def do_POST(self) -> None:  # noqa: N802
+            self._dispatch("POST")
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            """Stay quiet: the simulator's callers read its request lists instead."""
+
+    return Handler
+

@@ -1,0 +1,148 @@
+"""The Aircall Analytics tap: settings and one stream per report."""
+
+from __future__ import annotations
+
+import sys
+import types
+import typing as t
+
+from singer_sdk import Tap
+
+from tap_aircall_analytics import preflight
+from tap_aircall_analytics.client import AircallError, RateLimiter
+from tap_aircall_analytics.exports import ExportPipeline, remove_orphaned_downloads
+from tap_aircall_analytics.messages import BufferedMessageWriter
+from tap_aircall_analytics.records import FileFormatError
+from tap_aircall_analytics.settings import NUMBER_SETTINGS, SETTINGS_SCHEMA, ConfigError, Settings, catalogue
+from tap_aircall_analytics.streams import ReportStream
+from tap_aircall_analytics.windows import Window
+
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
+
+
+class TapAircallAnalytics(Tap):
+    """Singer tap for the Aircall Analytics+ export API."""
+
+    name = "tap-aircall-analytics"
+    config_jsonschema = SETTINGS_SCHEMA
+    message_writer_class = BufferedMessageWriter
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        self._settings: Settings | None = None
+        self.rate_limiter = RateLimiter()
+        self.export_pipeline: ExportPipeline | None = None  # the exports of the run under way (sync_all)
+        super().__init__(*args, **kwargs)
+
+    def plan_exports(self, plan: list[tuple[ReportStream, list[Window]]]) -> ExportPipeline:
+        """One pipeline for the windows of these streams, under the run's limits."""
+        settings = self.settings
+        pipeline = ExportPipeline(max_concurrent=settings.max_concurrent_exports,
+                                  max_disk_bytes=settings.max_disk_mb * 1e6, progress=self.logger.info)
+        for stream, windows in plan:
+            pipeline.add(stream.exporter(pipeline.stop), windows)
+        return pipeline
+
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Read number settings given as text (environment variables, Meltano) as numbers first."""
+        for name in NUMBER_SETTINGS:
+            value = self._config.get(name)
+            if isinstance(value, str):
+                try:
+                    self._config[name] = float(value)
+                except ValueError:
+                    pass  # left as text, so validation names the setting
+        return super()._validate_config(raise_errors=raise_errors)
+
+    @property
+    def settings(self) -> Settings:
+        """The checked settings; raises ConfigError on the first problem."""
+        if self._settings is None:
+            self._settings = Settings.from_config(dict(self.config))
+        return self._settings
+
+    @override
+    def _handle_termination(self, signum: int, frame: types.FrameType | None) -> None:
+        """On SIGTERM or SIGINT: emit the state of the finished windows, then exit 128 + signal.
+
+        Messages stay whole: a message half-appended to the buffer is dropped (its window
+        is not in the state), and a buffer on its way out finishes first.
+        """
+        writer = self.message_writer
+        if isinstance(writer, BufferedMessageWriter) and writer.flushing:
+            writer.after_flush = lambda: self._handle_termination(signum, frame)
+            return
+        if isinstance(writer, BufferedMessageWriter):
+            writer.drop_partial_message()
+        self._state_writer.write_state(self.state)
+        self.logger.warning("Stopped by signal %d: the state covers the windows finished so far", signum)
+        raise SystemExit(128 + signum)
+
+    @override
+    def discover_streams(self) -> list[ReportStream]:
+        """One stream per report: the catalogue's, then `extra_reports`, with `column_types` applied."""
+        try:
+            reports = catalogue(dict(self.config))
+        except ConfigError as error:
+            raise SystemExit(f"tap-aircall-analytics: {error}") from None
+        return [ReportStream(self, report) for report in reports]
+
+    @override
+    def sync_all(self) -> None:
+        """Sync the selected streams; stop with one clear line on a known failure."""
+        try:
+            settings = self.settings  # every setting is checked before the first request
+            remove_orphaned_downloads()
+            selected = [stream for stream in self.streams.values() if stream.selected]
+            if settings.plan_only:
+                preflight.plan(settings, selected, _to_stderr)
+                return
+            if settings.check_schema:
+                sample = preflight.sample_window(settings)
+                with self.plan_exports([(stream, [sample]) for stream in selected]) as pipeline:
+                    if preflight.check_schema(settings, selected, pipeline, _to_stderr):
+                        raise SystemExit(1)
+                return
+            pipeline = self.plan_exports([(stream, stream.planned_windows()) for stream in selected])
+            try:
+                with pipeline as self.export_pipeline:
+                    super().sync_all()
+            finally:
+                self.export_pipeline = None
+                self._log_summary(selected, pipeline)
+        except (ConfigError, AircallError, FileFormatError) as error:
+            self.logger.error("%s", error)
+            raise SystemExit(f"tap-aircall-analytics: {error}") from None
+
+    def _log_summary(self, streams: list[ReportStream], pipeline: ExportPipeline) -> None:
+        """Log one line per stream: what its exports cost and what they gave; then the run's waits."""
+        synced = [stream for stream in streams if stream.export_stats is not None]
+        if not synced:
+            return
+        self.logger.info("Run summary:")
+        self.logger.info("  %-54s %7s %7s %7s %11s %9s %8s", "stream", "windows", "exports", "retries", "rows",
+                         "MB", "wall s")
+        for stream in synced:
+            stats = stream.export_stats
+            retries = stats.failed_exports + stats.link_refreshes + (stream.client.retries if stream.client else 0)
+            self.logger.info("  %-54s %7d %7d %7d %11s %9.1f %8.1f", stream.name, stats.windows, stats.exports,
+                             retries, f"{stats.rows:,}", stats.bytes / 1e6, stats.seconds)
+        for stream in synced:
+            unparsed = stream.record_reader.unparsed if stream.record_reader else {}
+            if unparsed:
+                counts = ", ".join(f"'{label}' {count:,}" for label, count in sorted(unparsed.items()))
+                self.logger.warning("  %s: cells kept as text in _unparsed_values, by column: %s", stream.name,
+                                    counts)
+        self.logger.info("  exports: up to %d in flight at once; downloaded files waiting on disk: %d at most, "
+                         "%.1f MB at most", pipeline.peak_in_flight, pipeline.peak_files, pipeline.peak_disk / 1e6)
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    TapAircallAnalytics.cli()
