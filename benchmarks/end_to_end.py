@@ -52,8 +52,10 @@ def measured(command: list[str], env: dict[str, str] | None = None) -> tuple[flo
 
 
 def duckdb_command(csv_path: Path, destination: str, options: str) -> list[str]:
-    script = ("import duckdb; duckdb.connect(config={'threads': 2}).execute("
-              f"\"COPY (SELECT * FROM read_csv('{csv_path}', header = true)) TO '{destination}' ({options})\")")
+    script = (
+        "import duckdb; duckdb.connect(config={'threads': 2}).execute("
+        f"\"COPY (SELECT * FROM read_csv('{csv_path}', header = true)) TO '{destination}' ({options})\")"
+    )
     return [sys.executable, "-c", script]
 
 
@@ -64,17 +66,32 @@ def main() -> None:
     args = parser.parse_args()
     days = max(1, args.rows // CALLS_PER_DAY)
     last = FIRST_DAY + dt.timedelta(days=days - 1)
-    with tempfile.TemporaryDirectory(prefix="tap-aircall-e2e-") as temp, \
-            Simulator(SimulatorConfig(calls_per_day=min(args.rows, CALLS_PER_DAY), export_seconds=0,
-                                      rate_limit=1_000_000, reuse_files=True)) as sim:
+    with (
+        tempfile.TemporaryDirectory(prefix="tap-aircall-e2e-") as temp,
+        Simulator(
+            SimulatorConfig(
+                calls_per_day=min(args.rows, CALLS_PER_DAY), export_seconds=0, rate_limit=1_000_000, reuse_files=True
+            )
+        ) as sim,
+    ):
         workdir = Path(temp)
         csv_path = workdir / "calls.csv"
         with open(csv_path, "w", encoding="utf-8", newline="") as handle:
-            rows = write_csv(ReportData(CALLS, FIRST_DAY, last, TIMEZONE, seed=1,
-                                        calls_per_day=min(args.rows, CALLS_PER_DAY)), handle)
-        config = {"api_id": "demo-api-id", "api_token": "demo-api-token", "api_url": sim.api_url,
-                  "start_date": FIRST_DAY.isoformat(), "end_date": last.isoformat(), "timezone": TIMEZONE,
-                  "window_days": days, "poll_interval_seconds": 0.05, "max_poll_interval_seconds": 0.1}
+            rows = write_csv(
+                ReportData(CALLS, FIRST_DAY, last, TIMEZONE, seed=1, calls_per_day=min(args.rows, CALLS_PER_DAY)),
+                handle,
+            )
+        config = {
+            "api_id": "demo-api-id",
+            "api_token": "demo-api-token",
+            "api_url": sim.api_url,
+            "start_date": FIRST_DAY.isoformat(),
+            "end_date": last.isoformat(),
+            "timezone": TIMEZONE,
+            "window_days": days,
+            "poll_interval_seconds": 0.05,
+            "max_poll_interval_seconds": 0.1,
+        }
         catalog = json.loads(subprocess.run([*TAP, "--discover"], capture_output=True, text=True, check=True).stdout)
         for stream in catalog["streams"]:
             top = next(entry for entry in stream["metadata"] if entry["breadcrumb"] == [])
@@ -90,13 +107,20 @@ def main() -> None:
         parquet_dir.mkdir()
         commands = {
             "tap RECORD": tap("record"),
-            "tap BATCH parquet": tap("parquet", batch_config={
-                "encoding": {"format": "parquet", "compression": "none"}, "storage": {"root": parquet_dir.as_uri()}}),
+            "tap BATCH parquet": tap(
+                "parquet",
+                batch_config={
+                    "encoding": {"format": "parquet", "compression": "none"},
+                    "storage": {"root": parquet_dir.as_uri()},
+                },
+            ),
             "DuckDB alone, JSON lines": duckdb_command(csv_path, "/dev/stdout", "FORMAT json"),
             "DuckDB alone, Parquet": duckdb_command(csv_path, str(workdir / "duckdb.parquet"), "FORMAT parquet"),
         }
-        print(f"Call History: {rows:,} rows x 24 columns, {csv_path.stat().st_size / 1e6:.0f} MB, "
-              f"{args.runs} rounds after a warm-up\n")
+        print(
+            f"Call History: {rows:,} rows x 24 columns, {csv_path.stat().st_size / 1e6:.0f} MB, "
+            f"{args.runs} rounds after a warm-up\n"
+        )
         for command in commands.values():
             measured(command, env)  # warm-up: the simulator makes the file once
         results: dict[str, list[tuple[float, float, int]]] = {name: [] for name in commands}
@@ -110,8 +134,10 @@ def main() -> None:
         for name, runs in results.items():
             wall = statistics.median(run[0] for run in runs)
             ratio = statistics.median(run[0] / base[0] for run, base in zip(runs, baseline))
-            print(f"{name:<28}{wall:>8.2f}{rows / wall:>11,.0f}{ratio:>14.2f}x{max(run[1] for run in runs):>14.0f}",
-                  flush=True)
+            print(
+                f"{name:<28}{wall:>8.2f}{rows / wall:>11,.0f}{ratio:>14.2f}x{max(run[1] for run in runs):>14.0f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

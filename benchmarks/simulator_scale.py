@@ -18,21 +18,43 @@ import requests
 
 AUTH = ("demo-api-id", "demo-api-token")
 EXPORTS = "/v1/analytics/report/export"
-BODY = {"input": {"reportName": "CALLS_HISTORY", "filter": {
-    "dateFilter": {"absoluteRange": {"fromDate": "2026-10-01", "toDate": "2026-10-20"}}, "timezone": "Europe/Paris"}}}
+BODY = {
+    "input": {
+        "reportName": "CALLS_HISTORY",
+        "filter": {
+            "dateFilter": {"absoluteRange": {"fromDate": "2026-10-01", "toDate": "2026-10-20"}},
+            "timezone": "Europe/Paris",
+        },
+    }
+}
 
 
 def main() -> None:
     simulator = subprocess.Popen(
-        [sys.executable, "-m", "tap_aircall_analytics.simulator", "--port", "0", "--calls-per-day", "50000",
-         "--export-seconds", "0", "--rate-limit", "100000"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        [
+            sys.executable,
+            "-m",
+            "tap_aircall_analytics.simulator",
+            "--port",
+            "0",
+            "--calls-per-day",
+            "50000",
+            "--export-seconds",
+            "0",
+            "--rate-limit",
+            "100000",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         url = simulator.stdout.readline().strip()
         started = time.perf_counter()
         export = requests.post(url + EXPORTS, json=BODY, auth=AUTH, timeout=30).json()
-        while (export := requests.get(f"{url}{EXPORTS}/{export['exportID']}", auth=AUTH, timeout=30).json()
-               )["status"] == "PENDING":
+        while (export := requests.get(f"{url}{EXPORTS}/{export['exportID']}", auth=AUTH, timeout=30).json())[
+            "status"
+        ] == "PENDING":
             time.sleep(0.05)
         generated = time.perf_counter() - started
         with tempfile.TemporaryDirectory() as folder:
@@ -45,10 +67,13 @@ def main() -> None:
             with open(path, newline="", encoding="utf-8") as handle:
                 rows = sum(1 for _ in csv.reader(handle)) - 1
             size = path.stat().st_size / 1e6
-        peak = next(line for line in open(f"/proc/{simulator.pid}/status") if line.startswith("VmHWM"))
-        print(f"{rows:,} rows ({size:.0f} MB) generated in {generated:.1f} s ({rows / generated:,.0f} rows/s), "
-              f"served in {served:.1f} s ({size / served:.0f} MB/s); simulator peak RSS "
-              f"{int(peak.split()[1]) / 1024:.0f} MB")
+        with open(f"/proc/{simulator.pid}/status") as status:
+            peak = next(line for line in status if line.startswith("VmHWM"))
+        print(
+            f"{rows:,} rows ({size:.0f} MB) generated in {generated:.1f} s ({rows / generated:,.0f} rows/s), "
+            f"served in {served:.1f} s ({size / served:.0f} MB/s); simulator peak RSS "
+            f"{int(peak.split()[1]) / 1024:.0f} MB"
+        )
     finally:
         simulator.terminate()
         simulator.wait()

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing as t
 from pathlib import Path
 
 import duckdb
@@ -42,8 +43,14 @@ CREDENTIALS = {"api_id": "demo-api-id", "api_token": "demo-api-token"}
 def make_csv(rows: int, path: Path) -> int:
     """Write a Call History export of about `rows` rows, as the simulator serves it."""
     days = max(1, rows // CALLS_PER_DAY)
-    data = ReportData(CALLS, FIRST_DAY, FIRST_DAY + dt.timedelta(days=days - 1), TIMEZONE, seed=1,
-                      calls_per_day=min(rows, CALLS_PER_DAY))
+    data = ReportData(
+        CALLS,
+        FIRST_DAY,
+        FIRST_DAY + dt.timedelta(days=days - 1),
+        TIMEZONE,
+        seed=1,
+        calls_per_day=min(rows, CALLS_PER_DAY),
+    )
     with open(path, "w", encoding="utf-8", newline="") as handle:
         return write_csv(data, handle)
 
@@ -76,8 +83,13 @@ class LocalExport:
 
 def tap_for(csv_path: Path, **settings) -> TapAircallAnalytics:
     """A tap whose calls_history stream reads `csv_path` instead of exporting it."""
-    config = {**CREDENTIALS, "start_date": FIRST_DAY.isoformat(), "end_date": FIRST_DAY.isoformat(),
-              "timezone": TIMEZONE, **settings}
+    config = {
+        **CREDENTIALS,
+        "start_date": FIRST_DAY.isoformat(),
+        "end_date": FIRST_DAY.isoformat(),
+        "timezone": TIMEZONE,
+        **settings,
+    }
     tap = TapAircallAnalytics(config=config, validate_config=False, setup_mapper=True)
     tap.streams["calls_history"].planned_windows()
     tap.export_pipeline = LocalExport(csv_path)
@@ -110,7 +122,7 @@ def sdk_defaults(csv_path: Path) -> float:
 
     class PlainTap(Tap):
         name = "plain-tap"
-        config_jsonschema = {"type": "object", "properties": {}}
+        config_jsonschema: t.ClassVar[dict] = {"type": "object", "properties": {}}
 
         def discover_streams(self):
             return [PlainStream(self)]
@@ -130,19 +142,24 @@ def batch_mode(csv_path: Path, encoding: dict, directory: Path) -> float:
 
 def duckdb_baseline(csv_path: Path, options: str, destination: Path) -> float:
     """DuckDB alone: read_csv straight to the output format, no conversions."""
+
     def run() -> None:
         with duckdb.connect(config={"threads": 2}) as db:
             db.execute(f"COPY (SELECT * FROM read_csv('{csv_path}', header = true)) TO '{destination}' ({options})")
+
     return timed(run)
 
 
 def peak_rss_mb(command: list[str], env: dict[str, str]) -> float:
     """Peak resident memory of a command, in MB (measured by a fresh parent process)."""
-    probe = ("import resource, subprocess, sys; "
-             "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True); "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    output = subprocess.run([sys.executable, "-c", probe, *command], env=env, capture_output=True, text=True,
-                            check=True)
+    probe = (
+        "import resource, subprocess, sys; "
+        "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", probe, *command], env=env, capture_output=True, text=True, check=True
+    )
     return int(output.stdout.strip()) / 1024
 
 
@@ -150,25 +167,50 @@ def memory(rows: int, workdir: Path, batch: bool) -> float:
     """Peak RSS of a whole tap run exporting one window of `rows` Call History rows."""
     days = max(1, rows // CALLS_PER_DAY)
     last = FIRST_DAY + dt.timedelta(days=days - 1)
-    config = {**CREDENTIALS, "start_date": FIRST_DAY.isoformat(), "end_date": last.isoformat(),
-              "timezone": TIMEZONE, "window_days": days, "poll_interval_seconds": 0.5,
-              "max_poll_interval_seconds": 1}
-    with Simulator(SimulatorConfig(calls_per_day=min(rows, CALLS_PER_DAY), export_seconds=0,
-                                   rate_limit=100_000)) as sim:
+    config = {
+        **CREDENTIALS,
+        "start_date": FIRST_DAY.isoformat(),
+        "end_date": last.isoformat(),
+        "timezone": TIMEZONE,
+        "window_days": days,
+        "poll_interval_seconds": 0.5,
+        "max_poll_interval_seconds": 1,
+    }
+    with Simulator(
+        SimulatorConfig(calls_per_day=min(rows, CALLS_PER_DAY), export_seconds=0, rate_limit=100_000)
+    ) as sim:
         config["api_url"] = sim.api_url
         if batch:
-            config["batch_config"] = {"encoding": {"format": "jsonl", "compression": "gzip"},
-                                      "storage": {"root": (workdir / "memory").as_uri()}}
+            config["batch_config"] = {
+                "encoding": {"format": "jsonl", "compression": "gzip"},
+                "storage": {"root": (workdir / "memory").as_uri()},
+            }
             (workdir / "memory").mkdir(exist_ok=True)
         (workdir / "config.json").write_text(json.dumps(config))
-        catalog = json.loads(subprocess.run([sys.executable, "-m", "tap_aircall_analytics", "--discover"],
-                                            capture_output=True, text=True, check=True).stdout)
+        catalog = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "tap_aircall_analytics", "--discover"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
         for stream in catalog["streams"]:
             top = next(entry for entry in stream["metadata"] if entry["breadcrumb"] == [])
             top["metadata"]["selected"] = stream["tap_stream_id"] == "calls_history"
         (workdir / "catalog.json").write_text(json.dumps(catalog))
-        return peak_rss_mb([sys.executable, "-m", "tap_aircall_analytics", "--config", str(workdir / "config.json"),
-                            "--catalog", str(workdir / "catalog.json")], {**os.environ, "TMPDIR": str(workdir)})
+        return peak_rss_mb(
+            [
+                sys.executable,
+                "-m",
+                "tap_aircall_analytics",
+                "--config",
+                str(workdir / "config.json"),
+                "--catalog",
+                str(workdir / "catalog.json"),
+            ],
+            {**os.environ, "TMPDIR": str(workdir)},
+        )
 
 
 def main() -> None:
@@ -199,29 +241,41 @@ def main() -> None:
         batches = workdir / "batches"
         batches.mkdir()
         speeds["batch_jsonl"] = rows / batch_mode(csv_path, {"format": "jsonl", "compression": "gzip"}, batches)
-        speeds["duckdb_jsonl_gz"] = rows / duckdb_baseline(csv_path, "FORMAT json, COMPRESSION gzip",
-                                                           workdir / "baseline.jsonl.gz")
+        speeds["duckdb_jsonl_gz"] = rows / duckdb_baseline(
+            csv_path, "FORMAT json, COMPRESSION gzip", workdir / "baseline.jsonl.gz"
+        )
         speeds["batch_parquet"] = rows / batch_mode(csv_path, {"format": "parquet", "compression": "none"}, batches)
         speeds["duckdb_parquet"] = rows / duckdb_baseline(csv_path, "FORMAT parquet", workdir / "baseline.parquet")
 
         report("RECORD: SDK defaults (same records, default stream)", f"{speeds['sdk']:,.0f} rows/s")
-        report("RECORD: tap-aircall-analytics -> stdout", f"{speeds['record']:,.0f} rows/s",
-               f"{speeds['record'] / speeds['sdk']:.1f}x SDK defaults")
-        report("RECORD: DuckDB read_csv -> JSON lines (no conversions)", f"{speeds['duckdb_json']:,.0f} rows/s",
-               f"tap takes {speeds['duckdb_json'] / speeds['record']:.2f}x DuckDB's time")
+        report(
+            "RECORD: tap-aircall-analytics -> stdout",
+            f"{speeds['record']:,.0f} rows/s",
+            f"{speeds['record'] / speeds['sdk']:.1f}x SDK defaults",
+        )
+        report(
+            "RECORD: DuckDB read_csv -> JSON lines (no conversions)",
+            f"{speeds['duckdb_json']:,.0f} rows/s",
+            f"tap takes {speeds['duckdb_json'] / speeds['record']:.2f}x DuckDB's time",
+        )
         report("BATCH jsonl.gz: tap", f"{speeds['batch_jsonl']:,.0f} rows/s")
-        report("BATCH jsonl.gz: DuckDB alone", f"{speeds['duckdb_jsonl_gz']:,.0f} rows/s",
-               f"tap takes {speeds['duckdb_jsonl_gz'] / speeds['batch_jsonl']:.2f}x DuckDB's time")
+        report(
+            "BATCH jsonl.gz: DuckDB alone",
+            f"{speeds['duckdb_jsonl_gz']:,.0f} rows/s",
+            f"tap takes {speeds['duckdb_jsonl_gz'] / speeds['batch_jsonl']:.2f}x DuckDB's time",
+        )
         report("BATCH parquet: tap", f"{speeds['batch_parquet']:,.0f} rows/s")
-        report("BATCH parquet: DuckDB alone", f"{speeds['duckdb_parquet']:,.0f} rows/s",
-               f"tap takes {speeds['duckdb_parquet'] / speeds['batch_parquet']:.2f}x DuckDB's time")
+        report(
+            "BATCH parquet: DuckDB alone",
+            f"{speeds['duckdb_parquet']:,.0f} rows/s",
+            f"tap takes {speeds['duckdb_parquet'] / speeds['batch_parquet']:.2f}x DuckDB's time",
+        )
 
         memory_rows = [int(value) for value in args.memory_rows.split(",")]
         for batch in (False, True):
             for count in memory_rows:
                 mode = "BATCH jsonl.gz" if batch else "RECORD"
                 report(f"Peak RSS, whole tap run, {mode}, {count:,} rows", f"{memory(count, workdir, batch):.0f} MB")
-
 
     (RESULTS / "throughput.json").write_text(json.dumps({"rows": rows, "speeds": speeds, "table": table}, indent=2))
     lines = ["| Measurement | Result | |", "|:--|--:|:--|"] + [f"| {a} | {b} | {c} |" for a, b, c in table]
@@ -240,9 +294,13 @@ def chart(speeds: dict[str, float], rows: int) -> None:
         print("matplotlib is not installed: no chart (pip install -e '.[bench]')")
         return
     labels = {
-        "sdk": "RECORD\nSDK defaults", "record": "RECORD\ntap", "duckdb_json": "RECORD\nDuckDB alone",
-        "batch_jsonl": "jsonl.gz\ntap", "duckdb_jsonl_gz": "jsonl.gz\nDuckDB alone",
-        "batch_parquet": "parquet\ntap", "duckdb_parquet": "parquet\nDuckDB alone",
+        "sdk": "RECORD\nSDK defaults",
+        "record": "RECORD\ntap",
+        "duckdb_json": "RECORD\nDuckDB alone",
+        "batch_jsonl": "jsonl.gz\ntap",
+        "duckdb_jsonl_gz": "jsonl.gz\nDuckDB alone",
+        "batch_parquet": "parquet\ntap",
+        "duckdb_parquet": "parquet\nDuckDB alone",
     }
     colours = ["#999999", "#1f77b4", "#bbbbbb", "#1f77b4", "#bbbbbb", "#1f77b4", "#bbbbbb"]
     figure, axis = plt.subplots(figsize=(9, 4))

@@ -36,7 +36,9 @@ EXPORT_SECONDS = 3.0
 YESTERDAY = dt.date.today() - dt.timedelta(days=1)
 
 
-def run_tap(workdir: Path, config: dict, streams: list[str] | None, *, read_after: float = 0) -> tuple[float, float, str]:
+def run_tap(
+    workdir: Path, config: dict, streams: list[str] | None, *, read_after: float = 0
+) -> tuple[float, float, str]:
     """Run the tap; return wall seconds, peak RSS (MiB) and its stderr. `read_after`: wait before reading stdout."""
     catalog = json.loads(subprocess.run([*TAP, "--discover"], capture_output=True, text=True, check=True).stdout)
     for stream in catalog["streams"]:
@@ -46,9 +48,12 @@ def run_tap(workdir: Path, config: dict, streams: list[str] | None, *, read_afte
     (workdir / "config.json").write_text(json.dumps(config))
     started = time.perf_counter()
     with open(workdir / "stderr.log", "w") as stderr:
-        process = subprocess.Popen([*TAP, "--config", str(workdir / "config.json"), "--catalog",
-                                    str(workdir / "catalog.json")], stdout=subprocess.PIPE, stderr=stderr,
-                                   env={**os.environ, "TMPDIR": str(workdir)})
+        process = subprocess.Popen(
+            [*TAP, "--config", str(workdir / "config.json"), "--catalog", str(workdir / "catalog.json")],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env={**os.environ, "TMPDIR": str(workdir)},
+        )
         time.sleep(read_after)
         while process.stdout.read(1 << 16):
             pass
@@ -60,9 +65,17 @@ def run_tap(workdir: Path, config: dict, streams: list[str] | None, *, read_afte
 
 
 def settings(sim: Simulator, first: dt.date, **more: object) -> dict:
-    return {"api_id": "demo-api-id", "api_token": "demo-api-token", "api_url": sim.api_url,
-            "start_date": first.isoformat(), "end_date": YESTERDAY.isoformat(), "window_days": 1,
-            "poll_interval_seconds": 0.25, "max_poll_interval_seconds": 0.5, **more}
+    return {
+        "api_id": "demo-api-id",
+        "api_token": "demo-api-token",
+        "api_url": sim.api_url,
+        "start_date": first.isoformat(),
+        "end_date": YESTERDAY.isoformat(),
+        "window_days": 1,
+        "poll_interval_seconds": 0.25,
+        "max_poll_interval_seconds": 0.5,
+        **more,
+    }
 
 
 def daily(workdir: Path, runs: int) -> None:
@@ -72,9 +85,12 @@ def daily(workdir: Path, runs: int) -> None:
             one.append(run_tap(workdir, settings(sim, YESTERDAY), ["calls_history"])[0])
             twelve.append(run_tap(workdir, settings(sim, YESTERDAY), None)[0])
     ratio = statistics.median(t / o for t, o in zip(twelve, one))
-    print(f"1. daily run, exports PENDING {EXPORT_SECONDS:g} s: one report {statistics.median(one):.1f} s, "
-          f"twelve reports {statistics.median(twelve):.1f} s = {ratio:.2f}x one report's run, "
-          f"{statistics.median(twelve) / EXPORT_SECONDS:.2f}x one export's wait", flush=True)
+    print(
+        f"1. daily run, exports PENDING {EXPORT_SECONDS:g} s: one report {statistics.median(one):.1f} s, "
+        f"twelve reports {statistics.median(twelve):.1f} s = {ratio:.2f}x one report's run, "
+        f"{statistics.median(twelve) / EXPORT_SECONDS:.2f}x one export's wait",
+        flush=True,
+    )
 
 
 def backfill(workdir: Path) -> None:
@@ -82,8 +98,11 @@ def backfill(workdir: Path) -> None:
         wall, _, _ = run_tap(workdir, settings(sim, YESTERDAY - dt.timedelta(days=7), max_concurrent_exports=8), None)
         exports = sum(sim.exports_created.values())
     floor = math.ceil(exports / 8) * EXPORT_SECONDS
-    print(f"2. backfill, twelve reports x 8 days, max_concurrent_exports 8: {exports} exports in {wall:.1f} s; "
-          f"floor ({exports} / 8) x {EXPORT_SECONDS:g} s = {floor:.0f} s; {wall / floor:.2f}x the floor", flush=True)
+    print(
+        f"2. backfill, twelve reports x 8 days, max_concurrent_exports 8: {exports} exports in {wall:.1f} s; "
+        f"floor ({exports} / 8) x {EXPORT_SECONDS:g} s = {floor:.0f} s; {wall / floor:.2f}x the floor",
+        flush=True,
+    )
 
 
 def memory(workdir: Path) -> None:
@@ -100,8 +119,11 @@ def memory(workdir: Path) -> None:
             _, rss, stderr = run_tap(workdir, settings(sim, first, **more), ["calls_history"], read_after=delay)
             files, megabytes = re.search(r"waiting on disk: (\d+) at most, ([\d.]+) MB", stderr).groups()
             held[name] = (int(files), rss)
-            print(f"3. calls_history, 50 one-day windows, {name}: at most {files} files ({float(megabytes):.0f} MB) "
-                  f"waiting on disk, peak RSS {rss:.0f} MiB", flush=True)
+            print(
+                f"3. calls_history, 50 one-day windows, {name}: at most {files} files ({float(megabytes):.0f} MB) "
+                f"waiting on disk, peak RSS {rss:.0f} MiB",
+                flush=True,
+            )
     (few, few_rss), (many, many_rss) = held[cases[0][0]], held[cases[1][0]]
     print(f"   one export in flight, {many} files waiting against {few}: peak RSS {many_rss / few_rss:.2f}x")
 

@@ -40,8 +40,9 @@ def kind(schema: dict) -> str | None:
     types = [name for name in schema.get("type", []) if name != "null"]
     if schema.get("format") == "date":
         return "date_iso8601"
-    return {"integer": "integer", "boolean": "boolean", "array": "array", "object": "object",
-            "string": "string"}.get(types[0] if types else "", None)
+    return {"integer": "integer", "boolean": "boolean", "array": "array", "object": "object", "string": "string"}.get(
+        types[0] if types else ""
+    )
 
 
 def setting(name: str, schema: dict) -> dict:
@@ -58,8 +59,14 @@ def setting(name: str, schema: dict) -> dict:
 
 def definition() -> dict:
     """The plugin definition, from `tap-aircall-analytics --about --format=json`."""
-    about = json.loads(subprocess.run([sys.executable, "-m", "tap_aircall_analytics", "--about", "--format=json"],
-                                      capture_output=True, text=True, check=True).stdout)
+    about = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "tap_aircall_analytics", "--about", "--format=json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     return {
         "name": about["name"],
         "variant": "tap-aircall-analytics",
@@ -82,7 +89,7 @@ def render() -> str:
 
 def write_project(plugin: dict) -> None:
     """Put the definition into meltano.yml's extractor, keeping the rest of the file as it is."""
-    from ruamel.yaml import YAML  # noqa: PLC0415 - Meltano's YAML library, installed with it
+    from ruamel.yaml import YAML
 
     project_yaml = YAML()
     project_yaml.width = 4096

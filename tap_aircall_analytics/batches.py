@@ -67,11 +67,11 @@ def _utc_offsets(timezone: str, window: Window) -> list[tuple[dt.datetime | None
     zone = zoneinfo.ZoneInfo(timezone)
     moment = dt.datetime.combine(window.first - dt.timedelta(days=2), dt.time(), dt.timezone.utc)
     end = dt.datetime.combine(window.last + dt.timedelta(days=3), dt.time(), dt.timezone.utc)
-    offset = moment.astimezone(zone).utcoffset()
+    offset = moment.astimezone(zone).utcoffset() or dt.timedelta()
     changes: list[tuple[dt.datetime | None, int]] = [(None, int(offset.total_seconds()))]
     step = dt.timedelta(minutes=15)
     while moment < end:
-        following = (moment + step).astimezone(zone).utcoffset()
+        following = (moment + step).astimezone(zone).utcoffset() or dt.timedelta()
         if following != offset:
             wall = (moment + step).replace(tzinfo=None) + max(offset, following)
             changes.append((wall, int(following.total_seconds())))
@@ -134,14 +134,16 @@ class BatchFileWriter:
             return "parquet"
         return "json.gz" if self.encoding.compression == "gzip" else "jsonl"
 
-    def _copy(self, select: str, destination: Path, source: Path, match: HeaderMatch | None,
-              window: Window) -> None:
+    def _copy(self, select: str, destination: Path, source: Path, match: HeaderMatch | None, window: Window) -> None:
         """Run the conversion, then count the cells kept as text. JSON lines: both threads write a file each."""
         if self.encoding.format == "jsonl":
             options = "FORMAT json, PER_THREAD_OUTPUT true" + (
-                ", COMPRESSION gzip" if self.encoding.compression == "gzip" else "")
+                ", COMPRESSION gzip" if self.encoding.compression == "gzip" else ""
+            )
         else:
-            codec = {"gzip": "gzip", "zstd": "zstd", "snappy": "snappy"}.get(self.encoding.compression, "uncompressed")
+            codec = {"gzip": "gzip", "zstd": "zstd", "snappy": "snappy"}.get(
+                self.encoding.compression or "", "uncompressed"
+            )
             options = f"FORMAT parquet, COMPRESSION {codec}, ROW_GROUP_SIZE {PARQUET_ROW_GROUP}"
         import duckdb  # noqa: PLC0415 - loaded only by runs that write batches (it weighs ~30 MB)
 
@@ -152,10 +154,10 @@ class BatchFileWriter:
             for index, _ in self._lenient_columns(match):
                 db.execute(f"CREATE SEQUENCE {_unparsed_counter(index)}")
             try:
-                (self.rows_written,) = db.execute(
-                    f"COPY ({select}) TO {_sql_text(str(destination))} ({options})").fetchone()
+                written = db.execute(f"COPY ({select}) TO {_sql_text(str(destination))} ({options})").fetchone()
             except duckdb.Error as error:
                 self._explain(source, window, str(error).strip().splitlines()[0])
+            self.rows_written = int(written[0]) if written else 0
             counts = dict(db.execute("SELECT sequence_name, last_value FROM duckdb_sequences()").fetchall())
         for index, column in self._lenient_columns(match):
             if counts.get(_unparsed_counter(index)):
@@ -172,9 +174,13 @@ class BatchFileWriter:
         """The columns whose bad cells are kept as text (not keys, not text already, not strict)."""
         if match is None or self.reader.strict:
             return []
-        return [(index, column) for index, column in match.positions
-                if column.kind not in (Kind.STRING, Kind.LIST) and column.name not in self.report.primary_key
-                and column.name in self.selected]
+        return [
+            (index, column)
+            for index, column in match.positions
+            if column.kind not in (Kind.STRING, Kind.LIST)
+            and column.name not in self.report.primary_key
+            and column.name in self.selected
+        ]
 
     def _empty_select(self) -> str:
         return f"SELECT {', '.join(f'{self._null(name)} AS {_quoted(name)}' for name in self.selected)} LIMIT 0"
@@ -194,8 +200,11 @@ class BatchFileWriter:
         )
         offsets = _utc_offsets(self.reader.timezone, window)
         lenient = {index for index, _ in self._lenient_columns(match)}
-        converted = [f"{self._expression(column, f'c{index}', offsets, index in lenient)} AS v{index}"
-                     for index, column in match.positions if column.name in self.selected]
+        converted = [
+            f"{self._expression(column, f'c{index}', offsets, index in lenient)} AS v{index}"
+            for index, column in match.positions
+            if column.name in self.selected
+        ]
         inner = f"SELECT *, {', '.join(converted)} FROM {source}" if converted else f"SELECT * FROM {source}"
         positions = {column.name: index for index, column in match.positions}
         fields = []
@@ -230,32 +239,42 @@ class BatchFileWriter:
         entries = ", ".join(
             f"CASE WHEN {failed[index]} THEN [{{'k': {_sql_text(column.name)}, 'v': CASE WHEN "
             f"nextval('{_unparsed_counter(index)}') > 0 THEN c{index} END}}] ELSE [] END"
-            for index, column in match.positions if index in failed
+            for index, column in match.positions
+            if index in failed
         )  # lists joined with flatten, not filtered with a lambda: lambda syntax differs in DuckDB 1 and 2
         return f"CASE WHEN {' OR '.join(failed.values())} THEN map_from_entries(flatten([{entries}])) END"
 
     def _sql_type(self, column: Column) -> str:
         json_lines = self.encoding.format == "jsonl"
         return {
-            Kind.INTEGER: "BIGINT", Kind.NUMBER: "DOUBLE", Kind.STRING: "VARCHAR", Kind.DURATION: "BIGINT",
-            Kind.BOOLEAN: "BOOLEAN", Kind.PERCENT: "DOUBLE", Kind.LIST: "VARCHAR[]",
+            Kind.INTEGER: "BIGINT",
+            Kind.NUMBER: "DOUBLE",
+            Kind.STRING: "VARCHAR",
+            Kind.DURATION: "BIGINT",
+            Kind.BOOLEAN: "BOOLEAN",
+            Kind.PERCENT: "DOUBLE",
+            Kind.LIST: "VARCHAR[]",
             Kind.TIMESTAMP: "VARCHAR" if json_lines else "TIMESTAMPTZ",
             Kind.DATE: "VARCHAR" if json_lines else "DATE",
         }[column.kind]
 
-    def _expression(self, column: Column, field: str, offsets: list[tuple[dt.datetime | None, int]],
-                    lenient: bool) -> str:
+    def _expression(
+        self, column: Column, field: str, offsets: list[tuple[dt.datetime | None, int]], lenient: bool
+    ) -> str:
         """SQL for one column: the same value as the records.py converter, NULL when empty.
 
         A bad cell is NULL when `lenient`, else an error naming the column and the value.
         """
         label = column.label.replace("'", "''")
         if lenient:
+
             def bad(expected: str) -> str:
                 return "NULL"
         else:
+
             def bad(expected: str) -> str:
                 return f"error('column ''{label}'': ' || {field} || ' is not {expected}')"
+
         value = self._value(column, field, offsets, bad, "TRY_CAST" if lenient else "CAST")
         if column.name in self.report.primary_key:
             present = f"{field} IS NOT NULL AND {field} <> ''"
@@ -269,30 +288,41 @@ class BatchFileWriter:
         if kind is Kind.INTEGER:
             return f"{cast}({field} AS BIGINT)"
         if kind in (Kind.NUMBER, Kind.PERCENT):
-            number = f"{cast}({field} AS DOUBLE)" if kind is Kind.NUMBER else \
-                f"{cast}(rtrim({field}, '{PERCENT_SUFFIX}') AS DOUBLE)"
+            number = (
+                f"{cast}({field} AS DOUBLE)"
+                if kind is Kind.NUMBER
+                else f"{cast}(rtrim({field}, '{PERCENT_SUFFIX}') AS DOUBLE)"
+            )
             return f"CASE WHEN isfinite({number}) THEN {number} ELSE {bad('a finite number')} END"
         if kind is Kind.BOOLEAN:
-            return f"CASE {field} WHEN '{TRUE_TEXT}' THEN true WHEN '{FALSE_TEXT}' THEN false ELSE {bad('a boolean')} END"
+            return (
+                f"CASE {field} WHEN '{TRUE_TEXT}' THEN true WHEN '{FALSE_TEXT}' THEN false ELSE {bad('a boolean')} END"
+            )
         if kind is Kind.LIST:  # the non-empty items between separators, trimmed
             item = f"[^{LIST_SEPARATOR}\\s](?:[^{LIST_SEPARATOR}]*[^{LIST_SEPARATOR}\\s])?"
             return f"regexp_extract_all({field}, '{item}')"
         if kind is Kind.DURATION:  # H:MM:SS; a part that is not a number fails its CAST
             parts = [f"split_part({field}, ':', {n})" for n in (1, 2, 3)]
-            return (f"CASE WHEN strlen({parts[1]}) = 2 AND strlen({parts[2]}) = 2 THEN "
-                    f"{cast}({parts[0]} AS BIGINT) * 3600 + {cast}({parts[1]} AS BIGINT) * 60 + "
-                    f"{cast}({parts[2]} AS BIGINT) ELSE {bad('a duration (H:MM:SS)')} END")
+            return (
+                f"CASE WHEN strlen({parts[1]}) = 2 AND strlen({parts[2]}) = 2 THEN "
+                f"{cast}({parts[0]} AS BIGINT) * 3600 + {cast}({parts[1]} AS BIGINT) * 60 + "
+                f"{cast}({parts[2]} AS BIGINT) ELSE {bad('a duration (H:MM:SS)')} END"
+            )
         strptime = "try_strptime" if cast == "TRY_CAST" else "strptime"
         if kind is Kind.DATE:
             date = f"CAST({strptime}({field}, '%Y-%m-%d') AS DATE)"
             return f"strftime({date}, '%Y-%m-%d')" if self.encoding.format == "jsonl" else date
         if TIMESTAMP_FORMAT == ISO_WALL_CLOCK:  # the fast cast, kept as strict as records.py
-            local = (f"CASE WHEN strlen({field}) = 19 AND substr({field}, 11, 1) = ' ' "
-                     f"THEN {cast}({field} AS TIMESTAMP) ELSE {bad(TIMESTAMP_EXPECTED)} END")
+            local = (
+                f"CASE WHEN strlen({field}) = 19 AND substr({field}, 11, 1) = ' ' "
+                f"THEN {cast}({field} AS TIMESTAMP) ELSE {bad(TIMESTAMP_EXPECTED)} END"
+            )
         else:
             local = f"{strptime}({field}, {_sql_text(TIMESTAMP_FORMAT)})"
-        cases = " ".join(f"WHEN {local} >= TIMESTAMP '{start.isoformat(' ')}' THEN {seconds}"
-                         for start, seconds in reversed(offsets[1:]))
+        cases = " ".join(
+            f"WHEN {local} >= TIMESTAMP '{start.isoformat(' ')}' THEN {seconds}"
+            for start, seconds in reversed(offsets[1:])
+        )
         offset = f"(CASE {cases} ELSE {offsets[0][1]} END)" if cases else str(offsets[0][1])
         utc = f"({local} - to_seconds({offset}))"
         if self.encoding.format == "jsonl":  # the text records.py emits: 2026-07-01T08:00:05+00:00

@@ -98,6 +98,13 @@ class ExportStatus:
         """True once the export has COMPLETED or FAILED."""
         return self.status in (STATUS_COMPLETED, STATUS_FAILED)
 
+    @property
+    def link(self) -> str:
+        """The download link of a COMPLETED export; an error if the API gave none."""
+        if not self.download_url:
+            raise AircallError(f"export {self.export_id} is COMPLETED but the API gave no downloadUrl")
+        return self.download_url
+
     def link_expired(self) -> bool:
         """True when the download link is past its expiry time."""
         return self.expires_at is not None and self.expires_at <= dt.datetime.now(dt.timezone.utc)
@@ -223,11 +230,14 @@ class AircallClient:
     @staticmethod
     def _client_error(status: int, message: str, method: str, path: str) -> AircallError:
         if status == 401:
-            return AircallError(f"Aircall refused the credentials (401: {message}): check api_id and api_token, "
-                                "or access_token")
+            return AircallError(
+                f"Aircall refused the credentials (401: {message}): check api_id and api_token, or access_token"
+            )
         if status == 403:
-            return AircallError(f"Aircall refused access (403: {message}): the Analytics+ add-on must be enabled "
-                                "for the company, and the key must be allowed to read analytics")
+            return AircallError(
+                f"Aircall refused access (403: {message}): the Analytics+ add-on must be enabled "
+                "for the company, and the key must be allowed to read analytics"
+            )
         if status == 404:
             return ExportNotFound(f"{method} {path}: 404 ({message})")
         return AircallError(f"Aircall rejected the export request ({status}: {message})")

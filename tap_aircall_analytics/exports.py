@@ -27,6 +27,7 @@ import shutil
 import tempfile
 import threading
 import time
+import typing as t
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
@@ -214,25 +215,35 @@ class ExportPipeline:
                 raise failure
             if job.future.done():
                 return job.future.result()
-            if not wait((job.future, self._failed), timeout=PROGRESS_SECONDS, return_when=FIRST_COMPLETED).done:
+            either: list[Future[t.Any]] = [job.future, self._failed]
+            if not wait(either, timeout=PROGRESS_SECONDS, return_when=FIRST_COMPLETED).done:
                 self._report(job)
 
     def _report(self, waiting_for: _Job) -> None:
         """Log the run-wide picture: exports ready, pending and queued, and MB on disk."""
         with self._lock:
-            ready = sum(1 for job in self._jobs[:self._next]
-                        if job.future.done() and job.future.exception() is None and not job.read)
+            ready = sum(
+                1
+                for job in self._jobs[: self._next]
+                if job.future.done() and job.future.exception() is None and not job.read
+            )
             queued = len(self._jobs) - self._next
             pending, disk = self._in_flight, self._disk
-        self._progress(f"waiting for {waiting_for.exporter.stream} {waiting_for.window}: exports ready {ready}, "
-                       f"pending {pending}, queued {queued}; {disk / 1e6:.1f} MB on disk")
+        self._progress(
+            f"waiting for {waiting_for.exporter.stream} {waiting_for.window}: exports ready {ready}, "
+            f"pending {pending}, queued {queued}; {disk / 1e6:.1f} MB on disk"
+        )
 
     # --- the worker threads -----------------------------------------------------
 
     def _fill(self) -> None:
         """Request the next jobs in order while a slot is free and the disk bound allows (lock held)."""
-        while (not self.stop.is_set() and self._in_flight < self.max_concurrent and self._next < len(self._jobs)
-               and self._disk < self.max_disk_bytes):
+        while (
+            not self.stop.is_set()
+            and self._in_flight < self.max_concurrent
+            and self._next < len(self._jobs)
+            and self._disk < self.max_disk_bytes
+        ):
             self._in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
             self._queue.put(self._jobs[self._next])
@@ -243,7 +254,7 @@ class ExportPipeline:
             try:
                 assert self.workdir is not None
                 files = job.exporter.export_window(job.window, self.workdir)
-            except BaseException as error:  # noqa: BLE001 - handed to the main thread through the future
+            except BaseException as error:
                 with self._lock:
                     first = self._failure is None and not self.stop.is_set()
                     if first:
@@ -315,9 +326,7 @@ class ReportExporter:
                 if attempt == 1:
                     self._say(window, f"export FAILED ({reason}); retrying once")
         if window.days == 1:
-            raise WindowFailed(
-                f"{self.stream} {window}: the export failed twice, even for one day: {reason}"
-            )
+            raise WindowFailed(f"{self.stream} {window}: the export failed twice, even for one day: {reason}")
         first, second = window.split()
         self.stats.add(splits=1)
         self._say(window, f"export FAILED again ({reason}); splitting into {first} and {second}")
@@ -358,13 +367,16 @@ class ReportExporter:
         return export
 
     def _download(self, export: ExportStatus, window: Window, workdir: Path) -> ExportedFile:
-        path = workdir / f"{self.stream}_{window.first}_{window.last}_{export.export_id}.{'zip' if export.zipped else 'csv'}"
+        path = (
+            workdir
+            / f"{self.stream}_{window.first}_{window.last}_{export.export_id}.{'zip' if export.zipped else 'csv'}"
+        )
         for attempt in range(1, DOWNLOAD_TRIES + 1):
             if export.status != STATUS_COMPLETED or not export.download_url or export.link_expired():
                 export = self._refresh(export, window, "link expired")
             try:
                 started = time.monotonic()
-                size = self.client.download(export.download_url, path)
+                size = self.client.download(export.link, path)
             except LinkExpired:
                 export = self._refresh(export, window, "link refused (403)")
                 continue
@@ -376,7 +388,7 @@ class ReportExporter:
                 continue
             self.stats.add(bytes=size)
             seconds = max(time.monotonic() - started, 1e-6)
-            self._say(window, f"downloaded {size / 1e6:.1f} MB in {seconds:.1f} s from {redact(export.download_url)}")
+            self._say(window, f"downloaded {size / 1e6:.1f} MB in {seconds:.1f} s from {redact(export.link)}")
             return ExportedFile(window, path, export.zipped, size, export.export_id)
         raise WindowFailed(f"{self.stream} {window}: the download link kept being refused")
 
@@ -386,10 +398,7 @@ class ReportExporter:
         fresh = self.client.get_export(export.export_id)
         if fresh.status != STATUS_COMPLETED:
             fresh = self._await(fresh, window)
-        if not fresh.download_url:
-            raise WindowFailed(f"{self.stream} {window}: export {fresh.export_id} is COMPLETED "
-                               "but the API gave no downloadUrl")
-        return fresh
+        return fresh  # without a link, `ExportStatus.link` fails the window when it is read
 
     def _say(self, window: Window, message: str) -> None:
         self._progress(f"{self.stream} {window}: {message}")

@@ -59,7 +59,7 @@ class BufferedMessageWriter(GenericSingerWriter[bytes, Message]):
         collecting = gc.isenabled()
         gc.disable()
         try:
-            for count, record in enumerate(records, 1):
+            for count, record in enumerate(records, 1):  # noqa: B007 - the last count is the number written
                 buffer += prefix
                 encode_into(record, buffer, -1)
                 buffer += stamp
@@ -104,7 +104,7 @@ class BufferedMessageWriter(GenericSingerWriter[bytes, Message]):
 
     def drop_partial_message(self) -> None:
         """Cut the buffer after its last whole message (a signal may land between two appends)."""
-        del self._buffer[self._buffer.rfind(b"\n") + 1:]
+        del self._buffer[self._buffer.rfind(b"\n") + 1 :]
 
 
 def _widen_stdout_pipe() -> None:

@@ -11,9 +11,9 @@ import datetime as dt
 import difflib
 import itertools
 import json
-from collections import Counter
 import textwrap
 import typing as t
+from collections import Counter
 
 from tap_aircall_analytics.records import HeaderMatch, RecordReader, infer_kind, open_text
 from tap_aircall_analytics.reports import Column, Kind
@@ -35,8 +35,10 @@ def plan(settings: Settings, streams: list[ReportStream], write: t.Callable[[str
     if not streams:
         write("No stream is selected: nothing to plan.")
         return
-    write(f"Plan (nothing is exported): timezone {settings.timezone}, today {settings.today()}, "
-          f"window_days {settings.window_days}, lookback_days {settings.lookback_days}")
+    write(
+        f"Plan (nothing is exported): timezone {settings.timezone}, today {settings.today()}, "
+        f"window_days {settings.window_days}, lookback_days {settings.lookback_days}"
+    )
     write(f"{'stream':<54}{'from':<12}{'to':<12}{'exports':>8}{'API calls':>11}  bookmark")
     total = 0
     for stream in streams:
@@ -45,19 +47,26 @@ def plan(settings: Settings, streams: list[ReportStream], write: t.Callable[[str
         first = windows[0].first.isoformat() if windows else "-"
         last = windows[-1].last.isoformat() if windows else "-"
         total += len(windows)
-        write(f"{stream.name:<54}{first:<12}{last:<12}{len(windows):>8}{len(windows) * CALLS_PER_EXPORT:>11}  "
-              f"{bookmark or 'none (first run)'}")
+        write(
+            f"{stream.name:<54}{first:<12}{last:<12}{len(windows):>8}{len(windows) * CALLS_PER_EXPORT:>11}  "
+            f"{bookmark or 'none (first run)'}"
+        )
         if windows:
-            write(textwrap.fill(", ".join(map(str, windows)), width=110, initial_indent="    ",
-                                subsequent_indent="    "))
+            write(
+                textwrap.fill(", ".join(map(str, windows)), width=110, initial_indent="    ", subsequent_indent="    ")
+            )
     minutes = total * CALLS_PER_EXPORT / ASSUMED_RATE_LIMIT
     concurrent = settings.max_concurrent_exports
-    write(f"Total: {total} exports, at least {total * CALLS_PER_EXPORT} API calls (requests and polls; "
-          f"about {minutes:.0f} min of rate limit at {ASSUMED_RATE_LIMIT} requests/minute). "
-          "Downloads go to the storage host and do not count.")
-    write(f"Run-wide: up to {concurrent} exports in flight at once (max_concurrent_exports), requested in the "
-          f"order above: the run waits for about {-(-total // concurrent)} export(s) in a row; up to "
-          f"{settings.max_disk_mb:g} MB of downloaded files wait on disk.")
+    write(
+        f"Total: {total} exports, at least {total * CALLS_PER_EXPORT} API calls (requests and polls; "
+        f"about {minutes:.0f} min of rate limit at {ASSUMED_RATE_LIMIT} requests/minute). "
+        "Downloads go to the storage host and do not count."
+    )
+    write(
+        f"Run-wide: up to {concurrent} exports in flight at once (max_concurrent_exports), requested in the "
+        f"order above: the run waits for about {-(-total // concurrent)} export(s) in a row; up to "
+        f"{settings.max_disk_mb:g} MB of downloaded files wait on disk."
+    )
 
 
 def _differences(match: HeaderMatch) -> tuple[list[str], list[str], list[tuple[Column, str]]]:
@@ -80,8 +89,9 @@ def sample_window(settings: Settings) -> Window:
     return Window(day, day)
 
 
-def check_schema(settings: Settings, streams: list[ReportStream], exports: ExportPipeline,
-                 write: t.Callable[[str], None]) -> int:
+def check_schema(
+    settings: Settings, streams: list[ReportStream], exports: ExportPipeline, write: t.Callable[[str], None]
+) -> int:
     """Export one day of each stream and compare its header with the catalogue.
 
     Prints, for the new columns, the `column_types` setting that loads them typed (the
@@ -107,8 +117,10 @@ def check_schema(settings: Settings, streams: list[ReportStream], exports: Expor
         match = HeaderMatch.of(stream.report, header)
         new, missing, renamed = _differences(match)
         for label, count in unparsed.items():
-            write(f"{stream.name}: {count} of {len(sample)} values of column '{label}' on {day} do not parse as "
-                  f"{stream.report.column_by_label(label).kind.value}")
+            write(
+                f"{stream.name}: {count} of {len(sample)} values of column '{label}' on {day} do not parse as "
+                f"{stream.report.column_by_label(label).kind.value}"
+            )
         if not (new or missing or renamed):
             write(f"{stream.name}: the header of {day} matches the catalogue ({len(match.positions)} columns)")
             continue
@@ -125,8 +137,10 @@ def check_schema(settings: Settings, streams: list[ReportStream], exports: Expor
             suggestions.append({"label": label, "type": _type_name(infer_kind(values))})
     if differing:
         setting = json.dumps({stream: entries for stream, entries in declared.items() if entries})
-        write(f"{differing} report(s) differ. To load their new columns typed (types guessed from {day}; "
-              "check them), set column_types, with meltano:")
+        write(
+            f"{differing} report(s) differ. To load their new columns typed (types guessed from {day}; "
+            "check them), set column_types, with meltano:"
+        )
         write(f"  meltano config tap-aircall-analytics set column_types '{setting}'")
         write(f"or as the column_types value in meltano.yml or the tap's config.json: {setting}")
     return differing

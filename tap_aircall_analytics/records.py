@@ -12,6 +12,7 @@ import csv
 import datetime as dt
 import io
 import math
+import typing as t
 import zipfile
 import zoneinfo
 from collections import Counter
@@ -23,9 +24,9 @@ from pathlib import Path
 from tap_aircall_analytics.reports import (
     FALSE_TEXT,
     ISO_WALL_CLOCK,
-    TIMESTAMP_FORMAT,
     LIST_SEPARATOR,
     PERCENT_SUFFIX,
+    TIMESTAMP_FORMAT,
     TRUE_TEXT,
     Column,
     Kind,
@@ -54,10 +55,15 @@ EXTRA_COLUMNS = "_extra_columns"
 UNPARSED_VALUES = "_unparsed_values"
 _TEXT_BY_NAME = {"type": ["object", "null"], "additionalProperties": {"type": "string"}}
 RAW_PROPERTIES: dict[str, dict] = {
-    EXTRA_COLUMNS: {**_TEXT_BY_NAME, "description": "Columns of the export that the tap's catalogue does not "
-                    "know, by CSV label, as text (see the column_types setting to type them)."},
-    UNPARSED_VALUES: {**_TEXT_BY_NAME, "description": "Cells that did not parse as their column's type, by "
-                      "property, as text; that property is null."},
+    EXTRA_COLUMNS: {
+        **_TEXT_BY_NAME,
+        "description": "Columns of the export that the tap's catalogue does not "
+        "know, by CSV label, as text (see the column_types setting to type them).",
+    },
+    UNPARSED_VALUES: {
+        **_TEXT_BY_NAME,
+        "description": "Cells that did not parse as their column's type, by property, as text; that property is null.",
+    },
 }
 
 
@@ -239,7 +245,7 @@ def converter(kind: Kind, timezone: str) -> Callable[[str], object]:
     """Return the function that reads a non-empty field of this kind."""
     if kind is Kind.TIMESTAMP:
         return UtcConverter(timezone) if TIMESTAMP_FORMAT == ISO_WALL_CLOCK else FormattedUtcConverter(timezone)
-    return {
+    converters: dict[Kind, Callable[[str], object]] = {
         Kind.INTEGER: _integer,
         Kind.NUMBER: _number,
         Kind.STRING: str,
@@ -248,7 +254,8 @@ def converter(kind: Kind, timezone: str) -> Callable[[str], object]:
         Kind.BOOLEAN: _boolean,
         Kind.PERCENT: _percent,
         Kind.LIST: _list,
-    }[kind]
+    }
+    return converters[kind]
 
 
 @dataclass(frozen=True)
@@ -271,7 +278,8 @@ class HeaderMatch:
         A label that comes twice keeps the second one apart as `Label (2)`.
         """
         by_label = {label_key(column.label): column for column in report.columns}
-        positions, extras = [], []
+        positions: list[tuple[int, Column]] = []
+        extras: list[tuple[int, str]] = []
         for index, label in enumerate(header):
             column = by_label.pop(label_key(label), None)
             if column is not None:
@@ -302,7 +310,8 @@ def open_text(path: Path, zipped: bool) -> Iterator[io.TextIOBase]:
         if len(members) != 1:
             raise FileFormatError(f"the zip archive holds {len(members)} files, not one CSV")
         with archive.open(members[0]) as binary:
-            yield io.TextIOWrapper(io.BufferedReader(binary, READ_BUFFER), encoding="utf-8-sig", newline="")
+            raw = t.cast(io.RawIOBase, binary)  # a zip member reads like a raw stream
+            yield io.TextIOWrapper(io.BufferedReader(raw, READ_BUFFER), encoding="utf-8-sig", newline="")
 
 
 def _empty_key() -> None:
@@ -332,12 +341,15 @@ def _row_function(match: HeaderMatch, timezone: str, keys: tuple[str, ...]) -> C
         elif isinstance(convert, UtcConverter):  # a known minute costs a lookup, no call
             scope[f"minute_{index}"] = convert.minutes.get
             scope[f"convert_{index}"] = convert.convert_minute
-            value = (f"(minute_{index}(v[:16]) or convert_{index}(v)) + UTC_SECONDS[v[16:]] "
-                     f"if (v := row[{index}]) else {empty}")
+            value = (
+                f"(minute_{index}(v[:16]) or convert_{index}(v)) + UTC_SECONDS[v[16:]] "
+                f"if (v := row[{index}]) else {empty}"
+            )
         elif isinstance(convert, Cached):  # a value seen before costs a lookup, no call
             scope[f"cache_{index}"] = convert.cache
-            value = (f"(cache_{index}[v] if v in cache_{index} else convert_{index}(v)) "
-                     f"if (v := row[{index}]) else {empty}")
+            value = (
+                f"(cache_{index}[v] if v in cache_{index} else convert_{index}(v)) if (v := row[{index}]) else {empty}"
+            )
         else:
             value = f"convert_{index}(v) if (v := row[{index}]) else {empty}"
         fields.append(f"{column.name!r}: {value}")
@@ -346,7 +358,7 @@ def _row_function(match: HeaderMatch, timezone: str, keys: tuple[str, ...]) -> C
     fields.append(f"{EXTRA_COLUMNS!r}: " + (f"{{{extras}}}" if extras else "None"))
     fields.append(f"{UNPARSED_VALUES!r}: None")
     source = "def row_to_record(row):\n    return {" + ", ".join(fields) + "}\n"
-    exec(compile(source, "<row_to_record>", "exec"), scope)  # noqa: S102 - built from the catalogue only
+    exec(compile(source, "<row_to_record>", "exec"), scope)
     return scope["row_to_record"]  # type: ignore[return-value]
 
 
@@ -393,8 +405,9 @@ class RecordReader:
             except (FileFormatError, csv.Error, UnicodeDecodeError) as error:
                 raise FileFormatError(f"{self.report.stream_name} {where}: {error}") from None
 
-    def _lenient(self, row: list[str], match: HeaderMatch, converters: dict[str, Callable[[str], object]],
-                 line: int) -> dict:
+    def _lenient(
+        self, row: list[str], match: HeaderMatch, converters: dict[str, Callable[[str], object]], line: int
+    ) -> dict:
         """Read a row that holds a bad cell: null and raw text for it, or an error when strict or a key."""
         record: dict = {}
         unparsed: dict[str, str] = {}
@@ -420,9 +433,11 @@ class RecordReader:
         first = not self.unparsed[column.label]
         self.unparsed[column.label] += count
         if first:
-            self._warn(f"{self.report.stream_name}: column '{column.label}' holds values that do not parse as "
-                       f"{column.kind.value}{example}; they are loaded as null with their text in "
-                       f"{UNPARSED_VALUES}.{column.name} (set strict_values to stop the run instead)")
+            self._warn(
+                f"{self.report.stream_name}: column '{column.label}' holds values that do not parse as "
+                f"{column.kind.value}{example}; they are loaded as null with their text in "
+                f"{UNPARSED_VALUES}.{column.name} (set strict_values to stop the run instead)"
+            )
 
     def _explain(self, row: list[str], match: HeaderMatch, line: int) -> None:
         """Raise FileFormatError naming the first field of `row` that cannot be read."""
@@ -435,9 +450,14 @@ class RecordReader:
             try:
                 converter(column.kind, self.timezone)(text)
             except BadValue as expected:
-                hint = ("" if column.name not in self.report.primary_key else
-                        " (a key column: declare another type for it in column_types, e.g. string, to load it)")
-                raise FileFormatError(f"row {line}, column '{column.label}': {text!r} is not {expected}{hint}") from None
+                hint = (
+                    ""
+                    if column.name not in self.report.primary_key
+                    else " (a key column: declare another type for it in column_types, e.g. string, to load it)"
+                )
+                raise FileFormatError(
+                    f"row {line}, column '{column.label}': {text!r} is not {expected}{hint}"
+                ) from None
 
     def match(self, header: list[str]) -> HeaderMatch:
         """Match a file's header to the catalogue; warn once per run of unknown or missing columns."""
@@ -446,19 +466,24 @@ class RecordReader:
         if new:
             self._warned.update(f"extra:{label}" for label in new)
             names = ", ".join(f"'{label}'" for label in new)
-            self._warn(f"{self.report.stream_name}: column(s) {names} are not in the catalogue; they are loaded as "
-                       f"text in {EXTRA_COLUMNS} (run with check_schema to get the column_types setting that "
-                       "types them)")
+            self._warn(
+                f"{self.report.stream_name}: column(s) {names} are not in the catalogue; they are loaded as "
+                f"text in {EXTRA_COLUMNS} (run with check_schema to get the column_types setting that "
+                "types them)"
+            )
         for column in match.missing:
             if column.name in self.report.primary_key:
-                raise FileFormatError(f"{self.report.stream_name}: the file has no '{column.label}' column, "
-                                      "which is part of the primary key")
-            self._warn_once(f"column '{column.label}' of {self.report.api_name} is missing from the file; "
-                            f"{column.name} is emitted as null")
+                raise FileFormatError(
+                    f"{self.report.stream_name}: the file has no '{column.label}' column, "
+                    "which is part of the primary key"
+                )
+            self._warn_once(
+                f"column '{column.label}' of {self.report.api_name} is missing from the file; "
+                f"{column.name} is emitted as null"
+            )
         return match
 
     def _warn_once(self, message: str) -> None:
         if message not in self._warned:
             self._warned.add(message)
             self._warn(message)
-

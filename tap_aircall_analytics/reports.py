@@ -36,8 +36,7 @@ FILTER_SETTINGS = {
 }
 #: Every filter key the API accepts; any other key is refused with 400.
 KNOWN_FILTERS = frozenset(
-    {*FILTER_SETTINGS.values(), "callTypes", "customerNumbers", "withVoicemail",
-     "userStatuses", "nextUserStatuses"}
+    {*FILTER_SETTINGS.values(), "callTypes", "customerNumbers", "withVoicemail", "userStatuses", "nextUserStatuses"}
 )
 
 # --- The CSV files ------------------------------------------------------------------
@@ -237,59 +236,86 @@ REPORTS: tuple[Report, ...] = (
         primary_key=("attempt_id",),
         replication_key="ringing_started_at",
     ),
-    _per_user_day("USER_ACTIVITY_AVAILABILITY_BREAKDOWN", """
+    _per_user_day(
+        "USER_ACTIVITY_AVAILABILITY_BREAKDOWN",
+        """
         Available time: duration
         Busy time: duration
         Unavailable time: duration
         Offline time: duration
-    """),
-    _per_user_day("USER_ACTIVITY_AVERAGE_AFTER_CALL_WORK_TIME_PER_USER", """
+    """,
+    ),
+    _per_user_day(
+        "USER_ACTIVITY_AVERAGE_AFTER_CALL_WORK_TIME_PER_USER",
+        """
         Calls with after-call work: integer
         Total after-call work time: duration
         Average after-call work time: duration
-    """),
-    _per_user_day("USER_ACTIVITY_AVERAGE_INBOUND_IN_CALL_TIME_PER_USER", """
+    """,
+    ),
+    _per_user_day(
+        "USER_ACTIVITY_AVERAGE_INBOUND_IN_CALL_TIME_PER_USER",
+        """
         Inbound calls answered: integer
         Total inbound in-call time: duration
         Average inbound in-call time: duration
-    """),
-    _per_user_day("USER_ACTIVITY_AVERAGE_OUTBOUND_IN_CALL_TIME_PER_USER", """
+    """,
+    ),
+    _per_user_day(
+        "USER_ACTIVITY_AVERAGE_OUTBOUND_IN_CALL_TIME_PER_USER",
+        """
         Outbound calls: integer
         Total outbound in-call time: duration
         Average outbound in-call time: duration
-    """),
-    _per_user_day("USER_ACTIVITY_CALL_VOLUME_AND_TIME", """
+    """,
+    ),
+    _per_user_day(
+        "USER_ACTIVITY_CALL_VOLUME_AND_TIME",
+        """
         Inbound calls: integer
         Outbound calls: integer
         Total calls: integer
         Inbound in-call time: duration
         Outbound in-call time: duration
         Total in-call time: duration
-    """),
-    _per_user_day("USER_ACTIVITY_CALLS_HANDLED", """
+    """,
+    ),
+    _per_user_day(
+        "USER_ACTIVITY_CALLS_HANDLED",
+        """
         Inbound calls answered: integer
         Outbound calls answered: integer
         Missed calls: integer
         Calls handled: integer
-    """),
-    _per_user_day("USER_ACTIVITY_PERCENTAGE_OF_TIME_IN_EACH_STATUS", """
+    """,
+    ),
+    _per_user_day(
+        "USER_ACTIVITY_PERCENTAGE_OF_TIME_IN_EACH_STATUS",
+        """
         Available: percent
         In call: percent
         After-call work: percent
         Do not disturb: percent
         Offline: percent
-    """),
-    _per_user_day("USER_ACTIVITY_RINGING_ATTEMPTS_PER_USER", """
+    """,
+    ),
+    _per_user_day(
+        "USER_ACTIVITY_RINGING_ATTEMPTS_PER_USER",
+        """
         Ringing attempts: integer
         Answered attempts: integer
         Missed attempts: integer
         Answer rate: percent
-    """),
-    _per_user_day("USER_ACTIVITY_WORK_TIME_AND_AVAILABILITY", """
+    """,
+    ),
+    _per_user_day(
+        "USER_ACTIVITY_WORK_TIME_AND_AVAILABILITY",
+        """
         Working time: duration
         Available time: duration
         Availability rate: percent
-    """),
+    """,
+    ),
 )
 
 REPORTS_BY_API_NAME = {report.api_name: report for report in REPORTS}
@@ -302,8 +328,9 @@ def uncatalogued_report(api_name: str) -> Report:
     Its rows are asked per day (`dateBreakdown: DAILY`), as for the per-user reports,
     so that each window's rows belong to its days; the API's retention applies.
     """
-    return Report(api_name=api_name, columns=(), primary_key=(), replication_key="", daily_breakdown=True,
-                  catalogued=False)
+    return Report(
+        api_name=api_name, columns=(), primary_key=(), replication_key="", daily_breakdown=True, catalogued=False
+    )
 
 
 class CatalogueError(ValueError):
@@ -319,14 +346,21 @@ def with_declared_columns(report: Report, declared: tuple[Column, ...], keys: tu
     """
     columns = list(report.columns)
     for column in declared:
-        same = [i for i, known in enumerate(columns)
-                if label_key(known.label) == label_key(column.label) or known.name == column.name]
+        same = [
+            i
+            for i, known in enumerate(columns)
+            if label_key(known.label) == label_key(column.label) or known.name == column.name
+        ]
         if len(same) > 1:
-            raise CatalogueError(f"{report.stream_name}: '{column.label}' ({column.name}) would replace "
-                                 f"two columns, {columns[same[0]].label!r} and {columns[same[1]].label!r}")
+            raise CatalogueError(
+                f"{report.stream_name}: '{column.label}' ({column.name}) would replace "
+                f"two columns, {columns[same[0]].label!r} and {columns[same[1]].label!r}"
+            )
         if same and columns[same[0]].name != column.name and columns[same[0]].name in report.primary_key:
-            raise CatalogueError(f"{report.stream_name}: '{column.label}' is part of the primary key; "
-                                 f"keep its property name {columns[same[0]].name!r}")
+            raise CatalogueError(
+                f"{report.stream_name}: '{column.label}' is part of the primary key; "
+                f"keep its property name {columns[same[0]].name!r}"
+            )
         if same:
             columns[same[0]] = column
         else:
@@ -336,8 +370,10 @@ def with_declared_columns(report: Report, declared: tuple[Column, ...], keys: tu
         twice = sorted({name for name in names if names.count(name) > 1})
         raise CatalogueError(f"{report.stream_name}: two columns fill the property {twice[0]!r}")
     if keys and report.catalogued:
-        raise CatalogueError(f"{report.stream_name}: the primary key of a catalogued report cannot change "
-                             f"(it is {', '.join(report.primary_key)})")
+        raise CatalogueError(
+            f"{report.stream_name}: the primary key of a catalogued report cannot change "
+            f"(it is {', '.join(report.primary_key)})"
+        )
     return replace(report, columns=tuple(columns), primary_key=keys or report.primary_key)
 
 
@@ -359,9 +395,7 @@ def export_request_body(
     accept are left out.
     """
     request_filter: dict = {
-        "dateFilter": {
-            "absoluteRange": {"fromDate": first_day.isoformat(), "toDate": last_day.isoformat()}
-        },
+        "dateFilter": {"absoluteRange": {"fromDate": first_day.isoformat(), "toDate": last_day.isoformat()}},
         "timezone": timezone,
     }
     for key, values in (filters or {}).items():

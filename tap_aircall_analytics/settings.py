@@ -38,73 +38,169 @@ def _ids(name: str, what: str, title: str) -> th.Property:
 
 
 SETTINGS_SCHEMA = th.PropertiesList(
-    th.Property("api_id", th.StringType, title="API ID", description="API key ID (Dashboard > Integrations & API > API Keys). "
-                "Used with `api_token` for Basic authentication."),
-    th.Property("api_token", th.StringType, title="API token", secret=True,
-                description="API key secret token, shown once when the key is created. Used with `api_id`."),
-    th.Property("access_token", th.StringType, title="OAuth access token", secret=True,
-                description="OAuth access token (Bearer), instead of `api_id` and `api_token`."),
-    th.Property("api_url", th.StringType, title="API URL", default=DEFAULT_API_URL,
-                description="Base URL of the Aircall API. Point it at the simulator for offline runs."),
-    th.Property("start_date", th.DateType, title="Start date", required=True,
-                description="First day to export (YYYY-MM-DD, in `timezone`). A start before a report's "
-                "retention limit is moved to the limit with a warning."),
-    th.Property("end_date", th.DateType, title="End date",
-                description="Last day to export, inclusive (YYYY-MM-DD). Default: today in `timezone`."),
-    th.Property("timezone", th.StringType, title="Timezone", default="UTC",
-                description="IANA timezone of the account (e.g. Europe/Paris): days, windows and the "
-                "CSV's wall-clock times are read in it. Timestamps are emitted in UTC."),
-    th.Property("window_days", th.IntegerType, title="Window days", default=7,
-                description="Days per export. Smaller windows mean smaller files and earlier checkpoints."),
-    th.Property("lookback_days", th.IntegerType, title="Lookback days", default=1,
-                description="Days before the bookmark that each run exports again, to pick up late data."),
-    th.Property("max_concurrent_exports", th.IntegerType, title="Max concurrent exports", default=12,
-                description="Exports in flight at once, all streams together: a run requests the exports of "
-                "every selected stream ahead, in the order they are emitted. 12 lets a daily run of the twelve "
-                "reports wait for about one export, within the API's rate limit."),
-    th.Property("max_disk_mb", th.NumberType, title="Max disk (MB)", default=1000,
-                description="Most megabytes of downloaded export files waiting on disk (in TMPDIR) to be "
-                "emitted; when reached, no new export is requested until emitted files are deleted."),
-    th.Property("poll_interval_seconds", th.NumberType, title="Poll interval (seconds)", default=2,
-                description="First wait before polling an export; it doubles up to `max_poll_interval_seconds`."),
-    th.Property("max_poll_interval_seconds", th.NumberType, title="Max poll interval (seconds)", default=60,
-                description="Longest wait between two polls of one export."),
-    th.Property("export_timeout_minutes", th.NumberType, title="Export timeout (minutes)", default=30,
-                description="An export still PENDING after this long fails its window (never read as empty)."),
-    th.Property("plan_only", th.BooleanType, title="Plan only", default=False,
-                description="Print which windows each selected stream would export, and the API calls that "
-                "takes, then stop: nothing is exported and the state does not move."),
-    th.Property("check_schema", th.BooleanType, title="Check schema", default=False,
-                description="Export one day of each selected report and report how its CSV header differs "
-                "from the catalogue (new, missing, renamed columns), then stop. Exits 1 on differences."),
+    th.Property(
+        "api_id",
+        th.StringType,
+        title="API ID",
+        description="API key ID (Dashboard > Integrations & API > API Keys). "
+        "Used with `api_token` for Basic authentication.",
+    ),
+    th.Property(
+        "api_token",
+        th.StringType,
+        title="API token",
+        secret=True,
+        description="API key secret token, shown once when the key is created. Used with `api_id`.",
+    ),
+    th.Property(
+        "access_token",
+        th.StringType,
+        title="OAuth access token",
+        secret=True,
+        description="OAuth access token (Bearer), instead of `api_id` and `api_token`.",
+    ),
+    th.Property(
+        "api_url",
+        th.StringType,
+        title="API URL",
+        default=DEFAULT_API_URL,
+        description="Base URL of the Aircall API. Point it at the simulator for offline runs.",
+    ),
+    th.Property(
+        "start_date",
+        th.DateType,
+        title="Start date",
+        required=True,
+        description="First day to export (YYYY-MM-DD, in `timezone`). A start before a report's "
+        "retention limit is moved to the limit with a warning.",
+    ),
+    th.Property(
+        "end_date",
+        th.DateType,
+        title="End date",
+        description="Last day to export, inclusive (YYYY-MM-DD). Default: today in `timezone`.",
+    ),
+    th.Property(
+        "timezone",
+        th.StringType,
+        title="Timezone",
+        default="UTC",
+        description="IANA timezone of the account (e.g. Europe/Paris): days, windows and the "
+        "CSV's wall-clock times are read in it. Timestamps are emitted in UTC.",
+    ),
+    th.Property(
+        "window_days",
+        th.IntegerType,
+        title="Window days",
+        default=7,
+        description="Days per export. Smaller windows mean smaller files and earlier checkpoints.",
+    ),
+    th.Property(
+        "lookback_days",
+        th.IntegerType,
+        title="Lookback days",
+        default=1,
+        description="Days before the bookmark that each run exports again, to pick up late data.",
+    ),
+    th.Property(
+        "max_concurrent_exports",
+        th.IntegerType,
+        title="Max concurrent exports",
+        default=12,
+        description="Exports in flight at once, all streams together: a run requests the exports of "
+        "every selected stream ahead, in the order they are emitted. 12 lets a daily run of the twelve "
+        "reports wait for about one export, within the API's rate limit.",
+    ),
+    th.Property(
+        "max_disk_mb",
+        th.NumberType,
+        title="Max disk (MB)",
+        default=1000,
+        description="Most megabytes of downloaded export files waiting on disk (in TMPDIR) to be "
+        "emitted; when reached, no new export is requested until emitted files are deleted.",
+    ),
+    th.Property(
+        "poll_interval_seconds",
+        th.NumberType,
+        title="Poll interval (seconds)",
+        default=2,
+        description="First wait before polling an export; it doubles up to `max_poll_interval_seconds`.",
+    ),
+    th.Property(
+        "max_poll_interval_seconds",
+        th.NumberType,
+        title="Max poll interval (seconds)",
+        default=60,
+        description="Longest wait between two polls of one export.",
+    ),
+    th.Property(
+        "export_timeout_minutes",
+        th.NumberType,
+        title="Export timeout (minutes)",
+        default=30,
+        description="An export still PENDING after this long fails its window (never read as empty).",
+    ),
+    th.Property(
+        "plan_only",
+        th.BooleanType,
+        title="Plan only",
+        default=False,
+        description="Print which windows each selected stream would export, and the API calls that "
+        "takes, then stop: nothing is exported and the state does not move.",
+    ),
+    th.Property(
+        "check_schema",
+        th.BooleanType,
+        title="Check schema",
+        default=False,
+        description="Export one day of each selected report and report how its CSV header differs "
+        "from the catalogue (new, missing, renamed columns), then stop. Exits 1 on differences.",
+    ),
     th.Property(
         "column_types",
         title="Column types",
-        wrapped=th.ObjectType(additional_properties=th.ArrayType(th.ObjectType(
-            th.Property("label", th.StringType, required=True, description="The column's label in the CSV header."),
-            th.Property("name", th.StringType, description="The property it fills (default: the label in "
-                        "snake_case)."),
-            th.Property("type", th.StringType, required=True, allowed_values=sorted(KIND_NAMES)),
-            th.Property("key", th.BooleanType, description="Part of the primary key (extra reports only)."),
-        ))),
-        description="Columns to type without a new release, per stream: `{\"calls_history\": [{\"label\": "
-        "\"Queue\", \"type\": \"string\"}]}`. A declared column becomes a typed property; one whose label "
+        wrapped=th.ObjectType(
+            additional_properties=th.ArrayType(
+                th.ObjectType(
+                    th.Property(
+                        "label", th.StringType, required=True, description="The column's label in the CSV header."
+                    ),
+                    th.Property(
+                        "name", th.StringType, description="The property it fills (default: the label in snake_case)."
+                    ),
+                    th.Property("type", th.StringType, required=True, allowed_values=sorted(KIND_NAMES)),
+                    th.Property("key", th.BooleanType, description="Part of the primary key (extra reports only)."),
+                )
+            )
+        ),
+        description='Columns to type without a new release, per stream: `{"calls_history": [{"label": '
+        '"Queue", "type": "string"}]}`. A declared column becomes a typed property; one whose label '
         "or name is in the catalogue replaces that column. Types: " + ", ".join(sorted(KIND_NAMES)) + ". "
         "`check_schema` prints this setting for the columns it finds.",
     ),
-    th.Property("extra_reports", th.ArrayType(th.StringType), title="Extra reports",
-                description="Report names the catalogue does not know (the API's `reportName`), each synced "
-                "as one more stream: its columns arrive as text in `_extra_columns`, or typed through "
-                "`column_types`. No primary key unless declared there."),
-    th.Property("strict_values", th.BooleanType, title="Strict values", default=False,
-                description="Fail the run on a cell that does not parse as its column's type (naming the row, "
-                "column and value). By default the property is null and the raw text goes to "
-                "`_unparsed_values`."),
+    th.Property(
+        "extra_reports",
+        th.ArrayType(th.StringType),
+        title="Extra reports",
+        description="Report names the catalogue does not know (the API's `reportName`), each synced "
+        "as one more stream: its columns arrive as text in `_extra_columns`, or typed through "
+        "`column_types`. No primary key unless declared there.",
+    ),
+    th.Property(
+        "strict_values",
+        th.BooleanType,
+        title="Strict values",
+        default=False,
+        description="Fail the run on a cell that does not parse as its column's type (naming the row, "
+        "column and value). By default the property is null and the raw text goes to "
+        "`_unparsed_values`.",
+    ),
     _ids("user_ids", "users", "User IDs"),
     _ids("team_ids", "teams", "Team IDs"),
     _ids("line_ids", "lines (Aircall numbers)", "Line IDs"),
     _ids("tag_ids", "tags", "Tag IDs"),
 ).to_dict()
+
 
 def catalogue(config: dict) -> tuple[Report, ...]:
     """The reports this run knows: the catalogue, the `extra_reports`, the `column_types`.
@@ -126,8 +222,9 @@ def catalogue(config: dict) -> tuple[Report, ...]:
     by_stream = {report.stream_name: report for report in reports}
     unknown = sorted(set(declared) - set(by_stream))
     if unknown:
-        raise ConfigError(f"column_types names the stream '{unknown[0]}', which is neither a catalogued report "
-                          "nor in extra_reports")
+        raise ConfigError(
+            f"column_types names the stream '{unknown[0]}', which is neither a catalogued report nor in extra_reports"
+        )
     for stream, entries in declared.items():
         columns, keys = _declared_columns(stream, entries)
         try:
@@ -139,7 +236,7 @@ def catalogue(config: dict) -> tuple[Report, ...]:
 
 def _declared_columns(stream: str, entries: object) -> tuple[tuple[Column, ...], tuple[str, ...]]:
     if not isinstance(entries, list):
-        raise ConfigError(f"column_types.{stream} must be a list of {{\"label\": ..., \"type\": ...}} objects")
+        raise ConfigError(f'column_types.{stream} must be a list of {{"label": ..., "type": ...}} objects')
     columns, keys = [], []
     for entry in entries:
         if not isinstance(entry, dict) or not str(entry.get("label") or "").strip():
@@ -147,21 +244,22 @@ def _declared_columns(stream: str, entries: object) -> tuple[tuple[Column, ...],
         label = str(entry["label"])
         kind = KIND_NAMES.get(str(entry.get("type", "")).strip().lower())
         if kind is None:
-            raise ConfigError(f"column_types.{stream}: '{label}' has type {entry.get('type')!r}; use one of "
-                              f"{', '.join(sorted(KIND_NAMES))}")
+            raise ConfigError(
+                f"column_types.{stream}: '{label}' has type {entry.get('type')!r}; use one of "
+                f"{', '.join(sorted(KIND_NAMES))}"
+            )
         name = str(entry.get("name") or property_name(label))
         if property_name(name) != name:
-            raise ConfigError(f"column_types.{stream}: name {name!r} of '{label}' is not a property name; "
-                              f"use {property_name(name)!r}")
+            raise ConfigError(
+                f"column_types.{stream}: name {name!r} of '{label}' is not a property name; use {property_name(name)!r}"
+            )
         columns.append(Column(label, kind, name))
         if entry.get("key"):
             keys.append(name)
     return tuple(columns), tuple(keys)
 
 
-NUMBER_SETTINGS = tuple(
-    name for name, schema in SETTINGS_SCHEMA["properties"].items() if "number" in schema["type"]
-)
+NUMBER_SETTINGS = tuple(name for name, schema in SETTINGS_SCHEMA["properties"].items() if "number" in schema["type"])
 
 
 def _day(config: dict, name: str) -> dt.date | None:
@@ -253,9 +351,7 @@ class Settings:
         poll = _positive(config, "poll_interval_seconds")
         max_poll = _positive(config, "max_poll_interval_seconds")
         if max_poll < poll:
-            raise ConfigError(
-                f"max_poll_interval_seconds ({max_poll:g}) is less than poll_interval_seconds ({poll:g})"
-            )
+            raise ConfigError(f"max_poll_interval_seconds ({max_poll:g}) is less than poll_interval_seconds ({poll:g})")
         if config.get("plan_only") and config.get("check_schema"):
             raise ConfigError("plan_only and check_schema are two different runs: set one of them")
         return cls(
@@ -271,9 +367,7 @@ class Settings:
             poll_interval_seconds=poll,
             max_poll_interval_seconds=max_poll,
             export_timeout_seconds=_positive(config, "export_timeout_minutes") * 60,
-            filters={
-                key: list(config[name]) for name, key in FILTER_SETTINGS.items() if config.get(name)
-            },
+            filters={key: list(config[name]) for name, key in FILTER_SETTINGS.items() if config.get(name)},
             reports=catalogue(config),
             column_types=dict(config.get("column_types") or {}),
             strict_values=bool(config.get("strict_values")),

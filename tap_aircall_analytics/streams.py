@@ -7,8 +7,8 @@ import threading
 import time
 import typing as t
 
-from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
 from singer_sdk import metrics
+from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.streams import Stream
@@ -59,12 +59,20 @@ class ReportStream(Stream):
 
         Read without writing: the run plans every stream before the first STATE goes out.
         """
-        state = self.tap_state.get("bookmarks", {}).get(self.name, {}) if context is None else \
-            self.get_context_state(context)
+        state = (
+            self.tap_state.get("bookmarks", {}).get(self.name, {})
+            if context is None
+            else self.get_context_state(context)
+        )
         value = state.get("replication_key_value")
         if not value or state.get("replication_key") != self.replication_key:
             return None
         return dt.date.fromisoformat(str(value)[:10])
+
+    @property
+    def owner(self) -> TapAircallAnalytics:
+        """The tap this stream belongs to, with its settings and its run's exports."""
+        return t.cast("TapAircallAnalytics", self._tap)
 
     @property
     def export_stats(self) -> ExportStats | None:
@@ -78,9 +86,10 @@ class ReportStream(Stream):
 
     def exporter(self, stop: threading.Event) -> ReportExporter:
         """The export flow of this stream's report, stopped with `stop`."""
-        settings = self._tap.settings
-        client = AircallClient(settings.api_url, settings.authorization, rate_limiter=self._tap.rate_limiter,
-                               stop=stop)
+        settings = self.owner.settings
+        client = AircallClient(
+            settings.api_url, settings.authorization, rate_limiter=self.owner.rate_limiter, stop=stop
+        )
         self._exporter = ReportExporter(
             client,
             self.report,
@@ -96,7 +105,7 @@ class ReportStream(Stream):
 
     def planned_windows(self, context: Context | None = None) -> list[Window]:
         """The windows this run exports, from settings, state, lookback and retention."""
-        settings = self._tap.settings
+        settings = self.owner.settings
         today = self._today = settings.today()
         days = sync_range(
             self.report,
@@ -109,7 +118,10 @@ class ReportStream(Stream):
         if days.clamped_from is not None:
             self.logger.warning(
                 "%s keeps %s of data: starting at %s instead of %s",
-                self.report.api_name, self.report.retention_text, days.first, days.clamped_from,
+                self.report.api_name,
+                self.report.retention_text,
+                days.first,
+                days.clamped_from,
             )
         return plan_windows(days.first, days.last, settings.window_days)
 
@@ -120,11 +132,11 @@ class ReportStream(Stream):
             started, rows = time.monotonic(), 0
             records = reader.read(file.path, zipped=file.zipped, where=str(file.window))
             if self._write_directly:
-                rows = self._tap.message_writer.write_records(self.name, records)
+                rows = self.owner.writer.write_records(self.name, records)
                 if self._record_counter is not None:
                     self._record_counter.increment(rows)
             else:
-                for rows, record in enumerate(records, 1):
+                for rows, record in enumerate(records, 1):  # noqa: B007 - the last count is the window's rows
                     yield record
             self._emitted(file, rows, time.monotonic() - started)
 
@@ -140,7 +152,10 @@ class ReportStream(Stream):
             yield from super().get_batches(batch_config, context)
             return
         writer = batches.BatchFileWriter(
-            self._record_reader(), self._selected_properties(), batch_config.encoding, batch_config.storage,
+            self._record_reader(),
+            self._selected_properties(),
+            batch_config.encoding,
+            batch_config.storage,
             batches.file_stem(self.tap_name, self.name),
         )
         for file in self._finished_windows(context):
@@ -154,20 +169,22 @@ class ReportStream(Stream):
         if self.export_stats is not None:
             self.export_stats.add(rows=rows)
         rate = f" ({rows / seconds:,.0f} rows/s)" if rows and seconds > 0 else ""
-        self.logger.info("%s %s: %s rows emitted%s in %.1f s%s", self.name, file.window, f"{rows:,}", where,
-                         seconds, rate)
+        self.logger.info(
+            "%s %s: %s rows emitted%s in %.1f s%s", self.name, file.window, f"{rows:,}", where, seconds, rate
+        )
 
     def _record_reader(self) -> RecordReader:
-        settings = self._tap.settings
-        self.record_reader = RecordReader(self.report, settings.timezone, self.logger.warning,
-                                          strict=settings.strict_values)
+        settings = self.owner.settings
+        self.record_reader = RecordReader(
+            self.report, settings.timezone, self.logger.warning, strict=settings.strict_values
+        )
         return self.record_reader
 
     def _finished_windows(self, context: Context | None) -> t.Iterator[ExportedFile]:
         """Yield each window's file from the run's exports; once emitted, checkpoint the window."""
-        pipeline = self._tap.export_pipeline
+        pipeline = self.owner.export_pipeline
         if pipeline is None:  # a stream synced on its own, outside the tap's sync_all
-            with self._tap.plan_exports([(self, self.planned_windows(context))]) as own:
+            with self.owner.plan_exports([(self, self.planned_windows(context))]) as own:
                 yield from self._emitted_windows(own, context)
             return
         yield from self._emitted_windows(pipeline, context)
@@ -194,27 +211,31 @@ class ReportStream(Stream):
         self.state_manager.is_flushed = False
         self._write_state_message()
 
-    def _sync_records(self, context: Context | None = None, *, write_messages: bool = True) -> t.Iterator[dict]:
+    def _sync_records(
+        self, context: Context | None = None, *, write_messages: bool = True
+    ) -> t.Generator[dict, t.Any, t.Any]:
         """The SDK's record loop; the message buffer is flushed when it ends, however it ends.
 
         When the SDK would change nothing of a record (no stream map, no flattening, no
         deselected property, no record limit), `get_records` writes the records itself
         and the SDK's per-record work is skipped: the hot path of every RECORD run.
         """
-        self._write_directly = (write_messages and self.selected and self.ABORT_AT_RECORD_COUNT is None
-                                and self._nothing_to_map())
+        self._write_directly = (
+            write_messages and self.selected and self.ABORT_AT_RECORD_COUNT is None and self._nothing_to_map()
+        )
         try:
             yield from super()._sync_records(context, write_messages=write_messages)
         finally:
-            self._tap.message_writer.flush()
+            self.owner.writer.flush()
 
     def get_record_counter(self, **kwargs: t.Any) -> metrics.Counter:
         """The SDK's record counter, kept: records written directly are counted on it too."""
         self._record_counter = super().get_record_counter(**kwargs)
         return self._record_counter
 
-    def _process_record(self, record: dict, child_context: Context | None = None,
-                        partition_context: Context | None = None) -> None:
+    def _process_record(
+        self, record: dict, child_context: Context | None = None, partition_context: Context | None = None
+    ) -> None:
         """Nothing to do per record: report streams have no partitions and no child streams."""
 
     def _nothing_to_map(self) -> bool:
@@ -224,8 +245,12 @@ class ReportStream(Stream):
     def _maps_pass_through(self) -> bool:
         """True when the stream maps are the SDK's identity map, without flattening."""
         maps = self.stream_maps
-        return (len(maps) == 1 and type(maps[0]) is SameRecordTransform and maps[0].stream_alias == self.name
-                and not maps[0].flattening_enabled)
+        return (
+            len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and maps[0].stream_alias == self.name
+            and not maps[0].flattening_enabled
+        )
 
     def _selected_properties(self) -> list[str]:
         mask = self.mask

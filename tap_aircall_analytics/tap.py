@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import types
 import typing as t
@@ -30,6 +31,11 @@ class TapAircallAnalytics(Tap):
     config_jsonschema = SETTINGS_SCHEMA
     message_writer_class = BufferedMessageWriter
 
+    @property
+    def writer(self) -> BufferedMessageWriter:
+        """The message writer, with the buffered writes the streams use."""
+        return t.cast(BufferedMessageWriter, self.message_writer)
+
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self._settings: Settings | None = None
         self.rate_limiter = RateLimiter()
@@ -39,8 +45,11 @@ class TapAircallAnalytics(Tap):
     def plan_exports(self, plan: list[tuple[ReportStream, list[Window]]]) -> ExportPipeline:
         """One pipeline for the windows of these streams, under the run's limits."""
         settings = self.settings
-        pipeline = ExportPipeline(max_concurrent=settings.max_concurrent_exports,
-                                  max_disk_bytes=settings.max_disk_mb * 1e6, progress=self.logger.info)
+        pipeline = ExportPipeline(
+            max_concurrent=settings.max_concurrent_exports,
+            max_disk_bytes=settings.max_disk_mb * 1e6,
+            progress=self.logger.info,
+        )
         for stream, windows in plan:
             pipeline.add(stream.exporter(pipeline.stop), windows)
         return pipeline
@@ -51,10 +60,8 @@ class TapAircallAnalytics(Tap):
         for name in NUMBER_SETTINGS:
             value = self._config.get(name)
             if isinstance(value, str):
-                try:
+                with contextlib.suppress(ValueError):  # left as text, validation then names the setting
                     self._config[name] = float(value)
-                except ValueError:
-                    pass  # left as text, so validation names the setting
         return super()._validate_config(raise_errors=raise_errors)
 
     @property
@@ -71,12 +78,10 @@ class TapAircallAnalytics(Tap):
         Messages stay whole: a message half-appended to the buffer is dropped (its window
         is not in the state), and a buffer on its way out finishes first.
         """
-        writer = self.message_writer
-        if isinstance(writer, BufferedMessageWriter) and writer.flushing:
-            writer.after_flush = lambda: self._handle_termination(signum, frame)
+        if self.writer.flushing:
+            self.writer.after_flush = lambda: self._handle_termination(signum, frame)
             return
-        if isinstance(writer, BufferedMessageWriter):
-            writer.drop_partial_message()
+        self.writer.drop_partial_message()
         self._state_writer.write_state(self.state)
         self.logger.warning("Stopped by signal %d: the state covers the windows finished so far", signum)
         raise SystemExit(128 + signum)
@@ -90,13 +95,15 @@ class TapAircallAnalytics(Tap):
             raise SystemExit(f"tap-aircall-analytics: {error}") from None
         return [ReportStream(self, report) for report in reports]
 
-    @override
+    @override  # type: ignore[misc]  # final in the SDK: see tap_aircall_analytics/sdk.py
     def sync_all(self) -> None:
         """Sync the selected streams; stop with one clear line on a known failure."""
         try:
             settings = self.settings  # every setting is checked before the first request
             remove_orphaned_downloads()
-            selected = [stream for stream in self.streams.values() if stream.selected]
+            selected = [
+                stream for stream in self.streams.values() if isinstance(stream, ReportStream) and stream.selected
+            ]
             if settings.plan_only:
                 preflight.plan(settings, selected, _to_stderr)
                 return
@@ -119,25 +126,36 @@ class TapAircallAnalytics(Tap):
 
     def _log_summary(self, streams: list[ReportStream], pipeline: ExportPipeline) -> None:
         """Log one line per stream: what its exports cost and what they gave; then the run's waits."""
-        synced = [stream for stream in streams if stream.export_stats is not None]
+        synced = [(stream, stream.export_stats) for stream in streams if stream.export_stats is not None]
         if not synced:
             return
         self.logger.info("Run summary:")
-        self.logger.info("  %-54s %7s %7s %7s %11s %9s %8s", "stream", "windows", "exports", "retries", "rows",
-                         "MB", "wall s")
-        for stream in synced:
-            stats = stream.export_stats
+        self.logger.info(
+            "  %-54s %7s %7s %7s %11s %9s %8s", "stream", "windows", "exports", "retries", "rows", "MB", "wall s"
+        )
+        for stream, stats in synced:
             retries = stats.failed_exports + stats.link_refreshes + (stream.client.retries if stream.client else 0)
-            self.logger.info("  %-54s %7d %7d %7d %11s %9.1f %8.1f", stream.name, stats.windows, stats.exports,
-                             retries, f"{stats.rows:,}", stats.bytes / 1e6, stats.seconds)
-        for stream in synced:
+            self.logger.info(
+                "  %-54s %7d %7d %7d %11s %9.1f %8.1f",
+                stream.name,
+                stats.windows,
+                stats.exports,
+                retries,
+                f"{stats.rows:,}",
+                stats.bytes / 1e6,
+                stats.seconds,
+            )
+        for stream, _ in synced:
             unparsed = stream.record_reader.unparsed if stream.record_reader else {}
             if unparsed:
                 counts = ", ".join(f"'{label}' {count:,}" for label, count in sorted(unparsed.items()))
-                self.logger.warning("  %s: cells kept as text in _unparsed_values, by column: %s", stream.name,
-                                    counts)
-        self.logger.info("  exports: up to %d in flight at once; downloaded files waiting on disk: %d at most, "
-                         "%.1f MB at most", pipeline.peak_in_flight, pipeline.peak_files, pipeline.peak_disk / 1e6)
+                self.logger.warning("  %s: cells kept as text in _unparsed_values, by column: %s", stream.name, counts)
+        self.logger.info(
+            "  exports: up to %d in flight at once; downloaded files waiting on disk: %d at most, %.1f MB at most",
+            pipeline.peak_in_flight,
+            pipeline.peak_files,
+            pipeline.peak_disk / 1e6,
+        )
 
 
 def _to_stderr(line: str) -> None:

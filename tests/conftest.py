@@ -79,16 +79,26 @@ def selected_catalog(catalog: dict, streams: list[str] | None) -> dict:
 def run_tap(tmp_path: Path, catalog: dict):
     """Run the tap's command line; return a TapRun."""
 
-    def run(config: dict, *, streams: list[str] | None = None, state: dict | None = None,
-            timeout: float = 300, check: bool = True, deselect: tuple[str, ...] = (),
-            catalog_config: dict | None = None) -> TapRun:
+    def run(
+        config: dict,
+        *,
+        streams: list[str] | None = None,
+        state: dict | None = None,
+        timeout: float = 300,
+        check: bool = True,
+        deselect: tuple[str, ...] = (),
+        catalog_config: dict | None = None,
+    ) -> TapRun:
         """`catalog_config`: discover with these settings (column_types, extra_reports), not without any."""
         config_path = tmp_path / "config.json"
         discovered = catalog
         if catalog_config is not None:
             config_path.write_text(json.dumps(catalog_config))
-            discovered = json.loads(subprocess.run([*TAP, "--config", str(config_path), "--discover"],
-                                                   capture_output=True, text=True, check=True).stdout)
+            discovered = json.loads(
+                subprocess.run(
+                    [*TAP, "--config", str(config_path), "--discover"], capture_output=True, text=True, check=True
+                ).stdout
+            )
         config_path.write_text(json.dumps(config))
         catalog_path = tmp_path / "catalog.json"
         chosen = selected_catalog(discovered, streams)
@@ -153,10 +163,19 @@ def installed_plugins() -> None:
 
 
 def _env(settings: dict[str, str]) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("TAP_AIRCALL_ANALYTICS", "TARGET_", "MELTANO_"))}
-    env.update({"MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false", "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
-                "MELTANO_ENVIRONMENT": "dev", **settings})
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TAP_AIRCALL_ANALYTICS", "TARGET_", "MELTANO_"))
+    }
+    env.update(
+        {
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
+            "MELTANO_ENVIRONMENT": "dev",
+            **settings,
+        }
+    )
     return env
 
 
@@ -183,8 +202,9 @@ class Meltano:
             self.settings[f"{prefix}_{setting.upper()}"] = str(value)
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run([MELTANO, *args], cwd=ROOT, env=_env(self.settings), capture_output=True,
-                                text=True, timeout=900)
+        result = subprocess.run(
+            [MELTANO, *args], cwd=ROOT, env=_env(self.settings), capture_output=True, text=True, timeout=900
+        )
         if check and result.returncode != 0:
             pytest.fail(f"meltano {' '.join(args)} exited {result.returncode}:\n{result.stderr[-5000:]}")
         return result

@@ -10,24 +10,34 @@ from pathlib import Path
 import duckdb
 import psycopg
 import pytest
+from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
 from conftest import POSTGRES, Meltano, tap_config
 from tap_aircall_analytics.batches import BatchFileWriter, _utc_offsets
 from tap_aircall_analytics.records import FileFormatError, RecordReader, json_schema
 from tap_aircall_analytics.reports import REPORTS_BY_API_NAME
 from tap_aircall_analytics.windows import Window
-from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
 FIRST, LAST = dt.date(2026, 10, 23), dt.date(2026, 10, 27)  # clocks go back in Paris on the 25th
-FAULTS = {"zipped": True, "bom": True, "crlf": True, "shuffle_columns": True, "rate_limit": 100_000,
-          "calls_per_day": 150}
+FAULTS = {
+    "zipped": True,
+    "bom": True,
+    "crlf": True,
+    "shuffle_columns": True,
+    "rate_limit": 100_000,
+    "calls_per_day": 150,
+}
 
 
 def batch_settings(root: Path, fmt: str = "jsonl", compression: str = "gzip") -> dict:
     """A batch_config writing into `root` (created here)."""
     root.mkdir(exist_ok=True)
-    return {"batch_config": {"encoding": {"format": fmt, "compression": compression},
-                             "storage": {"root": root.as_uri(), "prefix": "run-"}}}
+    return {
+        "batch_config": {
+            "encoding": {"format": fmt, "compression": compression},
+            "storage": {"root": root.as_uri(), "prefix": "run-"},
+        }
+    }
 
 
 def canonical(records: list[dict]) -> list[str]:
@@ -42,6 +52,7 @@ def from_parquet(path: str) -> list[dict]:
         if isinstance(value, dt.date):
             return value.isoformat()
         return value
+
     relation = duckdb.sql(f"select * from read_parquet('{path}')")
     return [dict(zip(relation.columns, map(plain, row))) for row in relation.fetchall()]
 
@@ -66,8 +77,9 @@ def batch_records(run, fmt: str) -> dict[str, list[dict]]:
 @pytest.mark.parametrize(("fmt", "compression"), [("jsonl", "gzip"), ("parquet", "none")])
 def test_batch_files_hold_exactly_the_record_mode_records(simulator, run_tap, tmp_path, fmt, compression):
     sim = simulator(**FAULTS)
-    config = tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), timezone="Europe/Paris",
-                        window_days=2)
+    config = tap_config(
+        sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), timezone="Europe/Paris", window_days=2
+    )
     records = run_tap(config)
     batched = run_tap({**config, **batch_settings(tmp_path / "batches", fmt, compression)})
     assert "RECORD" not in {json.loads(line)["type"] for line in batched.stdout.splitlines()}
@@ -80,9 +92,13 @@ def test_batch_files_hold_exactly_the_record_mode_records(simulator, run_tap, tm
 
 def test_parquet_batches_have_native_types(simulator, run_tap, tmp_path):
     sim = simulator(rate_limit=100_000)
-    run = run_tap({**tap_config(sim, start_date=FIRST.isoformat(), end_date=FIRST.isoformat()),
-                   **batch_settings(tmp_path / "b", "parquet", "gzip")},
-                  streams=["calls_history", "user_activity_calls_handled"])
+    run = run_tap(
+        {
+            **tap_config(sim, start_date=FIRST.isoformat(), end_date=FIRST.isoformat()),
+            **batch_settings(tmp_path / "b", "parquet", "gzip"),
+        },
+        streams=["calls_history", "user_activity_calls_handled"],
+    )
     types = {}
     for line in run.stdout.splitlines():
         message = json.loads(line)
@@ -98,20 +114,39 @@ def test_parquet_batches_have_native_types(simulator, run_tap, tmp_path):
 
 def test_each_batch_is_followed_by_the_state_of_its_window(simulator, run_tap, tmp_path):
     sim = simulator(rate_limit=100_000)
-    run = run_tap({**tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=2),
-                   **batch_settings(tmp_path / "b")}, streams=["user_activity_calls_handled"])
-    kinds = [(m["type"], m.get("value", {}).get("bookmarks", {}).get("user_activity_calls_handled", {})
-              .get("replication_key_value")) for m in map(json.loads, run.stdout.splitlines())
-             if m["type"] in ("BATCH", "STATE")]
+    run = run_tap(
+        {
+            **tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=2),
+            **batch_settings(tmp_path / "b"),
+        },
+        streams=["user_activity_calls_handled"],
+    )
+    kinds = [
+        (
+            m["type"],
+            m.get("value", {}).get("bookmarks", {}).get("user_activity_calls_handled", {}).get("replication_key_value"),
+        )
+        for m in map(json.loads, run.stdout.splitlines())
+        if m["type"] in ("BATCH", "STATE")
+    ]
     batches_then_states = [kind for kind in kinds if kind[0] == "BATCH" or kind[1]]
-    assert batches_then_states == [("BATCH", None), ("STATE", "2026-10-25"), ("BATCH", None),
-                                   ("STATE", "2026-10-27"), ("BATCH", None), ("STATE", "2026-10-28")]
+    assert batches_then_states == [
+        ("BATCH", None),
+        ("STATE", "2026-10-25"),
+        ("BATCH", None),
+        ("STATE", "2026-10-27"),
+        ("BATCH", None),
+        ("STATE", "2026-10-28"),
+    ]
 
 
 def test_deselected_properties_are_left_out_of_batches(simulator, run_tap, tmp_path):
     sim = simulator(rate_limit=100_000)
-    run = run_tap({**tap_config(sim, start_date=FIRST.isoformat(), end_date=FIRST.isoformat()),
-                   **batch_settings(tmp_path / "b")}, streams=["calls_history"], deselect=("customer_number",))
+    run = run_tap(
+        {**tap_config(sim, start_date=FIRST.isoformat(), end_date=FIRST.isoformat()), **batch_settings(tmp_path / "b")},
+        streams=["calls_history"],
+        deselect=("customer_number",),
+    )
     rows = batch_records(run, "jsonl")["calls_history"]
     assert rows and all("customer_number" not in row and "call_id" in row for row in rows)
 
@@ -119,10 +154,13 @@ def test_deselected_properties_are_left_out_of_batches(simulator, run_tap, tmp_p
 def writer_for(tmp_path: Path, report_name: str, *, strict: bool = False) -> BatchFileWriter:
     report = REPORTS_BY_API_NAME[report_name]
     (tmp_path / "out").mkdir(exist_ok=True)
-    return BatchFileWriter(RecordReader(report, "UTC", lambda message: None, strict=strict),
-                           list(json_schema(report)["properties"]),
-                           BaseBatchFileEncoding(format="jsonl", compression="gzip"),
-                           StorageTarget(root=(tmp_path / "out").as_uri()), "test")
+    return BatchFileWriter(
+        RecordReader(report, "UTC", lambda message: None, strict=strict),
+        list(json_schema(report)["properties"]),
+        BaseBatchFileEncoding(format="jsonl", compression="gzip"),
+        StorageTarget(root=(tmp_path / "out").as_uri()),
+        "test",
+    )
 
 
 def test_a_bad_cell_in_batch_mode_is_null_with_its_text_kept_and_counted(tmp_path):
@@ -132,21 +170,26 @@ def test_a_bad_cell_in_batch_mode_is_null_with_its_text_kept_and_counted(tmp_pat
     path.write_text(header + "\n" + "\n".join(rows) + "\n")
     writer = writer_for(tmp_path, "USER_ACTIVITY_CALLS_HANDLED")
     urls = writer.write(path, zipped=False, window=Window(dt.date(2026, 7, 1), dt.date(2026, 7, 1)), workdir=tmp_path)
-    found = {row["user_id"]: row for url in urls
-             for row in map(json.loads, gzip.open(url.removeprefix("file://"), "rt"))}
+    found = {}
+    for url in urls:
+        with gzip.open(url.removeprefix("file://"), "rt") as lines:
+            found.update({row["user_id"]: row for row in map(json.loads, lines)})
     assert found[7]["missed_calls"] is None and found[7]["_unparsed_values"] == {"missed_calls": "many"}
     assert found[8]["inbound_calls_answered"] is None and found[8]["_unparsed_values"] is None  # empty is null
     assert found[9]["_unparsed_values"] == {"outbound_calls_answered": "x", "missed_calls": "lots"}
     assert writer.reader.unparsed == {"Missed calls": 2, "Outbound calls answered": 1}
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("Duration", "1:2", "row 2, column 'Duration': '1:2' is not a duration"),
-    ("Answered", "maybe", "row 2, column 'Answered': 'maybe' is not a boolean"),
-    ("Started at", "2026-07-01", "row 2, column 'Started at': '2026-07-01' is not a timestamp"),
-    ("Call ID", "", "row 2, column 'Call ID': key column is empty"),
-    ("Call ID", "C-1", "row 2, column 'Call ID': 'C-1' is not an integer"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("Duration", "1:2", "row 2, column 'Duration': '1:2' is not a duration"),
+        ("Answered", "maybe", "row 2, column 'Answered': 'maybe' is not a boolean"),
+        ("Started at", "2026-07-01", "row 2, column 'Started at': '2026-07-01' is not a timestamp"),
+        ("Call ID", "", "row 2, column 'Call ID': key column is empty"),
+        ("Call ID", "C-1", "row 2, column 'Call ID': 'C-1' is not an integer"),
+    ],
+)
 def test_strict_batch_mode_names_the_row_column_and_value(tmp_path, field, value, message):
     labels = [column.label for column in REPORTS_BY_API_NAME["CALLS_HISTORY"].columns]
     row = {label: "" for label in labels}
@@ -173,21 +216,24 @@ def test_jsonl_gz_batches_load_into_postgres_like_record_mode(installed_plugins,
     columns = ", ".join(column.name for column in REPORTS_BY_API_NAME["CALLS_HISTORY"].columns)
     try:
         for mode, schema in schemas.items():
-            meltano = Meltano(tmp_path / mode, sim, tap__start_date=FIRST, tap__end_date=LAST,
-                              tap__timezone="Europe/Paris")
+            meltano = Meltano(
+                tmp_path / mode, sim, tap__start_date=FIRST, tap__end_date=LAST, tap__timezone="Europe/Paris"
+            )
             meltano.settings["TAP_AIRCALL_ANALYTICS__SELECT"] = '["calls_history.*"]'
-            meltano.set(postgres__database="test", postgres__default_target_schema=schema,
-                        postgres__password="unused")
+            meltano.set(postgres__database="test", postgres__default_target_schema=schema, postgres__password="unused")
             if mode == "batch":
                 meltano.set(tap__batch_config=json.dumps(batch_settings(tmp_path / "batches")["batch_config"]))
             (tmp_path / mode).mkdir()
             meltano("run", "tap-aircall-analytics", "target-postgres")
         assert any((tmp_path / "batches").iterdir())
         with psycopg.connect(POSTGRES) as db:
-            tables = [db.execute(f"select {columns} from {schema}.calls_history order by call_id").fetchall()
-                      for schema in schemas.values()]
-        assert tables[0] == tables[1] and len(tables[0]) == len(sim.expected_rows(
-            "CALLS_HISTORY", FIRST, LAST, "Europe/Paris")[1])
+            tables = [
+                db.execute(f"select {columns} from {schema}.calls_history order by call_id").fetchall()
+                for schema in schemas.values()
+            ]
+        assert tables[0] == tables[1] and len(tables[0]) == len(
+            sim.expected_rows("CALLS_HISTORY", FIRST, LAST, "Europe/Paris")[1]
+        )
     finally:
         with psycopg.connect(POSTGRES, autocommit=True) as db:
             for schema in schemas.values():

@@ -33,10 +33,12 @@ def expected_keys(sim, report, first, last, timezone="UTC"):
 
 def emitted_keys(report, records):
     """Keys as text, comparable with the simulator's rows (timestamps back to wall-clock UTC)."""
+
     def text(value):
         if isinstance(value, str) and value.endswith("+00:00"):
             return value[:19].replace("T", " ")
         return str(value)
+
     return [tuple(text(record[name]) for name in report.primary_key) for record in records]
 
 
@@ -47,7 +49,8 @@ def assert_leftovers_removed(tmp: Path) -> None:
 def test_every_fault_at_once_loses_nothing_and_duplicates_nothing(simulator, run_tap, tmp_path, monkeypatch):
     first, last = TODAY - dt.timedelta(days=6), TODAY - dt.timedelta(days=1)
     sim = simulator(
-        rate_limit=25, rate_window_seconds=1,  # pacing and 429s
+        rate_limit=25,
+        rate_window_seconds=1,  # pacing and 429s
         error_every=9,  # a 500 now and then
         fail_first_export=True,  # every report's first export fails
         fail_over_days=2,  # three-day windows fail and are split
@@ -57,12 +60,17 @@ def test_every_fault_at_once_loses_nothing_and_duplicates_nothing(simulator, run
         forget_first_export=True,  # one export is forgotten (404) and requested again
         zipped=True,
         export_seconds=0.4,
-        bom=True, crlf=True, shuffle_columns=True,
+        bom=True,
+        crlf=True,
+        shuffle_columns=True,
         empty_days=frozenset({first + dt.timedelta(days=1)}),
     )
     monkeypatch.setenv("TMPDIR", str(tmp_path))
-    run = run_tap(tap_config(sim, start_date=first.isoformat(), end_date=last.isoformat(), window_days=3,
-                             max_concurrent_exports=3))
+    run = run_tap(
+        tap_config(
+            sim, start_date=first.isoformat(), end_date=last.isoformat(), window_days=3, max_concurrent_exports=3
+        )
+    )
     for report in REPORTS:
         emitted = emitted_keys(report, run.records[report.stream_name])
         expected = expected_keys(sim, report, first, last)
@@ -78,12 +86,14 @@ def test_every_fault_at_once_loses_nothing_and_duplicates_nothing(simulator, run
     assert_leftovers_removed(tmp_path)
 
 
-def test_a_pending_export_past_its_deadline_fails_the_window_not_empties_it(simulator, run_tap, tmp_path,
-                                                                            monkeypatch):
+def test_a_pending_export_past_its_deadline_fails_the_window_not_empties_it(simulator, run_tap, tmp_path, monkeypatch):
     sim = simulator(export_seconds=60)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
-    run = run_tap(tap_config(sim, start_date=(TODAY - dt.timedelta(days=2)).isoformat(),
-                             export_timeout_minutes=0.02), streams=["calls_history"], check=False)
+    run = run_tap(
+        tap_config(sim, start_date=(TODAY - dt.timedelta(days=2)).isoformat(), export_timeout_minutes=0.02),
+        streams=["calls_history"],
+        check=False,
+    )
     assert run.returncode != 0
     assert "still PENDING after" in run.stderr.strip().splitlines()[-1]
     assert run.records == {} and run.bookmark("calls_history") is None
@@ -93,8 +103,13 @@ def test_a_pending_export_past_its_deadline_fails_the_window_not_empties_it(simu
 def test_a_one_day_window_that_keeps_failing_stops_after_the_finished_windows(simulator, run_tap):
     days = [TODAY - dt.timedelta(days=d) for d in range(6, 0, -1)]
     sim = simulator(fail_days=frozenset({days[4]}))
-    run = run_tap(tap_config(sim, start_date=days[0].isoformat(), end_date=days[-1].isoformat(), window_days=2,
-                             max_concurrent_exports=1), streams=["user_activity_calls_handled"], check=False)
+    run = run_tap(
+        tap_config(
+            sim, start_date=days[0].isoformat(), end_date=days[-1].isoformat(), window_days=2, max_concurrent_exports=1
+        ),
+        streams=["user_activity_calls_handled"],
+        check=False,
+    )
     assert run.returncode != 0
     last_line = run.stderr.strip().splitlines()[-1]
     assert f"user_activity_calls_handled {days[4]}: the export failed twice, even for one day" in last_line
@@ -103,8 +118,9 @@ def test_a_one_day_window_that_keeps_failing_stops_after_the_finished_windows(si
     assert {r["date"] for r in run.records["user_activity_calls_handled"]} == {d.isoformat() for d in days[:4]}
     # The failing window was retried once, split, and each one-day half retried once.
     ranges = [b["input"]["filter"]["dateFilter"]["absoluteRange"] for m, _, b in sim.api_requests if m == "POST"]
-    assert [(r["fromDate"], r["toDate"]) for r in ranges[2:]] == [
-        (days[4].isoformat(), days[5].isoformat())] * 2 + [(days[4].isoformat(), days[4].isoformat())] * 2
+    assert [(r["fromDate"], r["toDate"]) for r in ranges[2:]] == [(days[4].isoformat(), days[5].isoformat())] * 2 + [
+        (days[4].isoformat(), days[4].isoformat())
+    ] * 2
 
 
 def exporter_for(sim, report_name="CALLS_HISTORY"):
@@ -112,8 +128,13 @@ def exporter_for(sim, report_name="CALLS_HISTORY"):
     report = REPORTS_BY_API_NAME[report_name]
     messages: list[str] = []
     client = AircallClient(settings.api_url, settings.authorization)
-    exporter = ReportExporter(client, report, lambda w: export_request_body(report, w.first, w.last, "UTC"),
-                              poll=PollPolicy(0.05, 0.2, 30), progress=messages.append)
+    exporter = ReportExporter(
+        client,
+        report,
+        lambda w: export_request_body(report, w.first, w.last, "UTC"),
+        poll=PollPolicy(0.05, 0.2, 30),
+        progress=messages.append,
+    )
     return exporter, messages
 
 
@@ -213,12 +234,19 @@ def _rest(process) -> str:
 
 
 @pytest.mark.parametrize("kill_after_records", [1, 45, 130, 260])
-def test_killed_at_any_moment_a_rerun_from_the_last_state_loses_nothing(simulator, catalog, tmp_path,
-                                                                        kill_after_records):
+def test_killed_at_any_moment_a_rerun_from_the_last_state_loses_nothing(
+    simulator, catalog, tmp_path, kill_after_records
+):
     first, last = TODAY - dt.timedelta(days=8), TODAY - dt.timedelta(days=1)
     sim = simulator(export_seconds=0.1, calls_per_day=40)
-    config = tap_config(sim, start_date=first.isoformat(), end_date=last.isoformat(), window_days=2,
-                        lookback_days=0, max_concurrent_exports=2)
+    config = tap_config(
+        sim,
+        start_date=first.isoformat(),
+        end_date=last.isoformat(),
+        window_days=2,
+        lookback_days=0,
+        max_concurrent_exports=2,
+    )
     process = _start_tap(tmp_path, catalog, config, None, ["calls_history"])
     seen = _read_until(process, kill_after_records)
     process.kill()
@@ -238,8 +266,14 @@ def test_killed_at_any_moment_a_rerun_from_the_last_state_loses_nothing(simulato
 def test_sigterm_emits_the_finished_windows_state_and_exits(simulator, catalog, tmp_path):
     first, last = TODAY - dt.timedelta(days=8), TODAY - dt.timedelta(days=1)
     sim = simulator(export_seconds=0.5, calls_per_day=40)
-    config = tap_config(sim, start_date=first.isoformat(), end_date=last.isoformat(), window_days=1,
-                        lookback_days=0, max_concurrent_exports=1)
+    config = tap_config(
+        sim,
+        start_date=first.isoformat(),
+        end_date=last.isoformat(),
+        window_days=1,
+        lookback_days=0,
+        max_concurrent_exports=1,
+    )
     process = _start_tap(tmp_path, catalog, config, None, ["calls_history"])
     seen = _read_until(process, 60)
     threading.Timer(0.05, process.send_signal, args=(signal.SIGTERM,)).start()
@@ -258,8 +292,10 @@ def test_sigterm_emits_the_finished_windows_state_and_exits(simulator, catalog, 
 
 def test_the_token_never_leaves_the_api_host(simulator, run_tap):
     sim = simulator(error_every=4)
-    run = run_tap({**tap_config(sim, start_date=(TODAY - dt.timedelta(days=1)).isoformat())},
-                  streams=["calls_history", "user_activity_calls_handled"])
+    run = run_tap(
+        {**tap_config(sim, start_date=(TODAY - dt.timedelta(days=1)).isoformat())},
+        streams=["calls_history", "user_activity_calls_handled"],
+    )
     assert run.records["calls_history"]
     assert not any(download.had_authorization for download in sim.downloads)
     assert TOKEN not in run.stdout and TOKEN not in run.stderr

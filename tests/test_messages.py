@@ -33,7 +33,7 @@ def test_every_byte_goes_out_when_stdout_takes_part_of_a_write(monkeypatch):
     raw = ShortWrites()
     monkeypatch.setattr("sys.stdout", Stdout(raw))
     writer = BufferedMessageWriter()
-    records = [{"id": number, "text": "é, \"q\"\n" * number} for number in range(50)]
+    records = [{"id": number, "text": 'é, "q"\n' * number} for number in range(50)]
     assert writer.write_records("s", iter(records)) == 50
     writer.flush()
     lines = raw.data.decode().splitlines()

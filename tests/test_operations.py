@@ -9,7 +9,10 @@ import json
 from conftest import tap_config
 
 TODAY = dt.datetime.now(dt.timezone.utc).date()
-DAYS = {"start_date": (TODAY - dt.timedelta(days=4)).isoformat(), "end_date": (TODAY - dt.timedelta(days=1)).isoformat()}
+DAYS = {
+    "start_date": (TODAY - dt.timedelta(days=4)).isoformat(),
+    "end_date": (TODAY - dt.timedelta(days=1)).isoformat(),
+}
 
 
 def test_progress_goes_to_stderr_and_stdout_holds_only_singer_messages(simulator, run_tap):
@@ -41,8 +44,10 @@ def test_pii_recipe_hashes_customer_numbers_and_drops_user_names(simulator, run_
     config = tap_config(sim, **DAYS)
     plain = run_tap(config, streams=["calls_history"])
     # The SDK refuses a map for a stream that is not selected: the recipe maps selected streams only.
-    masked = run_tap({**config, "stream_maps": PII_MAPS, "stream_map_config": {"hash_salt": "pepper-1"}},
-                     streams=["calls_history", "user_status_history"])
+    masked = run_tap(
+        {**config, "stream_maps": PII_MAPS, "stream_map_config": {"hash_salt": "pepper-1"}},
+        streams=["calls_history", "user_status_history"],
+    )
     assert masked.records["user_status_history"]
     assert all("user_name" not in record for record in masked.records["user_status_history"])
     assert "user_name" not in masked.schemas["calls_history"]["properties"]
@@ -50,15 +55,17 @@ def test_pii_recipe_hashes_customer_numbers_and_drops_user_names(simulator, run_
     for before, after in zip(plain.records["calls_history"], masked.records["calls_history"]):
         assert "user_name" not in after
         assert after["customer_number"] == hashlib.md5(f"pepper-1{before['customer_number']}".encode()).hexdigest()
-        assert {k: v for k, v in after.items() if k != "customer_number"} == \
-            {k: v for k, v in before.items() if k not in ("customer_number", "user_name")}
+        assert {k: v for k, v in after.items() if k != "customer_number"} == {
+            k: v for k, v in before.items() if k not in ("customer_number", "user_name")
+        }
     assert "+33 6" not in masked.stdout
 
 
 def test_schema_flattening_turns_tag_lists_into_json_text(simulator, run_tap):
     sim = simulator()
-    run = run_tap({**tap_config(sim, **DAYS), "flattening_enabled": True, "flattening_max_depth": 1},
-                  streams=["calls_history"])
+    run = run_tap(
+        {**tap_config(sim, **DAYS), "flattening_enabled": True, "flattening_max_depth": 1}, streams=["calls_history"]
+    )
     assert run.schemas["calls_history"]["properties"]["tags"]["type"] == ["string", "null"]
     tagged = [record for record in run.records["calls_history"] if record["tags"]]
     assert tagged and all(isinstance(json.loads(record["tags"]), list) for record in tagged)
@@ -68,8 +75,11 @@ def test_plan_mode_lists_windows_from_the_state_and_exports_nothing(simulator, r
     sim = simulator()
     bookmark = (TODAY - dt.timedelta(days=10)).isoformat()
     state = {"bookmarks": {"calls_history": {"replication_key": "started_at", "replication_key_value": bookmark}}}
-    run = run_tap({**tap_config(sim, start_date="2026-09-01"), "window_days": 5, "lookback_days": 2,
-                   "plan_only": True}, streams=["calls_history", "user_status_history"], state=state)
+    run = run_tap(
+        {**tap_config(sim, start_date="2026-09-01"), "window_days": 5, "lookback_days": 2, "plan_only": True},
+        streams=["calls_history", "user_status_history"],
+        state=state,
+    )
     assert run.stdout == "" and sim.api_requests == []
     lines = run.stderr.splitlines()
     calls = next(line for line in lines if line.startswith("calls_history "))
@@ -83,20 +93,25 @@ def test_plan_mode_lists_windows_from_the_state_and_exports_nothing(simulator, r
 
 def test_schema_check_reports_new_missing_and_renamed_columns(simulator, run_tap):
     sim = simulator(extra_column="Country code", drop_column="Country")
-    run = run_tap({**tap_config(sim, start_date="2026-09-01"), "check_schema": True},
-                  streams=["calls_history", "user_activity_calls_handled"], check=False)
+    run = run_tap(
+        {**tap_config(sim, start_date="2026-09-01"), "check_schema": True},
+        streams=["calls_history", "user_activity_calls_handled"],
+        check=False,
+    )
     assert run.returncode == 1 and run.stdout == ""
     lines = run.stderr.splitlines()
-    assert any(line.startswith("calls_history: the header of") and "renamed? 'Country' -> 'Country code'" in line
-               for line in lines)
-    assert any(line.startswith("user_activity_calls_handled: ") and "new column 'Country code'" in line
-               for line in lines)
+    assert any(
+        line.startswith("calls_history: the header of") and "renamed? 'Country' -> 'Country code'" in line
+        for line in lines
+    )
+    assert any(
+        line.startswith("user_activity_calls_handled: ") and "new column 'Country code'" in line for line in lines
+    )
     assert "2 report(s) differ" in run.stderr
     assert sim.exports_created == {"CALLS_HISTORY": 1, "USER_ACTIVITY_CALLS_HANDLED": 1}
 
 
 def test_schema_check_passes_when_headers_match(simulator, run_tap):
     sim = simulator(shuffle_columns=True)
-    run = run_tap({**tap_config(sim, start_date="2026-09-01"), "check_schema": True},
-                  streams=["user_status_history"])
+    run = run_tap({**tap_config(sim, start_date="2026-09-01"), "check_schema": True}, streams=["user_status_history"])
     assert "user_status_history: the header of" in run.stderr and "matches the catalogue (9 columns)" in run.stderr

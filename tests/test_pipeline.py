@@ -9,7 +9,6 @@ import signal
 import time
 from collections import Counter
 
-from conftest import TapRun, parse_messages, tap_config
 from test_faults import (
     _read_until,
     _rest,
@@ -19,6 +18,8 @@ from test_faults import (
     expected_keys,
     exporter_for,
 )
+
+from conftest import TapRun, parse_messages, tap_config
 from tap_aircall_analytics.exports import ExportPipeline
 from tap_aircall_analytics.reports import REPORTS, REPORTS_BY_STREAM
 from tap_aircall_analytics.windows import Window
@@ -29,26 +30,42 @@ FIRST, LAST = TODAY - dt.timedelta(days=4), TODAY - dt.timedelta(days=1)
 
 def posted(sim) -> list[tuple[str, str]]:
     """(report, first day) of each export request, in the order the API received them."""
-    return [(body["input"]["reportName"], body["input"]["filter"]["dateFilter"]["absoluteRange"]["fromDate"])
-            for method, _, body in sim.api_requests if method == "POST"]
+    return [
+        (body["input"]["reportName"], body["input"]["filter"]["dateFilter"]["absoluteRange"]["fromDate"])
+        for method, _, body in sim.api_requests
+        if method == "POST"
+    ]
 
 
 def test_exports_are_requested_in_emission_order_across_streams(simulator, run_tap):
     sim = simulator(rate_limit=100_000)
     streams = ["calls_history", "user_activity_calls_handled", "user_status_history"]
-    run = run_tap(tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=2,
-                             max_concurrent_exports=1), streams=streams)
-    emitted = list(dict.fromkeys(json.loads(line)["stream"] for line in run.stdout.splitlines()
-                                 if json.loads(line)["type"] == "RECORD"))
+    run = run_tap(
+        tap_config(
+            sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=2, max_concurrent_exports=1
+        ),
+        streams=streams,
+    )
+    emitted = list(
+        dict.fromkeys(
+            json.loads(line)["stream"] for line in run.stdout.splitlines() if json.loads(line)["type"] == "RECORD"
+        )
+    )
     assert sorted(emitted) == sorted(streams)
-    assert posted(sim) == [(REPORTS_BY_STREAM[stream].api_name, day.isoformat())
-                           for stream in emitted for day in (FIRST, FIRST + dt.timedelta(2))]
+    assert posted(sim) == [
+        (REPORTS_BY_STREAM[stream].api_name, day.isoformat())
+        for stream in emitted
+        for day in (FIRST, FIRST + dt.timedelta(2))
+    ]
 
 
 def test_all_twelve_streams_wait_together_and_every_record_arrives_once(simulator, run_tap):
     sim = simulator(export_seconds=1.5, rate_limit=100_000)
-    run = run_tap(tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=2,
-                             max_concurrent_exports=24))
+    run = run_tap(
+        tap_config(
+            sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=2, max_concurrent_exports=24
+        )
+    )
     exports = list(sim._exports.values())
     assert len(exports) == 24
     assert max(export.created for export in exports) < min(export.ready_at for export in exports)  # all in flight
@@ -60,8 +77,10 @@ def test_all_twelve_streams_wait_together_and_every_record_arrives_once(simulato
 
 def test_progress_shows_the_run_wide_picture_while_waiting(simulator, run_tap):
     sim = simulator(export_seconds=4, rate_limit=100_000)
-    run = run_tap(tap_config(sim, start_date=LAST.isoformat(), end_date=LAST.isoformat(), max_concurrent_exports=2),
-                  streams=["calls_history", "user_activity_calls_handled", "user_status_history"])
+    run = run_tap(
+        tap_config(sim, start_date=LAST.isoformat(), end_date=LAST.isoformat(), max_concurrent_exports=2),
+        streams=["calls_history", "user_activity_calls_handled", "user_status_history"],
+    )
     (line, *_) = [line for line in run.stderr.splitlines() if "waiting for calls_history" in line]
     assert line.endswith(f"waiting for calls_history {LAST}: exports ready 0, pending 2, queued 1; 0.0 MB on disk")
 
@@ -69,8 +88,10 @@ def test_progress_shows_the_run_wide_picture_while_waiting(simulator, run_tap):
 def test_each_window_is_bookmarked_after_its_records_in_window_order(simulator, run_tap):
     sim = simulator(rate_limit=100_000, export_seconds=0.3)
     streams = ["user_activity_calls_handled", "user_status_history"]
-    run = run_tap(tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=1,
-                             lookback_days=0), streams=streams)
+    run = run_tap(
+        tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=1, lookback_days=0),
+        streams=streams,
+    )
     seen: dict[str, set[str]] = {stream: set() for stream in streams}
     marks: dict[str, list[str]] = {stream: [] for stream in streams}
     for line in run.stdout.splitlines():
@@ -90,19 +111,26 @@ def test_each_window_is_bookmarked_after_its_records_in_window_order(simulator, 
         assert marks[stream] == [(FIRST + dt.timedelta(d)).isoformat() for d in range(1, 5)], stream
 
 
-def test_a_failure_in_the_third_stream_ends_the_run_without_waiting_for_the_fourth(simulator, run_tap, tmp_path,
-                                                                                   monkeypatch):
+def test_a_failure_in_the_third_stream_ends_the_run_without_waiting_for_the_fourth(
+    simulator, run_tap, tmp_path, monkeypatch
+):
     streams = [report.stream_name for report in REPORTS[3:7]]
     sim = simulator(export_seconds=6, fail_report=REPORTS[5].api_name, rate_limit=100_000)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     started = time.monotonic()
-    run = run_tap(tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=2),
-                  streams=streams, check=False)
+    run = run_tap(
+        tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=2),
+        streams=streams,
+        check=False,
+    )
     elapsed = time.monotonic() - started
     assert run.returncode == 1
     last_line = run.stderr.strip().splitlines()[-1]
-    assert re.fullmatch(rf"tap-aircall-analytics: {streams[2]} 2026-\d\d-\d\d: the export failed twice, even for "
-                        "one day: Report generation failed: report unavailable", last_line), last_line
+    assert re.fullmatch(
+        rf"tap-aircall-analytics: {streams[2]} 2026-\d\d-\d\d: the export failed twice, even for "
+        "one day: Report generation failed: report unavailable",
+        last_line,
+    ), last_line
     assert Counter(report for report, _ in posted(sim))[REPORTS[6].api_name] == 2  # the fourth was in flight
     assert elapsed < 6  # in-flight exports were abandoned, not waited for (each takes 6 s)
     assert not run.records and not any(run.bookmark(stream) for stream in streams)
@@ -111,8 +139,7 @@ def test_a_failure_in_the_third_stream_ends_the_run_without_waiting_for_the_four
 
 def test_sigterm_with_every_stream_in_flight_stops_cleanly_within_five_seconds(simulator, catalog, tmp_path):
     sim = simulator(export_seconds=0.2, calls_per_day=200, rate_limit=100_000)
-    config = tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=1,
-                        lookback_days=0)
+    config = tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=1, lookback_days=0)
     process = _start_tap(tmp_path, catalog, config, None, [report.stream_name for report in REPORTS])
     seen = _read_until(process, 500)
     process.send_signal(signal.SIGTERM)
@@ -128,8 +155,7 @@ def test_sigterm_with_every_stream_in_flight_stops_cleanly_within_five_seconds(s
 def test_killed_while_files_wait_on_disk_a_rerun_loses_nothing(simulator, catalog, tmp_path):
     streams = ["calls_history", "user_activity_ringing_attempts", "user_status_history"]
     sim = simulator(export_seconds=0.1, calls_per_day=200, rate_limit=100_000)
-    config = tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=1,
-                        lookback_days=0)
+    config = tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=1, lookback_days=0)
     process = _start_tap(tmp_path, catalog, config, None, streams)
     seen = _read_until(process, 300)
     time.sleep(1)  # the other streams' files are downloaded meanwhile, and wait on disk

@@ -8,7 +8,6 @@ import zoneinfo
 
 import duckdb
 import psycopg
-import pytest
 
 from conftest import POSTGRES, Meltano
 from tap_aircall_analytics.reports import REPORTS
@@ -22,20 +21,26 @@ def expected_counts(sim, first: dt.date, last: dt.date, timezone: str = "UTC") -
     for report in REPORTS:
         earliest = report.earliest_day(today)
         start = max(first, earliest) if earliest else first
-        counts[report.stream_name] = len(sim.expected_rows(report.api_name, start, last, timezone)[1]) if start <= last else 0
+        counts[report.stream_name] = (
+            len(sim.expected_rows(report.api_name, start, last, timezone)[1]) if start <= last else 0
+        )
     return counts
 
 
 def export_starts(sim, report: str) -> list[str]:
-    return [body["input"]["filter"]["dateFilter"]["absoluteRange"]["fromDate"]
-            for method, _, body in sim.api_requests
-            if method == "POST" and body["input"]["reportName"] == report]
+    return [
+        body["input"]["filter"]["dateFilter"]["absoluteRange"]["fromDate"]
+        for method, _, body in sim.api_requests
+        if method == "POST" and body["input"]["reportName"] == report
+    ]
 
 
 def pg_counts(schema: str) -> dict[str, int]:
     with psycopg.connect(POSTGRES) as db:
-        return {report.stream_name: db.execute(f'select count(*) from "{schema}"."{report.stream_name}"').fetchone()[0]
-                for report in REPORTS}
+        return {
+            report.stream_name: db.execute(f'select count(*) from "{schema}"."{report.stream_name}"').fetchone()[0]
+            for report in REPORTS
+        }
 
 
 def test_postgres_types_counts_incremental_runs_and_backfill(installed_plugins, simulator, tmp_path, pg_schema):
@@ -51,13 +56,19 @@ def test_postgres_types_counts_incremental_runs_and_backfill(installed_plugins, 
     assert pg_counts(pg_schema) == expected
 
     with psycopg.connect(POSTGRES) as db:
-        types = dict(db.execute(
-            "select table_name || '.' || column_name, data_type from information_schema.columns "
-            "where table_schema = %s", (pg_schema,)).fetchall())
+        types = dict(
+            db.execute(
+                "select table_name || '.' || column_name, data_type from information_schema.columns "
+                "where table_schema = %s",
+                (pg_schema,),
+            ).fetchall()
+        )
         labels, rows = sim.expected_rows("CALLS_HISTORY", first, today, "Europe/Paris")
         call = rows[0]
-        stored = db.execute(f'select started_at, duration, answered from "{pg_schema}".calls_history '
-                            "where call_id = %s", (int(call[0]),)).fetchone()
+        stored = db.execute(
+            f'select started_at, duration, answered from "{pg_schema}".calls_history where call_id = %s',
+            (int(call[0]),),
+        ).fetchone()
     assert types["calls_history.call_id"] == "bigint"
     assert types["calls_history.started_at"] == "timestamp without time zone"
     assert types["calls_history.answered"] == "boolean"
@@ -65,7 +76,9 @@ def test_postgres_types_counts_incremental_runs_and_backfill(installed_plugins, 
     assert types["user_activity_calls_handled.date"] == "date"
     assert types["user_activity_percentage_of_time_in_each_status.available"] == "numeric"
     assert types["user_status_history.started_at"] == "timestamp without time zone"
-    local = dt.datetime.fromisoformat(call[labels.index("Started at")]).replace(tzinfo=zoneinfo.ZoneInfo("Europe/Paris"))
+    local = dt.datetime.fromisoformat(call[labels.index("Started at")]).replace(
+        tzinfo=zoneinfo.ZoneInfo("Europe/Paris")
+    )
     assert stored[0] == local.astimezone(dt.timezone.utc).replace(tzinfo=None)  # UTC, as the README says
 
     # A second run reads its state from Meltano's system database: only the recent days again.
@@ -84,8 +97,10 @@ def test_postgres_types_counts_incremental_runs_and_backfill(installed_plugins, 
     meltano("run", "--full-refresh", "--no-state-update", "tap-aircall-analytics", "target-postgres")
     assert pg_counts(pg_schema) == expected_counts(sim, backfill_first, today, "Europe/Paris")
     assert meltano("state", "get", "dev:tap-aircall-analytics-to-target-postgres").stdout == state_before
-    assert json.loads(state_before)["singer_state"]["bookmarks"]["calls_history"]["replication_key_value"] == \
-        today.isoformat()
+    assert (
+        json.loads(state_before)["singer_state"]["bookmarks"]["calls_history"]["replication_key_value"]
+        == today.isoformat()
+    )
 
 
 def test_duckdb_holds_every_record_the_tap_emitted(installed_plugins, simulator, tmp_path):

@@ -29,12 +29,15 @@ def read(tmp_path: Path, report, text: str, *, timezone="UTC", zipped=False, enc
     return records, warnings
 
 
-@pytest.mark.parametrize(("label", "name"), [
-    ("In-call duration", "in_call_duration"),
-    ("Call UUID", "call_uuid"),
-    ("Calls with after-call work", "calls_with_after_call_work"),
-    ("IVR branch", "ivr_branch"),
-])
+@pytest.mark.parametrize(
+    ("label", "name"),
+    [
+        ("In-call duration", "in_call_duration"),
+        ("Call UUID", "call_uuid"),
+        ("Calls with after-call work", "calls_with_after_call_work"),
+        ("IVR branch", "ivr_branch"),
+    ],
+)
 def test_property_names_are_snake_case_labels(label, name):
     assert property_name(label) == name
 
@@ -59,36 +62,61 @@ def test_schema_types_follow_the_column_kinds():
     assert json_schema(PERCENTS)["properties"]["in_call"]["type"] == ["number", "null"]
 
 
-CALL_HEADER = ("Call ID,Call UUID,Started at,Answered at,Ended at,Direction,Call type,Answered,"
-               "Unanswered call reason,Duration,Waiting time,In-call duration,User ID,User name,Team,Line ID,"
-               "Line name,Line number,Customer number,Country,Tags,Voicemail,Transferred,IVR branch")
+CALL_HEADER = (
+    "Call ID,Call UUID,Started at,Answered at,Ended at,Direction,Call type,Answered,"
+    "Unanswered call reason,Duration,Waiting time,In-call duration,User ID,User name,Team,Line ID,"
+    "Line name,Line number,Customer number,Country,Tags,Voicemail,Transferred,IVR branch"
+)
 
 
 def test_a_call_row_becomes_exact_json_types(tmp_path):
-    row = ('42,abc-1,2026-07-01 10:00:05,2026-07-01 10:00:35,2026-07-02 13:03:45,inbound,standard,Yes,,'
-           '27:03:40,0:00:30,27:03:10,101,"Dupont, Jean","Sales, EMEA",9001,"Paris office\n(main)",'
-           '+33 1,+33 6,FR,"vip, sales",No,Yes,"Option ""2"""')
+    row = (
+        "42,abc-1,2026-07-01 10:00:05,2026-07-01 10:00:35,2026-07-02 13:03:45,inbound,standard,Yes,,"
+        '27:03:40,0:00:30,27:03:10,101,"Dupont, Jean","Sales, EMEA",9001,"Paris office\n(main)",'
+        '+33 1,+33 6,FR,"vip, sales",No,Yes,"Option ""2"""'
+    )
     (record,), warnings = read(tmp_path, CALLS, f"{CALL_HEADER}\n{row}\n", timezone="Europe/Paris")
     assert warnings == []
     assert record == {
-        "call_id": 42, "call_uuid": "abc-1",
-        "started_at": "2026-07-01T08:00:05+00:00", "answered_at": "2026-07-01T08:00:35+00:00",
-        "ended_at": "2026-07-02T11:03:45+00:00", "direction": "inbound", "call_type": "standard",
-        "answered": True, "unanswered_call_reason": None, "duration": 27 * 3600 + 3 * 60 + 40,
-        "waiting_time": 30, "in_call_duration": 97390, "user_id": 101, "user_name": "Dupont, Jean",
-        "team": "Sales, EMEA", "line_id": 9001, "line_name": "Paris office\n(main)", "line_number": "+33 1",
-        "customer_number": "+33 6", "country": "FR", "tags": ["vip", "sales"], "voicemail": False,
-        "transferred": True, "ivr_branch": 'Option "2"', "_extra_columns": None, "_unparsed_values": None,
+        "call_id": 42,
+        "call_uuid": "abc-1",
+        "started_at": "2026-07-01T08:00:05+00:00",
+        "answered_at": "2026-07-01T08:00:35+00:00",
+        "ended_at": "2026-07-02T11:03:45+00:00",
+        "direction": "inbound",
+        "call_type": "standard",
+        "answered": True,
+        "unanswered_call_reason": None,
+        "duration": 27 * 3600 + 3 * 60 + 40,
+        "waiting_time": 30,
+        "in_call_duration": 97390,
+        "user_id": 101,
+        "user_name": "Dupont, Jean",
+        "team": "Sales, EMEA",
+        "line_id": 9001,
+        "line_name": "Paris office\n(main)",
+        "line_number": "+33 1",
+        "customer_number": "+33 6",
+        "country": "FR",
+        "tags": ["vip", "sales"],
+        "voicemail": False,
+        "transferred": True,
+        "ivr_branch": 'Option "2"',
+        "_extra_columns": None,
+        "_unparsed_values": None,
     }
 
 
-@pytest.mark.parametrize(("wall", "utc"), [
-    ("2026-03-29 01:59:59", "2026-03-29T00:59:59+00:00"),  # before clocks go forward
-    ("2026-03-29 03:00:00", "2026-03-29T01:00:00+00:00"),  # after
-    ("2026-10-25 01:30:00", "2026-10-24T23:30:00+00:00"),  # summer time
-    ("2026-10-25 02:30:00", "2026-10-25T00:30:00+00:00"),  # repeated hour: its first occurrence
-    ("2026-10-25 03:30:00", "2026-10-25T02:30:00+00:00"),  # winter time
-])
+@pytest.mark.parametrize(
+    ("wall", "utc"),
+    [
+        ("2026-03-29 01:59:59", "2026-03-29T00:59:59+00:00"),  # before clocks go forward
+        ("2026-03-29 03:00:00", "2026-03-29T01:00:00+00:00"),  # after
+        ("2026-10-25 01:30:00", "2026-10-24T23:30:00+00:00"),  # summer time
+        ("2026-10-25 02:30:00", "2026-10-25T00:30:00+00:00"),  # repeated hour: its first occurrence
+        ("2026-10-25 03:30:00", "2026-10-25T02:30:00+00:00"),  # winter time
+    ],
+)
 def test_wall_clock_times_convert_to_utc_across_daylight_saving(wall, utc):
     assert UtcConverter("Europe/Paris")(wall) == utc
 
@@ -104,19 +132,35 @@ def test_conversion_agrees_with_zoneinfo_for_every_quarter_hour_of_a_dst_week():
 
 
 def test_percentages_and_per_day_rows(tmp_path):
-    text = "Date,User ID,User name,Team,Available,In call,After-call work,Do not disturb,Offline\n" \
-           "2026-07-01,7,Ann,Support,12.5%,0%,100%,,33.3%\n"
+    text = (
+        "Date,User ID,User name,Team,Available,In call,After-call work,Do not disturb,Offline\n"
+        "2026-07-01,7,Ann,Support,12.5%,0%,100%,,33.3%\n"
+    )
     (record,), _ = read(tmp_path, PERCENTS, text)
-    assert record == {"date": "2026-07-01", "user_id": 7, "user_name": "Ann", "team": "Support",
-                      "available": 12.5, "in_call": 0.0, "after_call_work": 100.0, "do_not_disturb": None,
-                      "offline": 33.3, "_extra_columns": None, "_unparsed_values": None}
+    assert record == {
+        "date": "2026-07-01",
+        "user_id": 7,
+        "user_name": "Ann",
+        "team": "Support",
+        "available": 12.5,
+        "in_call": 0.0,
+        "after_call_work": 100.0,
+        "do_not_disturb": None,
+        "offline": 33.3,
+        "_extra_columns": None,
+        "_unparsed_values": None,
+    }
 
 
 def test_columns_are_matched_by_label_in_any_order_with_bom_crlf_and_zip(tmp_path):
-    plain = "Date,User ID,User name,Team,Inbound calls answered,Outbound calls answered,Missed calls,Calls handled\n" \
-            "2026-07-01,7,Ann,Support,1,2,3,6\n"
-    shuffled = "\ufeffCalls handled,missed calls,User ID,Team,User name,Date,Outbound calls answered," \
-               "Inbound calls answered\r\n6,3,7,Support,Ann,2026-07-01,2,1\r\n"
+    plain = (
+        "Date,User ID,User name,Team,Inbound calls answered,Outbound calls answered,Missed calls,Calls handled\n"
+        "2026-07-01,7,Ann,Support,1,2,3,6\n"
+    )
+    shuffled = (
+        "\ufeffCalls handled,missed calls,User ID,Team,User name,Date,Outbound calls answered,"
+        "Inbound calls answered\r\n6,3,7,Support,Ann,2026-07-01,2,1\r\n"
+    )
     expected, _ = read(tmp_path, HANDLED, plain)
     assert read(tmp_path, HANDLED, shuffled)[0] == expected
     assert read(tmp_path, HANDLED, shuffled, zipped=True)[0] == expected
@@ -124,8 +168,10 @@ def test_columns_are_matched_by_label_in_any_order_with_bom_crlf_and_zip(tmp_pat
 
 
 def test_unknown_column_is_kept_with_one_warning_and_missing_one_is_null(tmp_path):
-    text = "Date,User ID,User name,Team,Inbound calls answered,Outbound calls answered,Calls handled,Queue\n" \
-           "2026-07-01,7,Ann,Support,1,2,3,q1\n2026-07-02,7,Ann,Support,1,2,3,q2\n"
+    text = (
+        "Date,User ID,User name,Team,Inbound calls answered,Outbound calls answered,Calls handled,Queue\n"
+        "2026-07-01,7,Ann,Support,1,2,3,q1\n2026-07-02,7,Ann,Support,1,2,3,q2\n"
+    )
     path = tmp_path / "a.csv"
     path.write_text(text)
     warnings: list[str] = []
@@ -194,13 +240,15 @@ def test_a_bad_cell_stops_a_strict_run_with_the_row_column_and_value(tmp_path, f
 def test_a_bad_key_cell_stops_even_a_lenient_run_and_says_how_to_load_it(tmp_path):
     path = tmp_path / "export.csv"
     path.write_text(CALL_HEADER + "\n" + call_row(**{"Call ID": "C-17"}) + "\n")
-    with pytest.raises(FileFormatError, match="'C-17' is not an integer.*column_types"):
+    with pytest.raises(FileFormatError, match=r"'C-17' is not an integer.*column_types"):
         list(RecordReader(CALLS, "UTC", lambda message: None).read(path))
 
 
 def test_unknown_columns_arrive_byte_for_byte_in_every_record(tmp_path):
-    header = "Date,User ID,User name,Team,Queue,Inbound calls answered,Outbound calls answered,Missed calls," \
-             "Calls handled,Queue,Note"
+    header = (
+        "Date,User ID,User name,Team,Queue,Inbound calls answered,Outbound calls answered,Missed calls,"
+        "Calls handled,Queue,Note"
+    )
     rows = ['2026-07-01,7,Ann,Support,"a, ""b""\r\nc",1,2,3,6,second,', "2026-07-02,8,Bo,Support,,1,2,3,6,,Zoë "]
     path = tmp_path / "export.csv"
     path.write_bytes((header + "\r\n" + "\r\n".join(rows) + "\r\n").encode())
@@ -219,10 +267,20 @@ def test_unknown_columns_arrive_byte_for_byte_in_every_record(tmp_path):
 def test_declared_columns_become_typed_properties(tmp_path):
     from tap_aircall_analytics.settings import catalogue
 
-    reports = {report.stream_name: report for report in catalogue({"column_types": {
-        "user_activity_calls_handled": [{"label": "Queue size", "type": "integer"},
-                                        {"label": "Queue share", "name": "share", "type": "percent"},
-                                        {"label": "Missed calls", "type": "string"}]}})}
+    reports = {
+        report.stream_name: report
+        for report in catalogue(
+            {
+                "column_types": {
+                    "user_activity_calls_handled": [
+                        {"label": "Queue size", "type": "integer"},
+                        {"label": "Queue share", "name": "share", "type": "percent"},
+                        {"label": "Missed calls", "type": "string"},
+                    ]
+                }
+            }
+        )
+    }
     report = reports["user_activity_calls_handled"]
     schema = json_schema(report)["properties"]
     assert schema["queue_size"]["type"] == ["integer", "null"] and schema["share"]["type"] == ["number", "null"]
@@ -250,12 +308,21 @@ def test_kinds_cover_every_column():
     assert kinds == set(Kind) - {Kind.NUMBER}  # plain numbers are for declared columns
 
 
-@pytest.mark.parametrize(("values", "kind"), [
-    (["12", "", "7"], Kind.INTEGER), (["1.5", "2"], Kind.NUMBER), (["12.5%", "0%"], Kind.PERCENT),
-    (["Yes", "No", ""], Kind.BOOLEAN), (["0:01:02", "27:00:00"], Kind.DURATION), (["2026-07-01"], Kind.DATE),
-    (["2026-07-01 10:00:00"], Kind.TIMESTAMP), (["12", "n/a"], Kind.STRING), (["", ""], Kind.STRING),
-    (["nan"], Kind.STRING),
-])
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        (["12", "", "7"], Kind.INTEGER),
+        (["1.5", "2"], Kind.NUMBER),
+        (["12.5%", "0%"], Kind.PERCENT),
+        (["Yes", "No", ""], Kind.BOOLEAN),
+        (["0:01:02", "27:00:00"], Kind.DURATION),
+        (["2026-07-01"], Kind.DATE),
+        (["2026-07-01 10:00:00"], Kind.TIMESTAMP),
+        (["12", "n/a"], Kind.STRING),
+        (["", ""], Kind.STRING),
+        (["nan"], Kind.STRING),
+    ],
+)
 def test_a_sample_infers_the_narrowest_kind(values, kind):
     from tap_aircall_analytics.records import infer_kind
 

@@ -59,7 +59,8 @@ def test_export_flow_pending_then_completed_with_a_link_on_another_host(simulato
     export = wait_completed(sim, created["exportID"])
     assert export["status"] == "COMPLETED" and export["isZipCompressed"] is False
     assert dt.datetime.fromisoformat(export["downloadUrlExpiresAt"].replace("Z", "+00:00")) > dt.datetime.now(
-        dt.timezone.utc) + dt.timedelta(minutes=59)
+        dt.timezone.utc
+    ) + dt.timedelta(minutes=59)
     assert export["downloadUrl"].startswith(sim.download_url) and sim.download_url != sim.api_url
     assert "127.0.0.1" not in export["downloadUrl"]
     content = requests.get(export["downloadUrl"], timeout=10).content
@@ -107,15 +108,34 @@ def test_account_without_analytics_plus_gets_403_saying_so(simulator):
         ({"input": {"reportName": "CALLS_HISTORY", "filter": {"dateFilter": {"relative": "TODAY"}}}}, "timezone"),
         (body(timezone="Mars/Olympus"), "timezone"),
         (body(report="NOT_A_REPORT"), "reportName"),
-        ({"input": {"reportName": "CALLS_HISTORY", "filter": {
-            "dateFilter": {"relative": "TODAY", "absoluteRange": {"fromDate": "2026-10-01", "toDate": "2026-10-01"}},
-            "timezone": "UTC"}}}, "exactly one"),
+        (
+            {
+                "input": {
+                    "reportName": "CALLS_HISTORY",
+                    "filter": {
+                        "dateFilter": {
+                            "relative": "TODAY",
+                            "absoluteRange": {"fromDate": "2026-10-01", "toDate": "2026-10-01"},
+                        },
+                        "timezone": "UTC",
+                    },
+                }
+            },
+            "exactly one",
+        ),
         ({"input": {"reportName": "CALLS_HISTORY", "filter": {"dateFilter": {}, "timezone": "UTC"}}}, "exactly one"),
         (body(first="2026/10/01"), "fromDate"),
         (body(filters={"agentIDs": [1]}), "agentIDs"),
         (body(filters={"userIDs": 101}), "userIDs"),
-        ({"input": {"reportName": "CALLS_HISTORY", "filter": {"dateFilter": {"relative": "SOMETIME"},
-                                                              "timezone": "UTC"}}}, "relative"),
+        (
+            {
+                "input": {
+                    "reportName": "CALLS_HISTORY",
+                    "filter": {"dateFilter": {"relative": "SOMETIME"}, "timezone": "UTC"},
+                }
+            },
+            "relative",
+        ),
     ],
 )
 def test_malformed_requests_get_400_naming_the_field(simulator, payload, named):
@@ -126,30 +146,41 @@ def test_malformed_requests_get_400_naming_the_field(simulator, payload, named):
 
 @pytest.mark.parametrize("relative", ["TODAY", "YESTERDAY", "THIS_WEEK", "LAST_WEEK", "THIS_MONTH", "LAST_MONTH"])
 def test_relative_ranges_are_accepted(simulator, relative):
-    payload = {"input": {"reportName": "USER_ACTIVITY_CALLS_HANDLED",
-                         "filter": {"dateFilter": {"relative": relative}, "timezone": "UTC"}}}
+    payload = {
+        "input": {
+            "reportName": "USER_ACTIVITY_CALLS_HANDLED",
+            "filter": {"dateFilter": {"relative": relative}, "timezone": "UTC"},
+        }
+    }
     assert create(simulator(), payload).status_code == 201
 
 
-@pytest.mark.parametrize(("report", "first", "limit"), [
-    ("CALLS_HISTORY", lambda today: subtract_months(today, 6) - dt.timedelta(days=1), "6 months"),
-    ("USER_STATUS_HISTORY", lambda today: today - dt.timedelta(days=8), "7 days"),
-])
+@pytest.mark.parametrize(
+    ("report", "first", "limit"),
+    [
+        ("CALLS_HISTORY", lambda today: subtract_months(today, 6) - dt.timedelta(days=1), "6 months"),
+        ("USER_STATUS_HISTORY", lambda today: today - dt.timedelta(days=8), "7 days"),
+    ],
+)
 def test_range_before_retention_limit_gets_422_naming_the_limit(simulator, report, first, limit):
     today = dt.datetime.now(dt.timezone.utc).date()
     start = first(today)
-    response = create(simulator(), body(report=report, first=start.isoformat(), last=today.isoformat(),
-                                        timezone="UTC"))
+    response = create(simulator(), body(report=report, first=start.isoformat(), last=today.isoformat(), timezone="UTC"))
     assert response.status_code == 422
     assert limit in response.json()["message"]
     at_limit = start + dt.timedelta(days=1)
-    assert create(simulator(), body(report=report, first=at_limit.isoformat(), last=today.isoformat(),
-                                    timezone="UTC")).status_code == 201
+    assert (
+        create(
+            simulator(), body(report=report, first=at_limit.isoformat(), last=today.isoformat(), timezone="UTC")
+        ).status_code
+        == 201
+    )
 
 
 def test_user_activity_has_no_retention_limit(simulator):
-    payload = body(report="USER_ACTIVITY_CALLS_HANDLED", first="2020-01-01", last="2020-01-02",
-                   options={"dateBreakdown": "DAILY"})
+    payload = body(
+        report="USER_ACTIVITY_CALLS_HANDLED", first="2020-01-01", last="2020-01-02", options={"dateBreakdown": "DAILY"}
+    )
     assert create(simulator(), payload).status_code == 201
 
 
@@ -234,8 +265,9 @@ def test_bom_and_crlf(simulator):
 
 
 def test_shuffled_dropped_and_extra_columns(simulator):
-    header, *rows = rows_of(export_file(simulator(
-        shuffle_columns=True, drop_column="Country", extra_column="Recording URL"))[1])
+    header, *rows = rows_of(
+        export_file(simulator(shuffle_columns=True, drop_column="Country", extra_column="Recording URL"))[1]
+    )
     contract = [column.label for column in REPORTS[0].columns]
     assert header[-1] == "Recording URL" and "Country" not in header
     assert sorted(header[:-1]) == sorted(label for label in contract if label != "Country")
@@ -247,22 +279,28 @@ def test_empty_days_have_no_rows(simulator):
     sim = simulator(empty_days=frozenset({dt.date(2026, 10, 5)}))
     header, *rows = rows_of(export_file(sim, body(first="2026-10-05", last="2026-10-05"))[1])
     assert header[0] == "Call ID" and rows == []
-    daily = body(report="USER_ACTIVITY_CALLS_HANDLED", first="2026-10-05", last="2026-10-06",
-                 options={"dateBreakdown": "DAILY"})
+    daily = body(
+        report="USER_ACTIVITY_CALLS_HANDLED", first="2026-10-05", last="2026-10-06", options={"dateBreakdown": "DAILY"}
+    )
     _, *rows = rows_of(export_file(sim, daily)[1])
     assert {row[0] for row in rows} == {"2026-10-06"}
 
 
 def test_daily_breakdown_gives_one_row_per_user_and_day(simulator):
     sim = simulator()
-    daily = body(report="USER_ACTIVITY_CALLS_HANDLED", first="2026-10-05", last="2026-10-07",
-                 options={"dateBreakdown": "DAILY"})
+    daily = body(
+        report="USER_ACTIVITY_CALLS_HANDLED", first="2026-10-05", last="2026-10-07", options={"dateBreakdown": "DAILY"}
+    )
     header, *rows = rows_of(export_file(sim, daily)[1])
     assert header[:2] == ["Date", "User ID"]
     assert len(rows) == 3 * len({row[1] for row in rows}) and {row[0] for row in rows} == {
-        "2026-10-05", "2026-10-06", "2026-10-07"}
-    header, *totals = rows_of(export_file(sim, body(report="USER_ACTIVITY_CALLS_HANDLED",
-                                                    first="2026-10-05", last="2026-10-07"))[1])
+        "2026-10-05",
+        "2026-10-06",
+        "2026-10-07",
+    }
+    header, *totals = rows_of(
+        export_file(sim, body(report="USER_ACTIVITY_CALLS_HANDLED", first="2026-10-05", last="2026-10-07"))[1]
+    )
     assert "Date" not in header and len(totals) == len(rows) // 3
     user = totals[0][0]
     missed = header.index("Missed calls")
@@ -287,8 +325,11 @@ def test_a_day_holds_the_same_rows_whichever_range_asks(simulator):
     for report in ("CALLS_HISTORY", "USER_STATUS_HISTORY", "USER_ACTIVITY_RINGING_ATTEMPTS"):
         today = dt.datetime.now(dt.timezone.utc).date()
         first = today - dt.timedelta(days=5)
-        _, *whole = rows_of(export_file(sim, body(report=report, first=first.isoformat(),
-                                                  last=(first + dt.timedelta(days=2)).isoformat()))[1])
+        _, *whole = rows_of(
+            export_file(
+                sim, body(report=report, first=first.isoformat(), last=(first + dt.timedelta(days=2)).isoformat())
+            )[1]
+        )
         parts = []
         for offset in range(3):
             day = (first + dt.timedelta(days=offset)).isoformat()
@@ -329,8 +370,22 @@ def test_command_line_prints_its_url_and_serves_with_the_faults_asked(tmp_path):
     import sys
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "tap_aircall_analytics.simulator", "--port", "0", "--zipped", "--export-seconds", "0",
-         "--empty-days", "2026-10-05"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        [
+            sys.executable,
+            "-m",
+            "tap_aircall_analytics.simulator",
+            "--port",
+            "0",
+            "--zipped",
+            "--export-seconds",
+            "0",
+            "--empty-days",
+            "2026-10-05",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         url = process.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:")

@@ -12,8 +12,7 @@ import pytest
 from jsonschema import Draft7Validator, FormatChecker
 
 from conftest import CREDENTIALS, tap_config
-from tap_aircall_analytics.reports import property_name
-from tap_aircall_analytics.reports import REPORTS, REPORTS_BY_STREAM
+from tap_aircall_analytics.reports import REPORTS, REPORTS_BY_STREAM, property_name
 from tap_aircall_analytics.tap import TapAircallAnalytics
 
 TODAY = dt.datetime.now(dt.timezone.utc).date()
@@ -26,8 +25,10 @@ def key_of(report, record):
 def request_ranges(sim, report_name):
     """The (fromDate, toDate) of every export request the simulator got for a report."""
     return [
-        (body["input"]["filter"]["dateFilter"]["absoluteRange"]["fromDate"],
-         body["input"]["filter"]["dateFilter"]["absoluteRange"]["toDate"])
+        (
+            body["input"]["filter"]["dateFilter"]["absoluteRange"]["fromDate"],
+            body["input"]["filter"]["dateFilter"]["absoluteRange"]["toDate"],
+        )
         for method, _, body in sim.api_requests
         if method == "POST" and body and body["input"]["reportName"] == report_name
     ]
@@ -36,8 +37,9 @@ def request_ranges(sim, report_name):
 def test_every_record_of_a_multi_window_range_is_emitted_exactly_once(simulator, run_tap):
     sim = simulator(rate_limit=100_000)
     first, last = TODAY - dt.timedelta(days=6), TODAY - dt.timedelta(days=1)
-    run = run_tap(tap_config(sim, start_date=first.isoformat(), end_date=last.isoformat(),
-                             timezone="Europe/Paris", window_days=2))
+    run = run_tap(
+        tap_config(sim, start_date=first.isoformat(), end_date=last.isoformat(), timezone="Europe/Paris", window_days=2)
+    )
     assert set(run.records) == {report.stream_name for report in REPORTS}
     for report in REPORTS:
         records = run.records[report.stream_name]
@@ -57,8 +59,10 @@ def test_every_field_has_its_declared_type_dst_days_included(simulator, run_tap)
     sim = simulator(calls_per_day=200, rate_limit=100_000)
     first, last = dt.date(2026, 10, 24), dt.date(2026, 10, 26)  # clocks go back in Paris on the 25th
     streams = ["calls_history", "user_activity_percentage_of_time_in_each_status", "user_activity_calls_handled"]
-    run = run_tap(tap_config(sim, start_date=first.isoformat(), end_date=last.isoformat(),
-                             timezone="Europe/Paris"), streams=streams)
+    run = run_tap(
+        tap_config(sim, start_date=first.isoformat(), end_date=last.isoformat(), timezone="Europe/Paris"),
+        streams=streams,
+    )
     for stream in streams:
         validator = Draft7Validator(run.schemas[stream], format_checker=FormatChecker())
         assert run.records[stream]
@@ -85,11 +89,13 @@ def test_every_field_has_its_declared_type_dst_days_included(simulator, run_tap)
 def test_state_round_trip_resumes_at_bookmark_minus_lookback(simulator, run_tap):
     sim = simulator(empty_days=frozenset({TODAY - dt.timedelta(days=d) for d in (7, 8, 9)}))
     stream = "user_activity_calls_handled"
-    config = tap_config(sim, start_date=(TODAY - dt.timedelta(days=12)).isoformat(), window_days=3,
-                        lookback_days=2)
+    config = tap_config(sim, start_date=(TODAY - dt.timedelta(days=12)).isoformat(), window_days=3, lookback_days=2)
     first = run_tap(config, streams=[stream])
-    bookmarks = [state["bookmarks"][stream]["replication_key_value"] for state in first.states
-                 if stream in state.get("bookmarks", {})]
+    bookmarks = [
+        state["bookmarks"][stream]["replication_key_value"]
+        for state in first.states
+        if stream in state.get("bookmarks", {})
+    ]
     window_ends = [(TODAY - dt.timedelta(days=d)).isoformat() for d in (9, 6, 3, 0)]
     assert bookmarks[:4] == window_ends  # one checkpoint per window, the empty one included
     assert first.bookmark(stream) == TODAY.isoformat()  # today is exported but not done
@@ -98,9 +104,11 @@ def test_state_round_trip_resumes_at_bookmark_minus_lookback(simulator, run_tap)
     sim.api_requests.clear()
     second = run_tap(config, streams=[stream], state=first.state)
     assert request_ranges(sim, "USER_ACTIVITY_CALLS_HANDLED") == [
-        ((TODAY - dt.timedelta(days=2)).isoformat(), TODAY.isoformat())]
+        ((TODAY - dt.timedelta(days=2)).isoformat(), TODAY.isoformat())
+    ]
     assert {r["date"] for r in second.records[stream]} == {
-        (TODAY - dt.timedelta(days=d)).isoformat() for d in (2, 1, 0)}
+        (TODAY - dt.timedelta(days=d)).isoformat() for d in (2, 1, 0)
+    }
     assert second.bookmark(stream) == TODAY.isoformat()
 
 
@@ -122,18 +130,24 @@ def test_a_start_before_retention_is_clamped_with_a_warning(simulator, run_tap):
     assert run.records["user_status_history"]
 
 
-@pytest.mark.parametrize(("settings", "message"), [
-    ({"timezone": "Paris"}, "timezone 'Paris' is not an IANA timezone name"),
-    ({"start_date": "2026-05-10", "end_date": "2026-05-01"}, "end_date 2026-05-01 is before start_date 2026-05-10"),
-    ({"api_id": None, "api_token": None}, "no credentials"),
-    ({"access_token": "abc"}, "either api_id and api_token, or access_token, not both"),
-    ({"api_token": None}, "api_token is missing"),
-    ({"max_poll_interval_seconds": 0.01}, "max_poll_interval_seconds"),
-])
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"timezone": "Paris"}, "timezone 'Paris' is not an IANA timezone name"),
+        ({"start_date": "2026-05-10", "end_date": "2026-05-01"}, "end_date 2026-05-01 is before start_date 2026-05-10"),
+        ({"api_id": None, "api_token": None}, "no credentials"),
+        ({"access_token": "abc"}, "either api_id and api_token, or access_token, not both"),
+        ({"api_token": None}, "api_token is missing"),
+        ({"max_poll_interval_seconds": 0.01}, "max_poll_interval_seconds"),
+    ],
+)
 def test_bad_settings_stop_before_any_request_with_one_line(simulator, run_tap, settings, message):
     sim = simulator()
-    config = {key: value for key, value in
-              {**tap_config(sim, start_date="2026-11-01"), **settings}.items() if value is not None}
+    config = {
+        key: value
+        for key, value in {**tap_config(sim, start_date="2026-11-01"), **settings}.items()
+        if value is not None
+    }
     run = run_tap(config, streams=["calls_history"], check=False)
     assert run.returncode != 0
     assert message in run.stderr
@@ -142,14 +156,16 @@ def test_bad_settings_stop_before_any_request_with_one_line(simulator, run_tap, 
     assert sim.api_requests == []
 
 
-@pytest.mark.parametrize(("credentials", "sim_settings", "message"), [
-    ({"api_token": "wrong-token"}, {}, "check api_id and api_token"),
-    ({}, {"analytics_plus": False}, "Analytics+ add-on must be enabled"),
-])
+@pytest.mark.parametrize(
+    ("credentials", "sim_settings", "message"),
+    [
+        ({"api_token": "wrong-token"}, {}, "check api_id and api_token"),
+        ({}, {"analytics_plus": False}, "Analytics+ add-on must be enabled"),
+    ],
+)
 def test_api_refusals_stop_with_one_clear_line(simulator, run_tap, credentials, sim_settings, message):
     sim = simulator(**sim_settings)
-    run = run_tap({**tap_config(sim, start_date="2026-11-01"), **credentials}, streams=["calls_history"],
-                  check=False)
+    run = run_tap({**tap_config(sim, start_date="2026-11-01"), **credentials}, streams=["calls_history"], check=False)
     assert run.returncode != 0
     assert message in run.stderr.strip().splitlines()[-1]
     assert "Traceback" not in run.stderr
@@ -161,8 +177,9 @@ def test_a_rejected_request_quotes_the_api_message_and_the_window(simulator, cap
     """A tap whose catalogue lacks a retention limit the API enforces gets a 422, and says so."""
     sim = simulator()
     start = TODAY - dt.timedelta(days=20)
-    tap = TapAircallAnalytics(config=tap_config(sim, start_date=start.isoformat(), window_days=30),
-                              validate_config=True)
+    tap = TapAircallAnalytics(
+        config=tap_config(sim, start_date=start.isoformat(), window_days=30), validate_config=True
+    )
     stream = tap.streams["user_status_history"]
     stream.report = dataclasses.replace(stream.report, retention_days=None)
     for name, other in tap.streams.items():
@@ -174,8 +191,11 @@ def test_a_rejected_request_quotes_the_api_message_and_the_window(simulator, cap
     assert f"user_status_history {start}..{TODAY}" in message
     assert "\n" not in message
     state = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"STATE"' in line]
-    assert all("user_status_history" not in s["value"].get("bookmarks", {}) or
-               s["value"]["bookmarks"]["user_status_history"].get("replication_key_value") is None for s in state)
+    assert all(
+        "user_status_history" not in s["value"].get("bookmarks", {})
+        or s["value"]["bookmarks"]["user_status_history"].get("replication_key_value") is None
+        for s in state
+    )
 
 
 def test_settings_from_environment_variables_work_for_numbers_too(simulator, tmp_path, catalog):
@@ -183,20 +203,29 @@ def test_settings_from_environment_variables_work_for_numbers_too(simulator, tmp
     import subprocess
     import sys
 
-    from conftest import parse_messages, selected_catalog, TapRun
+    from conftest import TapRun, parse_messages, selected_catalog
 
     sim = simulator()
-    env = {**os.environ, "TAP_AIRCALL_ANALYTICS_API_URL": sim.api_url,
-           "TAP_AIRCALL_ANALYTICS_API_ID": CREDENTIALS["api_id"],
-           "TAP_AIRCALL_ANALYTICS_API_TOKEN": CREDENTIALS["api_token"],
-           "TAP_AIRCALL_ANALYTICS_START_DATE": (TODAY - dt.timedelta(days=1)).isoformat(),
-           "TAP_AIRCALL_ANALYTICS_POLL_INTERVAL_SECONDS": "0.05",
-           "TAP_AIRCALL_ANALYTICS_MAX_POLL_INTERVAL_SECONDS": "0.2",
-           "TAP_AIRCALL_ANALYTICS_USER_IDS": "[101, 103]"}
+    env = {
+        **os.environ,
+        "TAP_AIRCALL_ANALYTICS_API_URL": sim.api_url,
+        "TAP_AIRCALL_ANALYTICS_API_ID": CREDENTIALS["api_id"],
+        "TAP_AIRCALL_ANALYTICS_API_TOKEN": CREDENTIALS["api_token"],
+        "TAP_AIRCALL_ANALYTICS_START_DATE": (TODAY - dt.timedelta(days=1)).isoformat(),
+        "TAP_AIRCALL_ANALYTICS_POLL_INTERVAL_SECONDS": "0.05",
+        "TAP_AIRCALL_ANALYTICS_MAX_POLL_INTERVAL_SECONDS": "0.2",
+        "TAP_AIRCALL_ANALYTICS_USER_IDS": "[101, 103]",
+    }
     catalog_path = tmp_path / "catalog.json"
     catalog_path.write_text(json.dumps(selected_catalog(catalog, ["user_activity_calls_handled"])))
-    result = subprocess.run([sys.executable, "-m", "tap_aircall_analytics", "--config", "ENV", "--catalog",
-                             str(catalog_path)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "tap_aircall_analytics", "--config", "ENV", "--catalog", str(catalog_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     run = parse_messages(result.stdout, TapRun(0, result.stdout, result.stderr))
     assert {r["user_id"] for r in run.records["user_activity_calls_handled"]} == {101, 103}
@@ -206,7 +235,9 @@ def test_property_names_in_the_schema_match_the_catalogue(catalog):
     for entry in catalog["streams"]:
         report = REPORTS_BY_STREAM[entry["tap_stream_id"]]
         assert list(entry["schema"]["properties"]) == [property_name(c.label) for c in report.columns] + [
-            "_extra_columns", "_unparsed_values"]
+            "_extra_columns",
+            "_unparsed_values",
+        ]
         assert entry["key_properties"] == list(report.primary_key)
         top = next(m for m in entry["metadata"] if m["breadcrumb"] == [])["metadata"]
         assert top["valid-replication-keys"] == [report.replication_key]

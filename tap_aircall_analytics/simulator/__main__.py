@@ -11,7 +11,6 @@ import threading
 
 from tap_aircall_analytics.simulator.server import Simulator, SimulatorConfig
 
-
 HELP = {
     "seed": "seed of the generated data: the same seed always serves the same rows",
     "api_id": "API ID accepted for Basic authentication",
@@ -54,8 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address of the API (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port of the API (0: any free port)")
-    parser.add_argument("--download-host", default="127.0.0.2",
-                        help="address of the download host, another host than the API (default 127.0.0.2)")
+    parser.add_argument(
+        "--download-host",
+        default="127.0.0.2",
+        help="address of the download host, another host than the API (default 127.0.0.2)",
+    )
     parser.add_argument("--download-port", type=int, default=0, help="port of the download host (0: any)")
     for config_field in dataclasses.fields(SimulatorConfig):
         flag = "--" + config_field.name.replace("_", "-")
@@ -86,7 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"Aircall Analytics simulator: API {simulator.api_url}, downloads {simulator.download_url}, "
         f"credentials {config.api_id}:{config.api_token} or Bearer {config.access_token}",
-        file=sys.stderr, flush=True,
+        file=sys.stderr,
+        flush=True,
     )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

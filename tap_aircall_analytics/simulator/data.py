@@ -10,14 +10,14 @@ is written faster than a tap can read it.
 from __future__ import annotations
 
 import csv
-import io
 import datetime as dt
+import io
 import random
 import zlib
 import zoneinfo
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from tap_aircall_analytics.reports import (
     FALSE_TEXT,
@@ -59,8 +59,12 @@ STATUSES = (  # status, category
     ("offline", "offline"),
 )
 UNANSWERED_REASONS = (
-    "out_of_opening_hours", "short_abandoned", "abandoned_in_ivr",
-    "abandoned_in_classic", "no_available_agent", "agents_did_not_answer",
+    "out_of_opening_hours",
+    "short_abandoned",
+    "abandoned_in_ivr",
+    "abandoned_in_classic",
+    "no_available_agent",
+    "agents_did_not_answer",
 )
 COUNTRIES = ("FR", "US", "DE", "ES", "GB")
 IVR_BRANCHES = ("", "Sales", "Support > Billing", 'Option "2"')
@@ -94,7 +98,7 @@ class WallClock:
         offset = self._offsets.get(bucket)
         if offset is None:
             moment = dt.datetime.fromtimestamp(bucket * 900, dt.timezone.utc)
-            offset = int(moment.astimezone(self._zone).utcoffset().total_seconds())
+            offset = int((moment.astimezone(self._zone).utcoffset() or dt.timedelta()).total_seconds())
             self._offsets[bucket] = offset
         local = instant + offset
         day, second = divmod(local, 86400)
@@ -142,26 +146,28 @@ def call_shapes(seed: int) -> tuple[CallShape, ...]:
         in_call = rng.randint(15, 1800) if answered else 0
         if index == SHAPES // 2:
             in_call = LONG_CALL_SECONDS - waiting
-        shapes.append(CallShape(
-            offset=rng.randint(0, 59),
-            fields=(
-                direction,
-                rng.choice(("standard", "standard", "transfer", "conference")),
-                answered,
-                "" if answered else rng.choice(UNANSWERED_REASONS),
-            ),
-            waiting=waiting,
-            in_call=in_call,
-            user=rng.choice(USERS),
-            line=rng.choice(LINES),
-            customer=f"+33 6 {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)}",
-            country=rng.choice(COUNTRIES),
-            tag_ids=tuple(sorted(rng.sample([tag for tag, _ in TAGS], rng.choice((0, 0, 1, 2))))),
-            voicemail=voicemail,
-            transferred=answered and rng.random() < 0.1,
-            ivr=rng.choice(IVR_BRANCHES),
-            attempts=rng.randint(1, 3) if direction == "inbound" else 0,
-        ))
+        shapes.append(
+            CallShape(
+                offset=rng.randint(0, 59),
+                fields=(
+                    direction,
+                    rng.choice(("standard", "standard", "transfer", "conference")),
+                    answered,
+                    "" if answered else rng.choice(UNANSWERED_REASONS),
+                ),
+                waiting=waiting,
+                in_call=in_call,
+                user=rng.choice(USERS),
+                line=rng.choice(LINES),
+                customer="+33 6 " + " ".join(str(rng.randint(10, 99)) for _ in range(4)),
+                country=rng.choice(COUNTRIES),
+                tag_ids=tuple(sorted(rng.sample([tag for tag, _ in TAGS], rng.choice((0, 0, 1, 2))))),
+                voicemail=voicemail,
+                transferred=answered and rng.random() < 0.1,
+                ivr=rng.choice(IVR_BRANCHES),
+                attempts=rng.randint(1, 3) if direction == "inbound" else 0,
+            )
+        )
     return tuple(shapes)
 
 
@@ -177,6 +183,7 @@ class Filters:
     @classmethod
     def from_request(cls, request_filter: dict) -> Filters:
         """Read the filters of an export request (team IDs are team indexes + 1)."""
+
         def ids(key: str) -> frozenset[int] | None:
             values = request_filter.get(key)
             return frozenset(values) if values else None
@@ -206,7 +213,7 @@ class Filters:
         return self.tag_ids is None or bool(self.tag_ids.intersection(shape.tag_ids))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _shape_texts(shape: CallShape) -> tuple[str, ...]:
     direction, call_type, answered, reason = shape.fields
     user_id, user_name, team = shape.user
@@ -234,7 +241,7 @@ def _shape_texts(shape: CallShape) -> tuple[str, ...]:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _quoted(fields: tuple[str, ...]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n").writerow(fields)  # quotes fields holding \r or \n
@@ -376,8 +383,15 @@ class ReportData:
                         continue
                     following = periods[index + 1][0][0] if index + 1 < len(periods) else "offline"
                     yield [
-                        str(user[0]), user[1], TEAMS[user[2]], status[0], status[1],
-                        started_text, text(started + length), duration_text(length), following,
+                        str(user[0]),
+                        user[1],
+                        TEAMS[user[2]],
+                        status[0],
+                        status[1],
+                        started_text,
+                        text(started + length),
+                        duration_text(length),
+                        following,
                     ]
 
     def _per_user_day(self) -> Iterator[list[str]]:
@@ -419,7 +433,7 @@ def _metric_text(kind: Kind, value: float) -> str:
 
 
 #: Texts of the `extra_column` drift: quoting, line breaks, non-ASCII, an empty cell.
-EXTRA_TEXTS = ("Queue A", 'Support, "VIP"', "line one\nline two", "", "Zoë, \"Ñ\"\r\nend")
+EXTRA_TEXTS = ("Queue A", 'Support, "VIP"', "line one\nline two", "", 'Zoë, "Ñ"\r\nend')
 BAD_CELL = "n/a"  # what a bad cell of the `bad_cells_every` drift holds
 
 
@@ -441,21 +455,36 @@ def typed_text(kind: Kind, row: list[str]) -> str:
 
 def bad_cell_column(report: Report) -> Column:
     """The column that holds the bad cells of the `bad_cells_every` drift: the last typed, non-key one."""
-    return [column for column in report.columns if column.name not in report.primary_key
-            and column.kind not in (Kind.STRING, Kind.LIST)][-1]
+    return [
+        column
+        for column in report.columns
+        if column.name not in report.primary_key and column.kind not in (Kind.STRING, Kind.LIST)
+    ][-1]
 
 
 def has_bad_cell(row: list[str], every: int | None) -> bool:
     """True when a contract row gets a bad cell under `bad_cells_every`."""
-    return bool(every) and drift_code(row) % every == 0
+    return every is not None and every > 0 and drift_code(row) % every == 0
 
 
 def queue_report(api_name: str) -> Report:
     """A per-user-per-day report unknown to the catalogue, served under `api_name` by the `extra_report` drift."""
-    columns = (("Date", Kind.DATE), ("User ID", Kind.INTEGER), ("User name", Kind.STRING), ("Team", Kind.STRING),
-               ("Queue calls", Kind.INTEGER), ("Queue wait time", Kind.DURATION), ("Queue answer rate", Kind.PERCENT))
-    return Report(api_name=api_name, columns=tuple(Column(label, kind) for label, kind in columns),
-                  primary_key=("date", "user_id"), replication_key="date", daily_breakdown=True)
+    columns = (
+        ("Date", Kind.DATE),
+        ("User ID", Kind.INTEGER),
+        ("User name", Kind.STRING),
+        ("Team", Kind.STRING),
+        ("Queue calls", Kind.INTEGER),
+        ("Queue wait time", Kind.DURATION),
+        ("Queue answer rate", Kind.PERCENT),
+    )
+    return Report(
+        api_name=api_name,
+        columns=tuple(Column(label, kind) for label, kind in columns),
+        primary_key=("date", "user_id"),
+        replication_key="date",
+        daily_breakdown=True,
+    )
 
 
 @dataclass(frozen=True)

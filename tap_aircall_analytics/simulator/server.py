@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import typing as t
 import uuid
 import zipfile
 import zoneinfo
@@ -41,7 +42,7 @@ from tap_aircall_analytics.reports import (
     STATUS_PENDING,
     Report,
 )
-from tap_aircall_analytics.simulator.data import Filters, FileOptions, ReportData, queue_report, write_csv
+from tap_aircall_analytics.simulator.data import FileOptions, Filters, ReportData, queue_report, write_csv
 
 RELATIVE_RANGES = ("TODAY", "YESTERDAY", "THIS_WEEK", "LAST_WEEK", "THIS_MONTH", "LAST_MONTH")
 
@@ -85,8 +86,16 @@ class SimulatorConfig:
 
     def file_options(self) -> FileOptions:
         """The CSV format options these settings ask for."""
-        return FileOptions(self.bom, self.crlf, self.shuffle_columns, self.drop_column, self.extra_column,
-                           self.typed_column, self.rename_column, self.bad_cells_every)
+        return FileOptions(
+            self.bom,
+            self.crlf,
+            self.shuffle_columns,
+            self.drop_column,
+            self.extra_column,
+            self.typed_column,
+            self.rename_column,
+            self.bad_cells_every,
+        )
 
     def reports(self) -> dict[str, Report]:
         """The reports served, by name: the catalogue's, and the `extra_report` drift."""
@@ -175,13 +184,13 @@ class Simulator:
     def api_url(self) -> str:
         """The base URL of the API, as the tap's `api_url` setting takes it."""
         host, port = self._api.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     @property
     def download_url(self) -> str:
         """The base URL of the download host."""
         host, port = self._files.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> Simulator:
         """Serve both hosts in background threads."""
@@ -226,7 +235,7 @@ class Simulator:
             self._check_faults_and_auth(request)
             path = urlsplit(request.path).path.rstrip("/")
             if method == "POST" and path == EXPORTS_PATH:
-                return HTTPStatus.CREATED, self._create_export(body), headers
+                return HTTPStatus.CREATED, self._create_export(body or {}), headers
             match = re.fullmatch(re.escape(EXPORTS_PATH) + r"/([^/]+)", path)
             if method == "GET" and match:
                 return HTTPStatus.OK, self._poll_export(match.group(1)), headers
@@ -251,7 +260,7 @@ class Simulator:
             over = self._rate_used > config.rate_limit
         if over:
             wait = max(1, int(reset - now + 0.999))
-            request.rate_limited = (headers, wait)
+            request.rate_limited = (headers, wait)  # type: ignore[attr-defined]  # read by _check_faults_and_auth
         return headers
 
     def _check_faults_and_auth(self, request: BaseHTTPRequestHandler) -> None:
@@ -300,9 +309,9 @@ class Simulator:
             if config.fail_first_export and report not in self._failed_reports:
                 self._failed_reports.add(report)
                 export.error = "Report generation failed: internal error"
-            elif config.fail_over_days is not None and (last - first).days + 1 > config.fail_over_days:
-                export.error = "Report generation failed: too many rows"
-            elif any(first <= day <= last for day in config.fail_days):
+            elif (config.fail_over_days is not None and (last - first).days + 1 > config.fail_over_days) or any(
+                first <= day <= last for day in config.fail_days
+            ):
                 export.error = "Report generation failed: too many rows"
             elif report == config.fail_report:
                 export.error = "Report generation failed: report unavailable"
@@ -317,8 +326,9 @@ class Simulator:
             export.done.set()
         else:
             data = self._data(self.config.reports()[report], first, last, timezone, request_filter, daily)
-            threading.Thread(target=self._write_file, args=(export, data, json.dumps(body, sort_keys=True)),
-                             daemon=True).start()
+            threading.Thread(
+                target=self._write_file, args=(export, data, json.dumps(body, sort_keys=True)), daemon=True
+            ).start()
         return self._export_object(export)
 
     def _validate(self, body: dict) -> tuple[str, dt.date, dt.date, str, dict, bool]:
@@ -387,19 +397,27 @@ class Simulator:
     def _data(self, report, first, last, timezone, request_filter, daily) -> ReportData:
         config = self.config
         return ReportData(
-            report, first, last, timezone,
-            seed=config.seed, calls_per_day=config.calls_per_day,
-            filters=Filters.from_request(request_filter), empty_days=config.empty_days, daily=daily,
+            report,
+            first,
+            last,
+            timezone,
+            seed=config.seed,
+            calls_per_day=config.calls_per_day,
+            filters=Filters.from_request(request_filter),
+            empty_days=config.empty_days,
+            daily=daily,
         )
 
     def _write_file(self, export: Export, data: ReportData, request: str) -> None:
         path = os.path.join(self._workdir, export.export_id + (".zip" if export.zipped else ".csv"))
         options = self.config.file_options()
         if export.zipped:
-            with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive, \
-                    archive.open(f"{export.report.lower()}.csv", "w") as member:
-                with _text(member) as handle:
-                    export.rows = write_csv(data, handle, options, self.config.seed)
+            with (
+                zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive,
+                archive.open(f"{export.report.lower()}.csv", "w") as member,
+                _text(member) as handle,
+            ):
+                export.rows = write_csv(data, handle, options, self.config.seed)
         else:
             with open(path, "w", encoding="utf-8", newline="") as handle:
                 export.rows = write_csv(data, handle, options, self.config.seed)
@@ -457,6 +475,7 @@ class Simulator:
         with self._lock:
             cut = self.config.cut_download_once and not self._cut_done
             self._cut_done = self._cut_done or cut
+        assert export.path is not None  # checked by _download_status
         _send_file(request, export.path, "application/zip" if export.zipped else "text/csv", cut_half=cut)
 
     def _download_status(self, export_id: str, query: dict[str, str]) -> int:
@@ -499,8 +518,9 @@ def _text(binary) -> io.TextIOWrapper:
     return io.TextIOWrapper(binary, encoding="utf-8", newline="")
 
 
-def _send(request: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str,
-          headers: dict[str, str] | None = None) -> None:
+def _send(
+    request: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+) -> None:
     request.send_response(status)
     request.send_header("Content-Type", content_type)
     request.send_header("Content-Length", str(len(body)))
@@ -531,7 +551,7 @@ def _send_file(request: BaseHTTPRequestHandler, path: str, content_type: str, *,
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def handle_error(self, request: object, client_address: object) -> None:
+    def handle_error(self, request: t.Any, client_address: t.Any) -> None:
         """A client that hangs up (a killed tap) is not the server's error: stay quiet then."""
         error = sys.exc_info()[1]
         if not isinstance(error, (ConnectionError, TimeoutError)):
@@ -550,14 +570,13 @@ def _handler(simulator: Simulator, handle):
                 status, body, headers = result
                 _send(self, status, json.dumps(body).encode(), "application/json", headers)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._dispatch("GET")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self._dispatch("POST")
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             """Stay quiet: the simulator's callers read its request lists instead."""
 
     return Handler
-
