@@ -1,0 +1,85 @@
+"""Where the tap leans on parts of singer-sdk that are private, final or undocumented.
+
+Everything else the tap uses is the SDK's public API. Each entry names the SDK part, where
+the tap uses it, and why; `tests/test_sdk_parts.py` checks each one still exists in the
+installed SDK with the parameters the tap relies on, and fails with the entry's reason
+when an upgrade changes it. Read this list before moving the `singer-sdk` pin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SdkPart:
+    """One part of singer-sdk the tap depends on beyond the public API."""
+
+    name: str  # "module:Class.attribute", or "tap." / "stream." for an attribute of a live object
+    used_in: str
+    reason: str
+    parameters: tuple[str, ...] | None = None  # the parameter names the tap calls or overrides it with
+
+
+SDK_PARTS: tuple[SdkPart, ...] = (
+    SdkPart(
+        "singer_sdk:Tap.sync_all",
+        "tap.py TapAircallAnalytics.sync_all",
+        "final in the SDK; overridden to plan every selected stream's exports before the streams sync, "
+        "to run plan_only and check_schema instead of a sync, and to stop with one line on a known failure",
+        ("self",),
+    ),
+    SdkPart(
+        "singer_sdk:Tap._validate_config",
+        "tap.py TapAircallAnalytics._validate_config",
+        "number settings given as text (environment variables, Meltano) are read as numbers before validation",
+        ("self", "raise_errors"),
+    ),
+    SdkPart(
+        "singer_sdk:Tap._handle_termination",
+        "tap.py TapAircallAnalytics._handle_termination",
+        "SIGTERM/SIGINT: keep messages whole, emit the state of the finished windows, exit 128 + signal",
+        ("self", "signum", "frame"),
+    ),
+    SdkPart("tap._config", "tap.py TapAircallAnalytics._validate_config", "the config dict read before validation"),
+    SdkPart("tap._state_writer", "tap.py TapAircallAnalytics._handle_termination", "writes the last STATE on a signal"),
+    SdkPart(
+        "singer_sdk.streams:Stream._sync_records",
+        "streams.py ReportStream._sync_records",
+        "flushes the message buffer however the sync ends, and lets get_records write records directly when "
+        "the SDK would change nothing of them",
+        ("self", "context", "write_messages"),
+    ),
+    SdkPart(
+        "singer_sdk.streams:Stream._process_record",
+        "streams.py ReportStream._process_record",
+        "no per-record work: report streams have no partitions and no child streams",
+        ("self", "record", "child_context", "partition_context"),
+    ),
+    SdkPart(
+        "singer_sdk.streams:Stream._increment_stream_state",
+        "streams.py ReportStream._increment_stream_state",
+        "records never move the bookmark: finished windows do (no public 'checkpoint now', SDK issue 1750)",
+        ("self", "latest_record", "context"),
+    ),
+    SdkPart(
+        "singer_sdk.streams:Stream._write_state_message",
+        "streams.py ReportStream._checkpoint",
+        "writes a STATE after the last record of each window",
+        ("self",),
+    ),
+    SdkPart("stream.state_manager.is_flushed", "streams.py ReportStream._checkpoint", "marks the state as changed"),
+    SdkPart("stream._tap", "streams.py ReportStream.owner", "the tap, with its settings and the run's exports"),
+    SdkPart(
+        "singer_sdk.helpers._batch:BaseBatchFileEncoding",
+        "streams.py, batches.py",
+        "the encoding of batch_config, read to write batch files with DuckDB",
+    ),
+    SdkPart("singer_sdk.helpers._batch:BatchConfig", "streams.py ReportStream.get_batches", "the batch_config"),
+    SdkPart("singer_sdk.helpers._batch:StorageTarget", "batches.py BatchFileWriter", "where batch files go"),
+    SdkPart(
+        "singer_sdk.singerlib.encoding.base:GenericSingerWriter",
+        "messages.py BufferedMessageWriter",
+        "the base of the tap's msgspec message writer (serialize_message, write_message)",
+    ),
+)
