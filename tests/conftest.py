@@ -136,6 +136,18 @@ def pg_schema():
         db.execute(f'drop schema if exists "{schema}" cascade')
 
 
+def pg_column_types(schema: str) -> dict[str, str]:
+    """`table.column` -> PostgreSQL data type, for every column of `schema`."""
+    with psycopg.connect(POSTGRES) as db:
+        return dict(
+            db.execute(
+                "select table_name || '.' || column_name, data_type from information_schema.columns "
+                "where table_schema = %s",
+                (schema,),
+            ).fetchall()
+        )
+
+
 @pytest.fixture
 def simulator():
     """Start simulators with the given settings; all are stopped after the test."""

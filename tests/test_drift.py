@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from test_batches import batch_records, batch_settings, canonical
 
-from conftest import POSTGRES, Meltano, tap_config
+from conftest import POSTGRES, Meltano, pg_column_types, tap_config
 from tap_aircall_analytics.reports import REPORTS_BY_API_NAME, Kind
 from tap_aircall_analytics.simulator.data import (
     BAD_CELL,
@@ -232,13 +232,6 @@ def test_drift_lands_in_postgres_queryable(installed_plugins, simulator, tmp_pat
                 f"duration from {pg_schema}.calls_history"
             ).fetchall()
         }
-        types = dict(
-            db.execute(
-                "select table_name || '.' || column_name, data_type from information_schema.columns "
-                "where table_schema = %s",
-                (pg_schema,),
-            ).fetchall()
-        )
         queues = db.execute(
             f"select count(*), count(distinct (date, user_id)), min(_extra_columns->>'Queue calls') "
             f"from {pg_schema}.user_activity_queues"
@@ -252,6 +245,7 @@ def test_drift_lands_in_postgres_queryable(installed_plugins, simulator, tmp_pat
             if has_bad_cell(row, DRIFT["bad_cells_every"])
             else (row[CALLS.columns.index(bad)] == "Yes", None)
         )
+    types = pg_column_types(pg_schema)
     assert types["calls_history.queue_size"] == "bigint"
     assert types["calls_history._extra_columns"] == "jsonb" and types["calls_history._unparsed_values"] == "jsonb"
     assert types["user_activity_queues.wait_seconds"] == "bigint"

@@ -188,19 +188,26 @@ def check_bookmarks_cover_only_emitted_days(sim, run: TapRun) -> None:
             assert done <= set(emitted_keys(report, run.records[stream])), stream
 
 
+def eight_days_three_at_a_time(sim, max_disk_bytes: float) -> tuple[ExportPipeline, str]:
+    """A pipeline for eight one-day windows of one report, three exports in flight; and the stream."""
+    exporter, _ = exporter_for(sim, "USER_ACTIVITY_CALLS_HANDLED")
+    pipeline = ExportPipeline(max_concurrent=3, max_disk_bytes=max_disk_bytes, stop=exporter.client.stop)
+    pipeline.add(
+        exporter, [Window(TODAY - dt.timedelta(days=d), TODAY - dt.timedelta(days=d)) for d in range(8, 0, -1)]
+    )
+    return pipeline, exporter.stream
+
+
 def test_the_disk_bound_holds_back_new_exports_until_files_are_read(simulator):
     sim = simulator(rate_limit=100_000)
-    exporter, _ = exporter_for(sim, "USER_ACTIVITY_CALLS_HANDLED")
-    windows = [Window(TODAY - dt.timedelta(days=d), TODAY - dt.timedelta(days=d)) for d in range(8, 0, -1)]
-    pipeline = ExportPipeline(max_concurrent=3, max_disk_bytes=1, stop=exporter.client.stop)
-    pipeline.add(exporter, windows)
+    pipeline, stream = eight_days_three_at_a_time(sim, max_disk_bytes=1)
     created_while_holding = []
     with pipeline:
-        for file in pipeline.files(exporter.stream):
+        for file in pipeline.files(stream):
             time.sleep(0.5)  # the exports in flight finish meanwhile; their files fill the disk
             created_while_holding.append(sum(sim.exports_created.values()))
             assert file.path.exists()  # never dropped to make room
-    # Holding the first file, only the 3 exports in flight were requested; each read file frees room for one.
+    # Holding the first file, only the 3 exports in flight were requested; read files make room again.
     assert created_while_holding[0] == 3
     assert all(count <= index + 3 for index, count in enumerate(created_while_holding, 1))
     assert sum(sim.exports_created.values()) == 8
@@ -209,12 +216,9 @@ def test_the_disk_bound_holds_back_new_exports_until_files_are_read(simulator):
 
 def test_below_the_disk_bound_exports_run_ahead_of_reading(simulator):
     sim = simulator(rate_limit=100_000)
-    exporter, _ = exporter_for(sim, "USER_ACTIVITY_CALLS_HANDLED")
-    windows = [Window(TODAY - dt.timedelta(days=d), TODAY - dt.timedelta(days=d)) for d in range(8, 0, -1)]
-    pipeline = ExportPipeline(max_concurrent=3, max_disk_bytes=1e12, stop=exporter.client.stop)
-    pipeline.add(exporter, windows)
+    pipeline, stream = eight_days_three_at_a_time(sim, max_disk_bytes=1e12)
     with pipeline:
-        files = pipeline.files(exporter.stream)
+        files = pipeline.files(stream)
         first = next(files)
         deadline = time.monotonic() + 10
         while pipeline.peak_disk < 8 * first.size * 0.9 and time.monotonic() < deadline:

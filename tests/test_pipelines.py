@@ -9,7 +9,7 @@ import zoneinfo
 import duckdb
 import psycopg
 
-from conftest import POSTGRES, Meltano
+from conftest import POSTGRES, Meltano, pg_column_types
 from tap_aircall_analytics.reports import REPORTS
 
 TODAY = dt.datetime.now(dt.timezone.utc).date()
@@ -55,14 +55,8 @@ def test_postgres_types_counts_incremental_runs_and_backfill(installed_plugins, 
     expected = expected_counts(sim, first, today, "Europe/Paris")
     assert pg_counts(pg_schema) == expected
 
+    types = pg_column_types(pg_schema)
     with psycopg.connect(POSTGRES) as db:
-        types = dict(
-            db.execute(
-                "select table_name || '.' || column_name, data_type from information_schema.columns "
-                "where table_schema = %s",
-                (pg_schema,),
-            ).fetchall()
-        )
         labels, rows = sim.expected_rows("CALLS_HISTORY", first, today, "Europe/Paris")
         call = rows[0]
         stored = db.execute(
