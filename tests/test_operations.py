@@ -89,6 +89,10 @@ def test_plan_mode_lists_windows_from_the_state_and_exports_nothing(simulator, r
     status = next(line for line in lines if line.startswith("user_status_history "))
     assert status.split()[1] == (TODAY - dt.timedelta(days=7)).isoformat()  # the retention limit
     assert any(line.startswith("Total: 5 exports, at least 10 API calls") for line in lines)
+    assert any(
+        line.startswith("Run-wide: up to 12 exports in flight at once") and "about 1 export(s) in a row" in line
+        for line in lines
+    )
 
 
 def test_schema_check_reports_new_missing_and_renamed_columns(simulator, run_tap):
