@@ -154,14 +154,16 @@ def test_sigterm_with_every_stream_in_flight_stops_cleanly_within_five_seconds(s
 
 def test_killed_while_files_wait_on_disk_a_rerun_loses_nothing(simulator, catalog, tmp_path):
     streams = ["calls_history", "user_activity_ringing_attempts", "user_status_history"]
-    sim = simulator(export_seconds=0.1, calls_per_day=200, rate_limit=100_000)
+    # Each window's records outgrow the pipe to this test, so the tap blocks on stdout while it holds files.
+    sim = simulator(export_seconds=0.1, calls_per_day=3000, rate_limit=100_000)
     config = tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=1, lookback_days=0)
     process = _start_tap(tmp_path, catalog, config, None, streams)
     seen = _read_until(process, 300)
-    time.sleep(1)  # the other streams' files are downloaded meanwhile, and wait on disk
-    assert any((tmp_path / name).iterdir() for name in _workdirs(tmp_path))
+    time.sleep(1)  # the other windows' files are downloaded meanwhile, and wait on disk
+    files_waiting = any(any((tmp_path / name).iterdir()) for name in _workdirs(tmp_path))
     process.kill()
     killed = parse_messages(seen + _rest(process), TapRun(-9, "", ""))
+    assert files_waiting
     rerun_process = _start_tap(tmp_path, catalog, config, killed.state or None, streams)
     out = _rest(rerun_process)
     assert rerun_process.returncode == 0
