@@ -17,6 +17,7 @@ import stat
 import sys
 import time
 import typing as t
+from pathlib import Path
 
 import msgspec
 from singer_sdk.singerlib import Message, SingerMessageType
@@ -26,9 +27,10 @@ FLUSH_BYTES = 1 << 20
 
 
 class BufferedMessageWriter(GenericSingerWriter[bytes, Message]):
-    """Writes Singer messages to stdout through one ordered buffer."""
+    """Writes Singer messages to stdout (or to `output`) through one ordered buffer."""
 
-    def __init__(self) -> None:
+    def __init__(self, output: t.BinaryIO | None = None) -> None:
+        self._output = output
         self._encoder = msgspec.json.Encoder(decimal_format="number")
         self._encode = self._encoder.encode
         self._buffer = bytearray()
@@ -36,8 +38,9 @@ class BufferedMessageWriter(GenericSingerWriter[bytes, Message]):
         self._stamp = b""
         self.flushing = False  # a signal handler must not write while the buffer goes out
         self.after_flush: t.Callable[[], None] | None = None
-        _widen_stdout_pipe()
-        atexit.register(self.flush)
+        if output is None:
+            _widen_stdout_pipe()
+            atexit.register(self.flush)
 
     def serialize_message(self, message: Message) -> bytes:
         """Encode a message as one line of JSON, without the newline."""
@@ -87,8 +90,10 @@ class BufferedMessageWriter(GenericSingerWriter[bytes, Message]):
         self.flushing = True
         try:
             stdout = sys.stdout
-            binary = getattr(stdout, "buffer", None)
-            if binary is not None:
+            binary = self._output or getattr(stdout, "buffer", None)
+            if self._output is not None:
+                _write_all(self._output, self._buffer)
+            elif binary is not None:
                 stdout.flush()
                 _write_all(binary, self._buffer)
                 binary.flush()
@@ -101,6 +106,20 @@ class BufferedMessageWriter(GenericSingerWriter[bytes, Message]):
         if self.after_flush is not None:
             after, self.after_flush = self.after_flush, None
             after()
+
+    def write_file(self, path: Path) -> None:
+        """Write the messages of a file (lines, as this writer writes them) after those buffered.
+
+        The buffer only ever takes whole lines, so a signal never leaves half a message out.
+        """
+        rest = b""
+        with open(path, "rb") as messages:
+            while chunk := messages.read(FLUSH_BYTES):
+                chunk = rest + chunk
+                whole = chunk.rfind(b"\n") + 1
+                self._buffer += chunk[:whole]
+                rest = chunk[whole:]
+                self.flush()
 
     def drop_partial_message(self) -> None:
         """Cut the buffer after its last whole message (a signal may land between two appends)."""
@@ -119,7 +138,7 @@ def _widen_stdout_pipe() -> None:
         pass  # not a pipe, not Linux, or a limit below a megabyte: the default pipe works too
 
 
-def _write_all(binary: t.BinaryIO, data: bytearray) -> None:
+def _write_all(binary: t.BinaryIO | t.IO[bytes], data: bytearray) -> None:
     """Write all of `data`: an unbuffered stdout (PYTHONUNBUFFERED) may take only part of it at once."""
     with memoryview(data) as view:
         written = 0

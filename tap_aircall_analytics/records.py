@@ -294,15 +294,57 @@ class HeaderMatch:
         return cls(tuple(positions), tuple(extras), tuple(by_label.values()))
 
 
+@dataclass(frozen=True)
+class FilePart:
+    """Bytes [start, end) of a plain export file, starting at a row."""
+
+    start: int
+    end: int | None
+    lines_before: int  # line endings before `start`: row numbers in messages stay the file's
+    header: list[str] | None  # None: the part starts with the header row
+
+
 class FileFormatError(ValueError):
     """An export file that cannot be read; the message names the row and column."""
 
 
+class _ByteRange(io.RawIOBase):
+    """Bytes [start, end) of a file, read as a stream of their own."""
+
+    def __init__(self, path: Path, start: int, end: int | None) -> None:
+        super().__init__()
+        self._file = open(path, "rb")  # noqa: SIM115 - closed with this stream
+        self._file.seek(start)
+        self._left = (end - start) if end is not None else None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: t.Any) -> int:
+        view = memoryview(buffer)
+        if self._left is not None:
+            view = view[: self._left]
+        count = self._file.readinto(view) or 0
+        if self._left is not None:
+            self._left -= count
+        return count
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
 @contextmanager
-def open_text(path: Path, zipped: bool) -> Iterator[io.TextIOBase]:
-    """Open an export file as text: unzipped if need be, BOM dropped, newlines kept for csv."""
+def open_text(path: Path, zipped: bool, start: int = 0, end: int | None = None) -> Iterator[io.TextIOBase]:
+    """Open an export file as text: unzipped if need be, BOM dropped, newlines kept for csv.
+
+    `start` and `end` read a byte range of a plain file (a range starting at a row).
+    """
     if not zipped:
-        with open(path, encoding="utf-8-sig", newline="", buffering=READ_BUFFER) as handle:
+        encoding = "utf-8-sig" if start == 0 else "utf-8"
+        with io.TextIOWrapper(
+            io.BufferedReader(_ByteRange(path, start, end), READ_BUFFER), encoding=encoding, newline=""
+        ) as handle:
             yield handle
         return
     with zipfile.ZipFile(path) as archive:
@@ -310,8 +352,8 @@ def open_text(path: Path, zipped: bool) -> Iterator[io.TextIOBase]:
         if len(members) != 1:
             raise FileFormatError(f"the zip archive holds {len(members)} files, not one CSV")
         with archive.open(members[0]) as binary:
-            raw = t.cast(io.RawIOBase, binary)  # a zip member reads like a raw stream
-            yield io.TextIOWrapper(io.BufferedReader(raw, READ_BUFFER), encoding="utf-8-sig", newline="")
+            member = t.cast(io.RawIOBase, binary)  # a zip member reads like a raw stream
+            yield io.TextIOWrapper(io.BufferedReader(member, READ_BUFFER), encoding="utf-8-sig", newline="")
 
 
 def _empty_key() -> None:
@@ -375,18 +417,28 @@ class RecordReader:
         self.timezone = timezone
         self.strict = strict
         self.unparsed: Counter[str] = Counter()  # column label -> cells kept as text this run
+        self.examples: dict[str, str] = {}  # column label -> where its first such cell was, for the warning
         self._warn = warn
         self._warned: set[str] = set()
 
-    def read(self, path: Path, *, zipped: bool = False, where: str = "") -> Iterator[dict]:
-        """Yield the records of one file. `where` names the file in error messages."""
+    def read(
+        self,
+        path: Path,
+        *,
+        zipped: bool = False,
+        where: str = "",
+        part: FilePart | None = None,
+    ) -> Iterator[dict]:
+        """Yield the records of one file, or of one `part` of it. `where` names the file in error messages."""
         where = where or path.name
-        with open_text(path, zipped) as handle:
+        start, end = (part.start, part.end) if part else (0, None)
+        with open_text(path, zipped, start, end) as handle:
             reader = csv.reader(handle, strict=True)
             try:
-                header = next(reader)
+                header = part.header if part and part.header is not None else next(reader)
             except StopIteration:
                 return  # an empty file: no header, no rows
+            lines_before = part.lines_before if part else 0
             match = self.match(header)
             row_to_record = _row_function(match, self.timezone, self.report.primary_key)
             converters = {column.name: converter(column.kind, self.timezone) for _, column in match.positions}
@@ -396,11 +448,13 @@ class RecordReader:
                     if len(row) != width:
                         if row == [] or row == [""]:
                             continue
-                        raise FileFormatError(f"row {reader.line_num} has {len(row)} fields; the header has {width}")
+                        raise FileFormatError(
+                            f"row {lines_before + reader.line_num} has {len(row)} fields; the header has {width}"
+                        )
                     try:
                         record = row_to_record(row)
                     except (BadValue, ValueError, KeyError, TypeError):
-                        record = self._lenient(row, match, converters, reader.line_num)
+                        record = self._lenient(row, match, converters, lines_before + reader.line_num)
                     yield record
             except (FileFormatError, csv.Error, UnicodeDecodeError) as error:
                 raise FileFormatError(f"{self.report.stream_name} {where}: {error}") from None
@@ -432,6 +486,7 @@ class RecordReader:
         """Count cells of `column` kept as text; warn the first time in this run."""
         first = not self.unparsed[column.label]
         self.unparsed[column.label] += count
+        self.examples.setdefault(column.label, example)
         if first:
             self._warn(
                 f"{self.report.stream_name}: column '{column.label}' holds values that do not parse as "
