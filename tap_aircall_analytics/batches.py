@@ -301,12 +301,12 @@ class BatchFileWriter:
         if kind is Kind.LIST:  # the non-empty items between separators, trimmed
             item = f"[^{LIST_SEPARATOR}\\s](?:[^{LIST_SEPARATOR}]*[^{LIST_SEPARATOR}\\s])?"
             return f"regexp_extract_all({field}, '{item}')"
-        if kind is Kind.DURATION:  # H:MM:SS; a part that is not a number fails its CAST
-            parts = [f"split_part({field}, ':', {n})" for n in (1, 2, 3)]
+        if kind is Kind.DURATION:  # H:MM:SS, MM and SS at fixed places from the end; a part not a number fails
+            hours = f"substr({field}, 1, strlen({field}) - 6)"
             return (
-                f"CASE WHEN strlen({parts[1]}) = 2 AND strlen({parts[2]}) = 2 THEN "
-                f"{cast}({parts[0]} AS BIGINT) * 3600 + {cast}({parts[1]} AS BIGINT) * 60 + "
-                f"{cast}({parts[2]} AS BIGINT) ELSE {bad('a duration (H:MM:SS)')} END"
+                f"CASE WHEN substr({field}, -3, 1) = ':' AND substr({field}, -6, 1) = ':' THEN "
+                f"{cast}({hours} AS BIGINT) * 3600 + {cast}(substr({field}, -5, 2) AS BIGINT) * 60 + "
+                f"{cast}(substr({field}, -2, 2) AS BIGINT) ELSE {bad('a duration (H:MM:SS)')} END"
             )
         strptime = "try_strptime" if cast == "TRY_CAST" else "strptime"
         if kind is Kind.DATE:

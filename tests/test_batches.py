@@ -238,3 +238,19 @@ def test_jsonl_gz_batches_load_into_postgres_like_record_mode(installed_plugins,
         with psycopg.connect(POSTGRES, autocommit=True) as db:
             for schema in schemas.values():
                 db.execute(f"drop schema if exists {schema} cascade")
+
+
+@pytest.mark.parametrize("text", ["27:03:10", "0:00:05", "3:10", ":03:10", "1:2:03", "x:03:10", "1:02:03:04", "5"])
+def test_a_duration_reads_the_same_in_batch_and_record_mode(tmp_path, text):
+    header = "Date,User ID,User name,Team,Calls with after-call work,Total after-call work time"
+    path = tmp_path / "export.csv"
+    path.write_text(f'{header}\n2026-07-01,7,Ann,Support,1,"{text}"\n')
+    report = REPORTS_BY_API_NAME["USER_ACTIVITY_AVERAGE_AFTER_CALL_WORK_TIME_PER_USER"]
+    (record,) = RecordReader(report, "UTC", lambda message: None).read(path)
+    writer = writer_for(tmp_path, report.api_name)
+    urls = writer.write(path, zipped=False, window=Window(dt.date(2026, 7, 1), dt.date(2026, 7, 1)), workdir=tmp_path)
+    batched = []
+    for url in urls:
+        with gzip.open(url.removeprefix("file://"), "rt") as lines:
+            batched.extend(map(json.loads, lines))
+    assert batched == [record]
