@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import importlib
 import shutil
+import threading
 import typing as t
 import uuid
 import zoneinfo
 from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
@@ -46,6 +50,11 @@ FORMATS = {"jsonl": "json", "parquet": "parquet"}
 MEMORY_LIMIT = "48MB"  # DuckDB's share of the tap's memory; buffers and row groups are kept small to fit it
 PARQUET_ROW_GROUP = 8_192
 CSV_BUFFER_BYTES = 1 << 20
+
+
+def load_duckdb_meanwhile() -> None:
+    """Import DuckDB in the background: a run loads it while it waits for its first export."""
+    threading.Thread(target=importlib.import_module, args=("duckdb",), name="load-duckdb", daemon=True).start()
 
 
 def supported(encoding: BaseBatchFileEncoding) -> bool:
@@ -117,13 +126,19 @@ class BatchFileWriter:
         urls = []
         for part, local in enumerate(sorted(output.iterdir()) if output.is_dir() else [output], start=1):
             filename = f"{self.storage.prefix or ''}{self.file_stem}-{self._count}-{part}.{self._extension}"
-            with open(local, "rb") as source, self.storage.open(filename, "wb") as target:
-                shutil.copyfileobj(source, target, 1 << 20)
-            urls.append(self.storage.get_url(filename))
+            url = self.storage.get_url(filename)
+            if url.startswith("file://"):  # a local folder: moved there, renamed if on the same file system
+                target = Path(url2pathname(urlsplit(url).path))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(local, target)
+            else:
+                with open(local, "rb") as source, self.storage.open(filename, "wb") as remote:
+                    shutil.copyfileobj(source, remote, 1 << 20)
+            urls.append(url)
         if output.is_dir():
             shutil.rmtree(output, ignore_errors=True)
         else:
-            output.unlink()
+            output.unlink(missing_ok=True)
         if zipped:
             csv_path.unlink()
         return urls

@@ -151,6 +151,7 @@ class ReportStream(Stream):
         if not (self._maps_pass_through() and batches.supported(batch_config.encoding)):
             yield from super().get_batches(batch_config, context)
             return
+        batches.load_duckdb_meanwhile()
         writer = batches.BatchFileWriter(
             self._record_reader(),
             self._selected_properties(),
