@@ -58,7 +58,7 @@ def write_records(reader: RecordReader, writer: BufferedMessageWriter, path: Pat
     """Write the RECORD messages of one export file; return how many. Large plain files use two cores."""
     halves = None if zipped else split(path)
     if halves is None:
-        return writer.write_records(reader.report.stream_name, reader.read(path, zipped=zipped, where=where))
+        return _one_core(reader, writer, path, zipped, where)
     first, second = halves
     output = path.with_name(path.name + ".second-half")
     context = multiprocessing.get_context("spawn")
@@ -69,7 +69,12 @@ def write_records(reader: RecordReader, writer: BufferedMessageWriter, path: Pat
         name="second-half",
         daemon=True,
     )
-    child.start()
+    try:
+        child.start()
+    except OSError:  # no process can be started here (limits, sandboxes): one core reads it all
+        receive.close()
+        send.close()
+        return _one_core(reader, writer, path, zipped, where)
     send.close()
     try:
         rows = writer.write_records(reader.report.stream_name, reader.read(path, where=where, part=first))
@@ -92,6 +97,10 @@ def write_records(reader: RecordReader, writer: BufferedMessageWriter, path: Pat
             child.terminate()
         child.join(5)
         output.unlink(missing_ok=True)
+
+
+def _one_core(reader: RecordReader, writer: BufferedMessageWriter, path: Path, zipped: bool, where: str) -> int:
+    return writer.write_records(reader.report.stream_name, reader.read(path, zipped=zipped, where=where))
 
 
 def _second_half(

@@ -119,3 +119,19 @@ def test_sigterm_while_the_second_half_is_read_stops_both_processes_cleanly(simu
     run = parse_messages(seen + rest, TapRun(process.returncode, seen + rest, ""))
     assert run.bookmark("calls_history") is None  # the window was not finished
     assert_leftovers_removed(tmp_path)
+
+
+def test_where_no_process_can_start_one_core_reads_the_file(tmp_path, monkeypatch):
+    path = calls_file(tmp_path)
+    whole, _ = messages(
+        RecordReader(CALLS, "UTC", lambda message: None), path, two_cores=False, monkeypatch=monkeypatch
+    )
+
+    def refuse(self):
+        raise OSError("Resource temporarily unavailable")
+
+    monkeypatch.setattr("multiprocessing.process.BaseProcess.start", refuse)
+    one, count = messages(
+        RecordReader(CALLS, "UTC", lambda message: None), path, two_cores=True, monkeypatch=monkeypatch
+    )
+    assert one == whole and count == len(whole)
