@@ -360,7 +360,9 @@ def _empty_key() -> None:
     raise BadValue("a key: it is empty")
 
 
-def _row_function(match: HeaderMatch, timezone: str, keys: tuple[str, ...]) -> Callable[[list[str]], dict]:
+def _row_function(
+    match: HeaderMatch, converters: dict[str, Callable[[str], object]], keys: tuple[str, ...]
+) -> Callable[[list[str]], dict]:
     """Compile the function that turns one CSV row into a record, for one header.
 
     Written out as a single dict display (no loop; no call for a text, an integer, a
@@ -371,7 +373,7 @@ def _row_function(match: HeaderMatch, timezone: str, keys: tuple[str, ...]) -> C
     scope: dict[str, object] = {"BOOLEANS": _BOOLEANS, "UTC_SECONDS": UTC_SECONDS, "empty_key": _empty_key}
     fields = []
     for index, column in match.positions:
-        convert = converter(column.kind, timezone)
+        convert = converters[column.name]
         scope[f"convert_{index}"] = convert
         empty = "empty_key()" if column.name in keys else "None"  # an empty key cell goes to the careful path
         if column.kind is Kind.STRING:
@@ -440,8 +442,8 @@ class RecordReader:
                 return  # an empty file: no header, no rows
             lines_before = part.lines_before if part else 0
             match = self.match(header)
-            row_to_record = _row_function(match, self.timezone, self.report.primary_key)
             converters = {column.name: converter(column.kind, self.timezone) for _, column in match.positions}
+            row_to_record = _row_function(match, converters, self.report.primary_key)
             width = len(header)
             try:
                 for row in reader:
