@@ -296,7 +296,6 @@ class Settings:
     max_poll_interval_seconds: float
     export_timeout_seconds: float
     filters: dict[str, list[int]]
-    reports: tuple[Report, ...] = REPORTS
     column_types: dict[str, list[dict]] = field(default_factory=dict)  # as the user gave them
     strict_values: bool = False
     plan_only: bool = False
@@ -368,7 +367,6 @@ class Settings:
             max_poll_interval_seconds=max_poll,
             export_timeout_seconds=_positive(config, "export_timeout_minutes") * 60,
             filters={key: list(config[name]) for name, key in FILTER_SETTINGS.items() if config.get(name)},
-            reports=catalogue(config),
             column_types=dict(config.get("column_types") or {}),
             strict_values=bool(config.get("strict_values")),
             plan_only=bool(config.get("plan_only")),
