@@ -90,7 +90,7 @@ class BufferedMessageWriter(GenericSingerWriter[bytes, Message]):
         self.flushing = True
         try:
             stdout = sys.stdout
-            binary = self._output or getattr(stdout, "buffer", None)
+            binary = getattr(stdout, "buffer", None)
             if self._output is not None:
                 _write_all(self._output, self._buffer)
             elif binary is not None:
