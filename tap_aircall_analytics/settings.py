@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 from singer_sdk import typing as th
 
+from tap_aircall_analytics import clock
+from tap_aircall_analytics.clock import ClockError
 from tap_aircall_analytics.reports import (
     DEFAULT_API_URL,
     FILTER_SETTINGS,
@@ -311,7 +313,7 @@ class Settings:
 
     def today(self) -> dt.date:
         """Today in the account timezone: the first day that is not over."""
-        return dt.datetime.now(self.zone).date()
+        return clock.today(self.zone)
 
     def last_day(self) -> dt.date:
         """The last day to export: `end_date`, or today."""
@@ -336,9 +338,13 @@ class Settings:
 
         timezone = config.get("timezone") or "UTC"
         try:
-            zoneinfo.ZoneInfo(timezone)
+            zone = zoneinfo.ZoneInfo(timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"timezone '{timezone}' is not an IANA timezone name (e.g. Europe/Paris)") from None
+        try:
+            clock.today(zone)  # a mistyped injected today stops the run here, in one line
+        except ClockError as error:
+            raise ConfigError(str(error)) from None
 
         start_date = _day(config, "start_date")
         if start_date is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -14,7 +15,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tap_aircall_analytics import clock
 from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
+
+# One today for the whole run, here and in every tap, Meltano and simulator the tests start: a run
+# that crosses midnight sees one date, and AIRCALL_ANALYTICS_TODAY=YYYY-MM-DD runs it as of another day.
+os.environ.setdefault(clock.TODAY_VARIABLE, dt.datetime.now(dt.timezone.utc).date().isoformat())
+TODAY = clock.today(dt.timezone.utc)
 
 ROOT = Path(__file__).resolve().parent.parent
 TAP = [sys.executable, "-m", "tap_aircall_analytics"]

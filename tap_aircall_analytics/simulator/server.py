@@ -30,6 +30,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from tap_aircall_analytics import clock
 from tap_aircall_analytics.reports import (
     EXPORTS_PATH,
     KNOWN_FILTERS,
@@ -356,7 +357,7 @@ class Simulator:
         for key in set(request_filter) & KNOWN_FILTERS:
             if not isinstance(request_filter[key], list):
                 raise RequestRejected(HTTPStatus.BAD_REQUEST, f"input.filter.{key} must be an array")
-        today = dt.datetime.now(zone).date()
+        today = clock.today(zone)
         first, last = self._date_range(request_filter.get("dateFilter"), today)
         retention = self.config.reports()[report]
         earliest = retention.earliest_day(today)
