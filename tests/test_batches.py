@@ -13,7 +13,8 @@ import pytest
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
 from conftest import POSTGRES, Meltano, tap_config
-from tap_aircall_analytics.batches import BatchFileWriter, _utc_offsets
+from tap_aircall_analytics.batch_sql import utc_offsets
+from tap_aircall_analytics.batches import BatchFileWriter
 from tap_aircall_analytics.records import FileFormatError, RecordReader, json_schema
 from tap_aircall_analytics.reports import REPORTS_BY_API_NAME
 from tap_aircall_analytics.windows import Window
@@ -204,9 +205,9 @@ def test_strict_batch_mode_names_the_row_column_and_value(tmp_path, field, value
 
 
 def test_offsets_follow_zoneinfo_on_both_daylight_saving_changes():
-    changes = _utc_offsets("Europe/Paris", Window(dt.date(2026, 10, 24), dt.date(2026, 10, 26)))
+    changes = utc_offsets("Europe/Paris", Window(dt.date(2026, 10, 24), dt.date(2026, 10, 26)))
     assert changes == [(None, 7200), (dt.datetime(2026, 10, 25, 3, 0), 3600)]
-    spring = _utc_offsets("Europe/Paris", Window(dt.date(2026, 3, 29), dt.date(2026, 3, 29)))
+    spring = utc_offsets("Europe/Paris", Window(dt.date(2026, 3, 29), dt.date(2026, 3, 29)))
     assert spring == [(None, 3600), (dt.datetime(2026, 3, 29, 3, 0), 7200)]
 
 

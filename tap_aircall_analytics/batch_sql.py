@@ -1,0 +1,251 @@
+"""The DuckDB SQL that converts one export file: pure functions of a report and a header.
+
+It applies the same conversions as `records.py` (UTC timestamps with the first occurrence
+of a repeated hour, whole-second durations, Yes/No, percentages, tag lists), so a
+JSON-lines batch holds exactly the records RECORD mode would emit, and a Parquet batch the
+same values with native types. Nothing here touches a file or a DuckDB session: that is
+`batches.py`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+import zoneinfo
+from dataclasses import dataclass
+from pathlib import Path
+
+from tap_aircall_analytics.records import (
+    EXTRA_COLUMNS,
+    RAW_PROPERTIES,
+    TIMESTAMP_EXPECTED,
+    UNPARSED_VALUES,
+    HeaderMatch,
+)
+from tap_aircall_analytics.reports import (
+    FALSE_TEXT,
+    ISO_WALL_CLOCK,
+    LIST_SEPARATOR,
+    PERCENT_SUFFIX,
+    TIMESTAMP_FORMAT,
+    TRUE_TEXT,
+    Column,
+    Kind,
+    Report,
+)
+from tap_aircall_analytics.windows import Window
+
+CSV_BUFFER_BYTES = 1 << 20
+
+#: (wall-clock start, UTC offset in seconds) pairs; the first start is None (since ever).
+Offsets = list[tuple[dt.datetime | None, int]]
+
+
+def sql_text(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def quoted(name: str) -> str:
+    """A SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def unparsed_counter(index: int) -> str:
+    """The sequence that counts the bad cells of file column `index`."""
+    return f"unparsed_c{index}"
+
+
+def utc_offsets(timezone: str, window: Window) -> Offsets:
+    """The UTC offsets (seconds) in force over the window, as (wall-clock start, offset) pairs.
+
+    A wall time reads with the offset before a change until the later of the two
+    clocks reaches the change: that is the first occurrence of a repeated hour, and the
+    earlier offset in a skipped one, exactly as `zoneinfo` with fold=0 reads it.
+    """
+    zone = zoneinfo.ZoneInfo(timezone)
+    moment = dt.datetime.combine(window.first - dt.timedelta(days=2), dt.time(), dt.timezone.utc)
+    end = dt.datetime.combine(window.last + dt.timedelta(days=3), dt.time(), dt.timezone.utc)
+    offset = moment.astimezone(zone).utcoffset() or dt.timedelta()
+    changes: Offsets = [(None, int(offset.total_seconds()))]
+    step = dt.timedelta(minutes=15)
+    while moment < end:
+        following = (moment + step).astimezone(zone).utcoffset() or dt.timedelta()
+        if following != offset:
+            wall = (moment + step).replace(tzinfo=None) + max(offset, following)
+            changes.append((wall, int(following.total_seconds())))
+            offset = following
+        moment += step
+    return changes
+
+
+def csv_source(path: Path, width: int) -> str:
+    """The `read_csv` call that reads every cell of the file as text, columns named c0, c1, …"""
+    columns = ", ".join(f"'c{index}': 'VARCHAR'" for index in range(width))
+    return (
+        f"read_csv({sql_text(str(path))}, header = true, auto_detect = false, delim = ',', "
+        f"quote = '\"', escape = '\"', strict_mode = false, buffer_size = {CSV_BUFFER_BYTES}, "
+        f"columns = {{{columns}}})"
+    )
+
+
+@dataclass(frozen=True)
+class BatchSql:
+    """The conversion queries of one report's selected properties, for one batch format."""
+
+    report: Report
+    selected: list[str]
+    json_lines: bool  # True: values as the text RECORD mode emits; False: native Parquet types
+    strict: bool = False  # a bad cell stops the run instead of being kept as text
+
+    def lenient_columns(self, match: HeaderMatch | None) -> list[tuple[int, Column]]:
+        """The columns whose bad cells are kept as text (not keys, not text already, not strict)."""
+        if match is None or self.strict:
+            return []
+        return [
+            (index, column)
+            for index, column in match.positions
+            if column.kind not in (Kind.STRING, Kind.LIST)
+            and column.name not in self.report.primary_key
+            and column.name in self.selected
+        ]
+
+    def empty_select(self) -> str:
+        """A query of no rows with the stream's columns: the batch of a file without a header."""
+        return f"SELECT {', '.join(f'{self._null(name)} AS {quoted(name)}' for name in self.selected)} LIMIT 0"
+
+    def select(self, path: Path, width: int, match: HeaderMatch, offsets: Offsets) -> str:
+        """Convert in an inner query (each cell once), assemble the record in the outer one."""
+        source = csv_source(path, width)
+        lenient = {index for index, _ in self.lenient_columns(match)}
+        converted = [
+            f"{self._expression(column, f'c{index}', offsets, index in lenient)} AS v{index}"
+            for index, column in match.positions
+            if column.name in self.selected
+        ]
+        inner = f"SELECT *, {', '.join(converted)} FROM {source}" if converted else f"SELECT * FROM {source}"
+        positions = {column.name: index for index, column in match.positions}
+        fields = []
+        for name in self.selected:
+            if name == EXTRA_COLUMNS:
+                expression = self._extra_columns(match)
+            elif name == UNPARSED_VALUES:
+                expression = self._unparsed_values(match, lenient)
+            elif name in positions:
+                expression = f"v{positions[name]}"
+            else:
+                expression = self._null(name)
+            fields.append(f"{expression} AS {quoted(name)}")
+        return f"SELECT {', '.join(fields)} FROM ({inner})"
+
+    def _null(self, name: str) -> str:
+        if name in RAW_PROPERTIES:
+            return "CAST(NULL AS MAP(VARCHAR, VARCHAR))"
+        return f"CAST(NULL AS {self._sql_type(self.report.column(name))})"
+
+    def _extra_columns(self, match: HeaderMatch) -> str:
+        """The unknown columns as a map of label to text (an empty cell stays an empty text)."""
+        if not match.extras:
+            return self._null(EXTRA_COLUMNS)
+        labels = ", ".join(sql_text(label) for _, label in match.extras)
+        values = ", ".join(f"coalesce(c{index}, '')" for index, _ in match.extras)
+        return f"map([{labels}], [{values}])"
+
+    def _unparsed_values(self, match: HeaderMatch, lenient: set[int]) -> str:
+        """The cells that did not convert, as a map of property to text, each one counted.
+
+        The map is built, and its cells counted, only for the rare rows that hold one.
+        """
+        failed = {index: f"(c{index} <> '' AND v{index} IS NULL)" for index, _ in match.positions if index in lenient}
+        if not failed:
+            return self._null(UNPARSED_VALUES)
+        entries = ", ".join(
+            f"CASE WHEN {failed[index]} THEN [{{'k': {sql_text(column.name)}, 'v': CASE WHEN "
+            f"nextval('{unparsed_counter(index)}') > 0 THEN c{index} END}}] ELSE [] END"
+            for index, column in match.positions
+            if index in failed
+        )  # lists joined with flatten, not filtered with a lambda: lambda syntax differs in DuckDB 1 and 2
+        return f"CASE WHEN {' OR '.join(failed.values())} THEN map_from_entries(flatten([{entries}])) END"
+
+    def _sql_type(self, column: Column) -> str:
+        return {
+            Kind.INTEGER: "BIGINT",
+            Kind.NUMBER: "DOUBLE",
+            Kind.STRING: "VARCHAR",
+            Kind.DURATION: "BIGINT",
+            Kind.BOOLEAN: "BOOLEAN",
+            Kind.PERCENT: "DOUBLE",
+            Kind.LIST: "VARCHAR[]",
+            Kind.TIMESTAMP: "VARCHAR" if self.json_lines else "TIMESTAMPTZ",
+            Kind.DATE: "VARCHAR" if self.json_lines else "DATE",
+        }[column.kind]
+
+    def _expression(self, column: Column, field: str, offsets: Offsets, lenient: bool) -> str:
+        """SQL for one column: the same value as the records.py converter, NULL when empty.
+
+        A bad cell is NULL when `lenient`, else an error naming the column and the value.
+        """
+        label = column.label.replace("'", "''")
+        if lenient:
+
+            def bad(expected: str) -> str:
+                return "NULL"
+        else:
+
+            def bad(expected: str) -> str:
+                return f"error('column ''{label}'': ' || {field} || ' is not {expected}')"
+
+        value = self._value(column, field, offsets, bad, "TRY_CAST" if lenient else "CAST")
+        if column.name in self.report.primary_key:
+            present = f"{field} IS NOT NULL AND {field} <> ''"
+            return f"CASE WHEN {present} THEN {value} ELSE error('column ''{label}'': key column is empty') END"
+        return f"CASE WHEN {field} IS NULL OR {field} = '' THEN NULL ELSE {value} END"
+
+    def _value(self, column: Column, field: str, offsets: Offsets, bad: t.Callable[[str], str], cast: str) -> str:
+        kind = column.kind
+        if kind is Kind.STRING:
+            return field
+        if kind is Kind.INTEGER:
+            return f"{cast}({field} AS BIGINT)"
+        if kind in (Kind.NUMBER, Kind.PERCENT):
+            number = (
+                f"{cast}({field} AS DOUBLE)"
+                if kind is Kind.NUMBER
+                else f"{cast}(rtrim({field}, '{PERCENT_SUFFIX}') AS DOUBLE)"
+            )
+            return f"CASE WHEN isfinite({number}) THEN {number} ELSE {bad('a finite number')} END"
+        if kind is Kind.BOOLEAN:
+            return (
+                f"CASE {field} WHEN '{TRUE_TEXT}' THEN true WHEN '{FALSE_TEXT}' THEN false ELSE {bad('a boolean')} END"
+            )
+        if kind is Kind.LIST:  # the non-empty items between separators, trimmed
+            item = f"[^{LIST_SEPARATOR}\\s](?:[^{LIST_SEPARATOR}]*[^{LIST_SEPARATOR}\\s])?"
+            return f"regexp_extract_all({field}, '{item}')"
+        if kind is Kind.DURATION:  # H:MM:SS, MM and SS at fixed places from the end; a part not a number fails
+            hours = f"substr({field}, 1, strlen({field}) - 6)"
+            return (
+                f"CASE WHEN substr({field}, -3, 1) = ':' AND substr({field}, -6, 1) = ':' THEN "
+                f"{cast}({hours} AS BIGINT) * 3600 + {cast}(substr({field}, -5, 2) AS BIGINT) * 60 + "
+                f"{cast}(substr({field}, -2, 2) AS BIGINT) ELSE {bad('a duration (H:MM:SS)')} END"
+            )
+        strptime = "try_strptime" if cast == "TRY_CAST" else "strptime"
+        if kind is Kind.DATE:
+            date = f"CAST({strptime}({field}, '%Y-%m-%d') AS DATE)"
+            return f"strftime({date}, '%Y-%m-%d')" if self.json_lines else date
+        if TIMESTAMP_FORMAT == ISO_WALL_CLOCK:  # the fast cast, kept as strict as records.py
+            local = (
+                f"CASE WHEN strlen({field}) = 19 AND substr({field}, 11, 1) = ' ' "
+                f"THEN {cast}({field} AS TIMESTAMP) ELSE {bad(TIMESTAMP_EXPECTED)} END"
+            )
+        else:
+            local = f"{strptime}({field}, {sql_text(TIMESTAMP_FORMAT)})"
+        cases = " ".join(
+            f"WHEN {local} >= TIMESTAMP '{start.isoformat(' ')}' THEN {seconds}"
+            for start, seconds in reversed(offsets[1:])
+            if start is not None
+        )
+        offset = f"(CASE {cases} ELSE {offsets[0][1]} END)" if cases else str(offsets[0][1])
+        utc = f"({local} - to_seconds({offset}))"
+        if self.json_lines:  # the text records.py emits: 2026-07-01T08:00:05+00:00
+            return f"replace(CAST({utc} AS VARCHAR), ' ', 'T') || '+00:00'"
+        return f"CAST({utc} AS TIMESTAMPTZ)"
