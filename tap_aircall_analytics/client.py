@@ -50,6 +50,20 @@ class LinkExpired(AircallError):
     """The download link was refused (403) or is past its expiry."""
 
 
+class Stopped(AircallError):
+    """The run is stopping (a signal, or a window that failed for good): nothing more is sent."""
+
+
+def pause(stop: threading.Event, seconds: float) -> None:
+    """Wait up to `seconds`, ending at once when `stop` is set; raise Stopped if it is.
+
+    Every wait of a run (rate limits, retry backoff, polls) goes through here, and every
+    request is preceded by `pause(stop, 0)`: once the run is stopped, no request is sent.
+    """
+    if stop.wait(max(0.0, seconds)):
+        raise Stopped("the run was stopped")
+
+
 def redact(url: str) -> str:
     """Return a URL without its query string, where presigned links keep their signature."""
     parts = urlsplit(url)
@@ -124,11 +138,12 @@ class RateLimiter:
         self._resume_at = 0.0
 
     def wait(self, stop: threading.Event) -> None:
-        """Block until a request may be sent."""
+        """Block until a request may be sent; raise Stopped at once if the run stops meanwhile."""
         while True:
             with self._lock:
                 delay = self._resume_at - self._clock()
-            if delay <= 0 or stop.wait(min(delay, 5)):
+            pause(stop, min(delay, 5))  # short steps: a pause made longer by another thread is seen
+            if delay <= 0:
                 return
 
     def observe(self, response: requests.Response) -> None:
@@ -225,7 +240,7 @@ class AircallClient:
         logger.warning("Retrying %s (try %d of %d)", what, attempt + 1, self.max_tries)
         if wait:
             delay = min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1))
-            self.stop.wait(delay * random.uniform(0.5, 1.0))
+            pause(self.stop, delay * random.uniform(0.5, 1.0))
 
     @staticmethod
     def _client_error(status: int, message: str, method: str, path: str) -> AircallError:
@@ -250,6 +265,7 @@ class AircallClient:
         Raises LinkExpired on 403, ExportNotFound on 404 and TransientError when the
         body stops short of its Content-Length or the connection drops.
         """
+        pause(self.stop, 0)
         try:
             with self._files.get(url, stream=True, timeout=TIMEOUT) as response:
                 if response.status_code in (401, 403):
@@ -262,8 +278,7 @@ class AircallClient:
                 size = 0
                 with open(destination, "wb") as handle:
                     for chunk in response.iter_content(CHUNK_BYTES):
-                        if self.stop.is_set():
-                            raise AircallError("stopped")
+                        pause(self.stop, 0)
                         handle.write(chunk)
                         size += len(chunk)
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:

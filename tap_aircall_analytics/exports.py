@@ -40,6 +40,7 @@ from tap_aircall_analytics.client import (
     ExportStatus,
     LinkExpired,
     TransientError,
+    pause,
     redact,
 )
 from tap_aircall_analytics.reports import STATUS_COMPLETED, STATUS_FAILED, Report
@@ -357,8 +358,7 @@ class ReportExporter:
                     f"{self.stream} {window}: export {export.export_id} still PENDING after "
                     f"{elapsed / 60:.1f} minutes (export_timeout_minutes); the window was not read"
                 )
-            if self._stop.wait(min(wait * random.uniform(0.8, 1.2), self.poll.max_wait)):
-                raise WindowFailed("stopped")
+            pause(self._stop, min(wait * random.uniform(0.8, 1.2), self.poll.max_wait))
             wait = min(wait * 2, self.poll.max_wait)
             export = self.client.get_export(export.export_id)
         if export.status == STATUS_FAILED:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 import types
 import typing as t
 
@@ -40,6 +41,7 @@ class TapAircallAnalytics(Tap):
         self._settings: Settings | None = None
         self.rate_limiter = RateLimiter()
         self.export_pipeline: ExportPipeline | None = None  # the exports of the run under way (sync_all)
+        self._stop: threading.Event | None = None  # the stop of the latest pipeline: a signal sets it
         super().__init__(*args, **kwargs)
 
     def plan_exports(self, plan: list[tuple[ReportStream, list[Window]]]) -> ExportPipeline:
@@ -50,6 +52,7 @@ class TapAircallAnalytics(Tap):
             max_disk_bytes=settings.max_disk_mb * 1e6,
             progress=self.logger.info,
         )
+        self._stop = pipeline.stop
         for stream, windows in plan:
             pipeline.add(stream.exporter(pipeline.stop), windows)
         return pipeline
@@ -73,11 +76,14 @@ class TapAircallAnalytics(Tap):
 
     @override
     def _handle_termination(self, signum: int, frame: types.FrameType | None) -> None:
-        """On SIGTERM or SIGINT: emit the state of the finished windows, then exit 128 + signal.
+        """On SIGTERM or SIGINT: send nothing more, emit the state of the finished windows, exit 128 + signal.
 
+        The exports stop first, so no request leaves after the signal and every wait ends.
         Messages stay whole: a message half-appended to the buffer is dropped (its window
         is not in the state), and a buffer on its way out finishes first.
         """
+        if self._stop is not None:
+            self._stop.set()
         if self.writer.flushing:
             self.writer.after_flush = lambda: self._handle_termination(signum, frame)
             return

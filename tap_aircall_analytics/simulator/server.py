@@ -175,6 +175,7 @@ class Simulator:
         self.exports_created: Counter[str] = Counter()
         self.api_requests: list[tuple[str, str, dict | None]] = []
         self.downloads: list[DownloadRecord] = []
+        self.links: list[str] = []  # every download link minted: tests look for their signatures in logs
         self._api = _Server((host, port), _handler(self, self._handle_api))
         self._files = _Server((download_host, download_port), _handler(self, self._handle_download))
         self._threads: list[threading.Thread] = []
@@ -459,7 +460,9 @@ class Simulator:
     def _sign(self, export_id: str, expires: float) -> str:
         stamp = f"{expires:.3f}"
         signature = self._signature(export_id, stamp)
-        return f"{self.download_url}/exports/{export_id}.csv?X-Expires={stamp}&X-Signature={signature}"
+        link = f"{self.download_url}/exports/{export_id}.csv?X-Expires={stamp}&X-Signature={signature}"
+        self.links.append(link)
+        return link
 
     def _handle_download(self, request: BaseHTTPRequestHandler, method: str) -> None:
         url = urlsplit(request.path)
