@@ -13,12 +13,14 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from tap_aircall_analytics.reports import (
     EXPORTS_PATH,
@@ -32,6 +34,9 @@ logger = logging.getLogger("tap_aircall_analytics")
 
 CHUNK_BYTES = 1 << 16  # per download in flight: a dozen at once must not weigh on memory
 TIMEOUT = (10, 120)  # connect, read (seconds)
+#: The Content-Encodings a download may come in (object storage serves a file uploaded
+#: compressed that way): decoded by the tap, so Content-Length is checked on the wire.
+DECODED_ENCODINGS = ("gzip", "x-gzip", "deflate")
 
 
 class AircallError(Exception):
@@ -181,6 +186,7 @@ class AircallClient:
         self._api = requests.Session()
         self._api.headers.update({"Authorization": authorization, "Accept": "application/json"})
         self._files = requests.Session()  # no credentials, ever: links are presigned
+        self._files.headers["Accept-Encoding"] = "gzip, deflate"  # what `decoded` undoes
         self.max_tries = max_tries
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
@@ -260,12 +266,22 @@ class AircallClient:
     # --- downloads --------------------------------------------------------------
 
     def download(self, url: str, destination: Path) -> int:
-        """Stream a presigned link to `destination` without credentials; return its size.
+        """Stream a presigned link to `destination` without credentials; return the file's size.
 
-        Raises LinkExpired on 403, ExportNotFound on 404 and TransientError when the
-        body stops short of its Content-Length or the connection drops.
+        A body sent with a Content-Encoding is written decoded; Content-Length counts the
+        bytes on the wire, so that is what is checked. Raises LinkExpired on 403,
+        ExportNotFound on 404 and TransientError when the body stops short of its
+        Content-Length (or of the end of its gzip stream) or the connection drops.
         """
         pause(self.stop, 0)
+        wire = 0
+
+        def counted(chunks: Iterable[bytes]) -> Iterator[bytes]:
+            nonlocal wire
+            for chunk in chunks:
+                wire += len(chunk)
+                yield chunk
+
         try:
             with self._files.get(url, stream=True, timeout=TIMEOUT) as response:
                 if response.status_code in (401, 403):
@@ -275,14 +291,51 @@ class AircallClient:
                 if response.status_code >= 400:
                     raise TransientError(f"download of {redact(url)} answered {response.status_code}")
                 expected = response.headers.get("Content-Length")
+                body = counted(response.raw.stream(CHUNK_BYTES, decode_content=False))
                 size = 0
                 with open(destination, "wb") as handle:
-                    for chunk in response.iter_content(CHUNK_BYTES):
+                    for chunk in decoded(body, response.headers.get("Content-Encoding", "")):
                         pause(self.stop, 0)
                         handle.write(chunk)
                         size += len(chunk)
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+        except (requests.ConnectionError, requests.Timeout, urllib3.exceptions.HTTPError) as error:
             raise TransientError(f"download of {redact(url)} was cut off ({type(error).__name__})") from None
-        if expected is not None and size != int(expected):
-            raise TransientError(f"download of {redact(url)} stopped at {size} of {expected} bytes")
+        except TransientError as error:
+            raise TransientError(f"download of {redact(url)}: {error}") from None
+        if expected is not None and wire != int(expected):
+            raise TransientError(f"download of {redact(url)} stopped at {wire} of {expected} bytes on the wire")
         return size
+
+
+def decoded(wire: Iterable[bytes], encoding: str) -> Iterator[bytes]:
+    """The bytes of a body sent with `Content-Encoding: encoding`, never more than CHUNK_BYTES at once.
+
+    A small compressed chunk can stand for a great many bytes: decoding is bounded by the
+    chunk size, not by what the chunk holds. A gzip body may hold several members one
+    after another (RFC 1952); one that ends inside a member was cut off.
+    """
+    coding = encoding.strip().lower()
+    if coding in ("", "identity"):
+        yield from wire
+        return
+    if coding not in DECODED_ENCODINGS:
+        raise AircallError(f"the file is sent with Content-Encoding '{encoding}', which the tap does not decode")
+    decoder: zlib._Decompress | None = None  # None between gzip members
+    for data in wire:
+        more = bool(data)
+        while more:
+            decoder = decoder or zlib.decompressobj(zlib.MAX_WBITS | 32)  # a gzip or a zlib header
+            try:
+                chunk = decoder.decompress(data, CHUNK_BYTES)
+            except zlib.error as error:
+                raise TransientError(f"the body is not valid {coding} data ({error})") from None
+            if chunk:
+                yield chunk
+            if decoder.eof:
+                data, decoder = decoder.unused_data, None
+                more = bool(data)
+            else:
+                data = decoder.unconsumed_tail
+                more = bool(data) or len(chunk) == CHUNK_BYTES  # output held back by the bound
+    if decoder is not None:
+        raise TransientError(f"the body ended before the end of its {coding} stream")

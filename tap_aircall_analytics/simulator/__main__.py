@@ -27,6 +27,7 @@ HELP = {
     "refuse_first_download": "the first download of each export answers 403",
     "error_every": "every Nth API request answers 500",
     "cut_download_once": "the first download is cut off half-way",
+    "gzip_downloads": "serve files with Content-Encoding: gzip (Content-Length counts the compressed bytes)",
     "link_seconds": "lifetime of a download link",
     "export_ttl_seconds": "an export answers 404 this long after its creation",
     "rate_limit": "API requests allowed per rate window (then 429 with Retry-After)",

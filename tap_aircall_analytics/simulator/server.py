@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import gzip
 import hashlib
 import hmac
 import io
@@ -68,6 +69,8 @@ class SimulatorConfig:
     refuse_first_download: bool = False  # the first download of each export answers 403
     error_every: int | None = None  # every Nth API request answers 500
     cut_download_once: bool = False  # the first download is cut off half-way
+    gzip_downloads: bool = False  # files are served with Content-Encoding: gzip, as object storage serves
+    # a file uploaded compressed: Content-Length counts the compressed bytes
     link_seconds: float = 3600.0  # lifetime of a download link
     export_ttl_seconds: float | None = None  # an export is forgotten (404) after this long
     rate_limit: int = 120  # API requests per rate window
@@ -480,7 +483,20 @@ class Simulator:
             cut = self.config.cut_download_once and not self._cut_done
             self._cut_done = self._cut_done or cut
         assert export.path is not None  # checked by _download_status
-        _send_file(request, export.path, "application/zip" if export.zipped else "text/csv", cut_half=cut)
+        path, headers = export.path, {}
+        if self.config.gzip_downloads:
+            path, headers = self._gzipped(export.path), {"Content-Encoding": "gzip"}
+        _send_file(request, path, "application/zip" if export.zipped else "text/csv", cut_half=cut, headers=headers)
+
+    def _gzipped(self, path: str) -> str:
+        """The gzip-compressed copy of a file, made on its first download."""
+        compressed = path + ".gz"
+        with self._lock:
+            if not os.path.exists(compressed):
+                with open(path, "rb") as source, gzip.open(compressed + ".part", "wb", compresslevel=1) as target:
+                    shutil.copyfileobj(source, target, 1 << 20)
+                os.replace(compressed + ".part", compressed)
+        return compressed
 
     def _download_status(self, export_id: str, query: dict[str, str]) -> int:
         export = self._exports.get(export_id)
@@ -534,11 +550,15 @@ def _send(
     request.wfile.write(body)
 
 
-def _send_file(request: BaseHTTPRequestHandler, path: str, content_type: str, *, cut_half: bool) -> None:
+def _send_file(
+    request: BaseHTTPRequestHandler, path: str, content_type: str, *, cut_half: bool, headers: dict[str, str]
+) -> None:
     size = os.path.getsize(path)
     request.send_response(HTTPStatus.OK)
     request.send_header("Content-Type", content_type)
     request.send_header("Content-Length", str(size))
+    for name, value in headers.items():
+        request.send_header(name, value)
     request.end_headers()
     remaining = size // 2 if cut_half else size
     with open(path, "rb") as handle:
