@@ -9,11 +9,11 @@ import zlib
 import pytest
 from test_faults import exported_windows, exporter_for
 
+from conftest import TODAY
 from tap_aircall_analytics import client
 from tap_aircall_analytics.exports import ExportPipeline
 from tap_aircall_analytics.windows import Window
 
-TODAY = dt.datetime.now(dt.timezone.utc).date()
 YESTERDAY = Window(TODAY - dt.timedelta(days=1), TODAY - dt.timedelta(days=1))
 
 
