@@ -127,10 +127,11 @@ def test_where_no_process_can_start_one_core_reads_the_file(tmp_path, monkeypatc
         RecordReader(CALLS, "UTC", lambda message: None), path, two_cores=False, monkeypatch=monkeypatch
     )
 
-    def refuse(self):
+    def refuse(*args, **kwargs):
         raise OSError("Resource temporarily unavailable")
 
-    monkeypatch.setattr("multiprocessing.process.BaseProcess.start", refuse)
+    monkeypatch.setattr(halves, "_one_core", halves._OneCore())
+    monkeypatch.setattr(halves.subprocess, "Popen", refuse)
     one, count = messages(
         RecordReader(CALLS, "UTC", lambda message: None), path, two_cores=True, monkeypatch=monkeypatch
     )
