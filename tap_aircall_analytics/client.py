@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
+from tap_aircall_analytics.redaction import scrub
 from tap_aircall_analytics.reports import (
     EXPORTS_PATH,
     REMAINING_HEADER,
@@ -70,19 +71,21 @@ def pause(stop: threading.Event, seconds: float) -> None:
 
 
 def redact(url: str) -> str:
-    """Return a URL without its query string, where presigned links keep their signature."""
+    """Return a URL as a message may show it: without a user or password, and without its
+    query string, where presigned links keep their signature."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 def _message(response: requests.Response) -> str:
+    """What an error answer says, scrubbed before it is cut short (a cut secret is still a secret)."""
     try:
         body = response.json()
     except ValueError:
-        return response.text.strip()[:200] or response.reason
+        return scrub(response.text.strip())[:200] or response.reason
     if isinstance(body, dict):
-        return str(body.get("message") or body.get("error") or body)[:500]
-    return str(body)[:500]
+        body = body.get("message") or body.get("error") or body
+    return scrub(str(body))[:500]
 
 
 @dataclass(frozen=True)
@@ -100,8 +103,12 @@ class ExportStatus:
     def from_json(cls, body: dict) -> ExportStatus:
         """Read an export object, bare or in an `{"export": ...}` wrapper."""
         body = body.get("export", body) if isinstance(body, dict) else {}
-        if not isinstance(body, dict) or "exportID" not in body or "status" not in body:
-            raise AircallError(f"the API answered an export without exportID or status: {str(body)[:200]}")
+        missing = [name for name in ("exportID", "status") if not isinstance(body, dict) or name not in body]
+        if missing:  # the fields are named, never their values: a downloadUrl is a credential
+            given = ", ".join(sorted(map(str, body))) if isinstance(body, dict) else type(body).__name__
+            raise AircallError(
+                f"the API answered an export without {' or '.join(missing)} (it gave: {given or 'nothing'})"
+            )
         expires = body.get("downloadUrlExpiresAt")
         return cls(
             export_id=str(body["exportID"]),
@@ -122,6 +129,11 @@ class ExportStatus:
         """The download link of a COMPLETED export; an error if the API gave none."""
         if not self.download_url:
             raise AircallError(f"export {self.export_id} is COMPLETED but the API gave no downloadUrl")
+        if urlsplit(self.download_url).scheme.lower() not in ("http", "https"):
+            raise AircallError(
+                f"export {self.export_id} is COMPLETED but its downloadUrl is not an http(s) link: "
+                f"{redact(self.download_url)}"
+            )
         return self.download_url
 
     def link_expired(self) -> bool:
@@ -300,6 +312,8 @@ class AircallClient:
                         size += len(chunk)
         except (requests.ConnectionError, requests.Timeout, urllib3.exceptions.HTTPError) as error:
             raise TransientError(f"download of {redact(url)} was cut off ({type(error).__name__})") from None
+        except requests.RequestException as error:  # its text quotes the whole link: named, not quoted
+            raise AircallError(f"the download link {redact(url)} cannot be fetched ({type(error).__name__})") from None
         except TransientError as error:
             raise TransientError(f"download of {redact(url)}: {error}") from None
         if expected is not None and wire != int(expected):

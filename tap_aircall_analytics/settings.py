@@ -261,6 +261,18 @@ def _declared_columns(stream: str, entries: object) -> tuple[tuple[Column, ...],
     return tuple(columns), tuple(keys)
 
 
+def credential_texts(config: dict) -> tuple[str, ...]:
+    """Every text that gives the API credential away: the tokens, and the Basic value made of them."""
+    texts = [str(config.get(name) or "") for name in ("api_token", "access_token")]
+    if config.get("api_id") and config.get("api_token"):
+        texts.append(_basic(config))
+    return tuple(texts)
+
+
+def _basic(config: dict) -> str:
+    return base64.b64encode(f"{config['api_id']}:{config['api_token']}".encode()).decode()
+
+
 NUMBER_SETTINGS = tuple(name for name, schema in SETTINGS_SCHEMA["properties"].items() if "number" in schema["type"])
 
 
@@ -328,8 +340,7 @@ class Settings:
         if config.get("access_token"):
             authorization = f"Bearer {config['access_token']}"
         elif config.get("api_id") and config.get("api_token"):
-            pair = f"{config['api_id']}:{config['api_token']}".encode()
-            authorization = f"Basic {base64.b64encode(pair).decode()}"
+            authorization = f"Basic {_basic(config)}"
         elif has_key:
             missing = "api_token" if config.get("api_id") else "api_id"
             raise ConfigError(f"{missing} is missing: Basic authentication needs both api_id and api_token")

@@ -10,12 +10,19 @@ import typing as t
 
 from singer_sdk import Tap
 
-from tap_aircall_analytics import preflight
+from tap_aircall_analytics import preflight, redaction
 from tap_aircall_analytics.client import AircallError, RateLimiter
 from tap_aircall_analytics.exports import ExportPipeline, remove_orphaned_downloads
 from tap_aircall_analytics.messages import BufferedMessageWriter
 from tap_aircall_analytics.records import FileFormatError
-from tap_aircall_analytics.settings import NUMBER_SETTINGS, SETTINGS_SCHEMA, ConfigError, Settings, catalogue
+from tap_aircall_analytics.settings import (
+    NUMBER_SETTINGS,
+    SETTINGS_SCHEMA,
+    ConfigError,
+    Settings,
+    catalogue,
+    credential_texts,
+)
 from tap_aircall_analytics.streams import ReportStream
 from tap_aircall_analytics.windows import Window
 
@@ -38,6 +45,7 @@ class TapAircallAnalytics(Tap):
         return t.cast(BufferedMessageWriter, self.message_writer)
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        redaction.install()  # before the SDK's first log line
         self._settings: Settings | None = None
         self.rate_limiter = RateLimiter()
         self.export_pipeline: ExportPipeline | None = None  # the exports of the run under way (sync_all)
@@ -59,7 +67,11 @@ class TapAircallAnalytics(Tap):
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """Read number settings given as text (environment variables, Meltano) as numbers first."""
+        """Read number settings given as text (environment variables, Meltano) as numbers first.
+
+        The credentials are known from here on: no message can quote them.
+        """
+        redaction.keep_secret(*credential_texts(self._config))
         for name in NUMBER_SETTINGS:
             value = self._config.get(name)
             if isinstance(value, str):
@@ -128,7 +140,7 @@ class TapAircallAnalytics(Tap):
                 self._log_summary(selected, pipeline)
         except (ConfigError, AircallError, FileFormatError) as error:
             self.logger.error("%s", error)
-            raise SystemExit(f"tap-aircall-analytics: {error}") from None
+            raise SystemExit(redaction.scrub(f"tap-aircall-analytics: {error}")) from None
 
     def _log_summary(self, streams: list[ReportStream], pipeline: ExportPipeline) -> None:
         """Log one line per stream: what its exports cost and what they gave; then the run's waits."""
@@ -165,7 +177,7 @@ class TapAircallAnalytics(Tap):
 
 
 def _to_stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    print(redaction.scrub(line), file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

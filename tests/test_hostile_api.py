@@ -22,10 +22,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from conftest import TAP, selected_catalog, tap_config
+from conftest import TAP, TODAY, selected_catalog, tap_config
 from tap_aircall_analytics.simulator import Simulator
 
-YESTERDAY = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)).date().isoformat()
+YESTERDAY = (TODAY - dt.timedelta(days=1)).isoformat()
 STOPPED_BY_SIGTERM = 128 + signal.SIGTERM
 
 
@@ -73,20 +73,102 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
         time.sleep(0.01)
 
 
-def secrets(sim: Simulator) -> list[str]:
-    """Every credential the run holds, and every signature of a link the simulator minted."""
-    config = sim.config
-    basic = base64.b64encode(f"{config.api_id}:{config.api_token}".encode()).decode()
+def secrets(config: dict, sim: Simulator) -> list[str]:
+    """Every credential the tap was given, and every signature of a link the simulator minted."""
+    texts = [config[name] for name in ("api_token", "access_token") if config.get(name)]
+    if config.get("api_id"):
+        basic = base64.b64encode(f"{config['api_id']}:{config['api_token']}".encode()).decode()
+        texts += [basic, basic[:12]]  # a value cut short is still a leak
     signatures = [parse_qs(urlsplit(link).query)["X-Signature"][0] for link in sim.links]
-    return [config.api_token, basic, basic[:8], str(config.access_token), *signatures]
+    return texts + signatures
 
 
-def assert_clean(run: Run, sim: Simulator) -> None:
-    """No secret anywhere in the output, and no traceback."""
+def assert_clean(run: Run, config: dict, sim: Simulator, *also: str) -> None:
+    """No secret (nor any of `also`) anywhere in the output, and no traceback."""
     output = run.stdout + run.stderr
-    for secret in secrets(sim):
+    for secret in [*secrets(config, sim), *also]:
         assert secret not in output, f"{secret!r} reached the output"
     assert "Traceback" not in run.stderr
+
+
+def assert_fails_in_one_line(run: Run, *words: str) -> None:
+    """A non-zero exit whose last line is the tap's one-line error, holding each of `words`."""
+    assert run.returncode not in (0, STOPPED_BY_SIGTERM), run.stderr[-3000:]
+    assert run.last_line.startswith("tap-aircall-analytics: "), run.stderr[-3000:]
+    for word in words:
+        assert word in run.last_line
+
+
+BEARER = {"api_id": None, "api_token": None, "access_token": "demo-access-token"}
+
+
+def bearer(config: dict) -> dict:
+    """`config` authenticating with the bearer token instead of the API key."""
+    return {key: value for key, value in {**config, **BEARER}.items() if value is not None}
+
+
+# --- no secret in any output ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("authentication", ["basic", "bearer"])
+def test_a_run_at_debug_shows_no_credential_and_no_link_signature(simulator, catalog, tmp_path, authentication):
+    sim = simulator(zipped=True)
+    config = tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY)
+    config = bearer(config) if authentication == "bearer" else config
+    run = run_tap(tmp_path, catalog, config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert '"type":"RECORD"' in run.stdout and sim.links
+    assert "urllib3.connectionpool" in run.stderr and '"GET /exports/' in run.stderr  # DEBUG lines were written
+    assert_clean(run, config, sim)
+
+
+REFUSED = "refused the credentials (401"
+NO_ANALYTICS = "Analytics+ add-on must be enabled"
+ECHOED_REFUSALS = {
+    # The API refuses the request and quotes the request's headers back, credential included.
+    "401 basic": ({}, "basic", {"api_token": "wrong-api-token-0123456789"}, REFUSED),
+    "401 bearer": ({}, "bearer", {"access_token": "wrong-bearer-token-0123456789"}, REFUSED),
+    "403 basic": ({"analytics_plus": False}, "basic", {}, NO_ANALYTICS),
+    "403 bearer": ({"analytics_plus": False}, "bearer", {}, NO_ANALYTICS),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ECHOED_REFUSALS))
+def test_an_error_answer_that_echoes_the_credential_is_quoted_without_it(simulator, catalog, tmp_path, case):
+    faults, authentication, credential, words = ECHOED_REFUSALS[case]
+    sim = simulator(echo_headers=True, **faults)
+    config = tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY)
+    config = {**(bearer(config) if authentication == "bearer" else config), **credential}
+    run = run_tap(tmp_path, catalog, config)
+    assert_fails_in_one_line(run, words, "denied for")  # the answer is quoted, its secrets are not
+    assert "[redacted]" in run.last_line
+    assert_clean(run, config, sim)
+
+
+def test_a_link_with_a_user_and_password_is_never_shown_with_them(simulator, catalog, tmp_path):
+    sim = simulator(link_userinfo="linkuser:link-password-0123")
+    config = tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY)
+    run = run_tap(tmp_path, catalog, config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    link_basic = base64.b64encode(b"linkuser:link-password-0123").decode()
+    assert_clean(run, config, sim, "link-password-0123", link_basic)
+
+
+def test_a_link_that_is_not_http_fails_in_one_line_without_its_signature(simulator, catalog, tmp_path):
+    sim = simulator(link_scheme="ftp")
+    config = tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY)
+    run = run_tap(tmp_path, catalog, config)
+    assert_fails_in_one_line(run, f"calls_history {YESTERDAY}", "not an http(s) link", "ftp://")
+    assert_clean(run, config, sim)
+
+
+def test_an_export_without_its_id_is_named_not_quoted(simulator, catalog, tmp_path):
+    sim = simulator(drop_export_field="exportID")
+    config = tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY)
+    run = run_tap(tmp_path, catalog, config)
+    assert_fails_in_one_line(run, f"calls_history {YESTERDAY}", "without exportID", "downloadUrl")
+    assert sim.links and "http" not in run.last_line  # the answer held a signed link: not quoted
+    assert_clean(run, config, sim)
 
 
 # --- a stop is a stop ---------------------------------------------------------------
@@ -121,4 +203,4 @@ def test_after_a_signal_no_request_is_sent_and_every_wait_ends(simulator, catalo
     assert len(sim.api_requests) == 1, sim.api_requests
     assert sim.downloads == []
     assert "Stopped by signal 15: the state covers the windows finished so far" in run.stderr
-    assert_clean(run, sim)
+    assert_clean(run, config, sim)

@@ -44,6 +44,13 @@ HELP = {
     "extra_report": "serve one more report name, unknown to the tap's catalogue (per user and day)",
     "empty_days": "days (YYYY-MM-DD,...) with no data",
     "reuse_files": "serve a request asked before from the file made then (large exports in benchmarks)",
+    "echo_headers": "error answers quote the request's headers, Authorization included",
+    "export_status": "a ready export answers this status instead of COMPLETED (e.g. CANCELLED)",
+    "drop_export_field": "a completed export is answered without this field (e.g. exportID)",
+    "export_id_prefix": "export IDs start with this text (e.g. ../../)",
+    "link_scheme": "the scheme of download links (e.g. ftp)",
+    "link_userinfo": "USER:PASSWORD written into download links",
+    "silent_host": "api or downloads: that host takes requests and never answers",
 }
 
 

@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from tap_aircall_analytics import clock
 from tap_aircall_analytics.reports import (
@@ -87,6 +87,14 @@ class SimulatorConfig:
     extra_report: str | None = None  # one more report name, unknown to the catalogue (data.queue_report)
     empty_days: frozenset[dt.date] = frozenset()
     reuse_files: bool = False  # a request asked before serves the file made then (for benchmarks)
+    # A hostile API
+    echo_headers: bool = False  # error answers quote the request's headers, Authorization included
+    export_status: str | None = None  # a ready export answers this status instead of COMPLETED
+    drop_export_field: str | None = None  # a completed export is answered without this field
+    export_id_prefix: str = ""  # export IDs start with this text (say "../../")
+    link_scheme: str = "http"  # the scheme of download links (say "ftp")
+    link_userinfo: str | None = None  # "USER:PASSWORD" written into download links
+    silent_host: str | None = None  # "api" or "downloads": that host takes requests and never answers
 
     def file_options(self) -> FileOptions:
         """The CSV format options these settings ask for."""
@@ -179,8 +187,9 @@ class Simulator:
         self.api_requests: list[tuple[str, str, dict | None]] = []
         self.downloads: list[DownloadRecord] = []
         self.links: list[str] = []  # every download link minted: tests look for their signatures in logs
-        self._api = _Server((host, port), _handler(self, self._handle_api))
-        self._files = _Server((download_host, download_port), _handler(self, self._handle_download))
+        self._stopping = threading.Event()  # releases the requests a silent host holds
+        self._api = _Server((host, port), _handler(self, self._handle_api, "api"))
+        self._files = _Server((download_host, download_port), _handler(self, self._handle_download, "downloads"))
         self._threads: list[threading.Thread] = []
 
     # --- lifecycle --------------------------------------------------------------
@@ -207,6 +216,7 @@ class Simulator:
 
     def stop(self) -> None:
         """Stop serving and remove the generated files."""
+        self._stopping.set()
         for server in (self._api, self._files):
             server.shutdown()
             server.server_close()
@@ -243,10 +253,13 @@ class Simulator:
                 return HTTPStatus.CREATED, self._create_export(body or {}), headers
             match = re.fullmatch(re.escape(EXPORTS_PATH) + r"/([^/]+)", path)
             if method == "GET" and match:
-                return HTTPStatus.OK, self._poll_export(match.group(1)), headers
+                return HTTPStatus.OK, self._poll_export(unquote(match.group(1))), headers
             raise RequestRejected(HTTPStatus.NOT_FOUND, f"No route for {method} {path}")
         except RequestRejected as rejected:
-            return rejected.status, {"message": rejected.message}, {**headers, **rejected.headers}
+            message = rejected.message
+            if self.config.echo_headers:
+                message += " (denied for " + ", ".join(f"{k}: {v}" for k, v in request.headers.items()) + ")"
+            return rejected.status, {"message": message}, {**headers, **rejected.headers}
 
     def _count_rate(self, request: BaseHTTPRequestHandler) -> dict[str, str]:
         config = self.config
@@ -308,7 +321,8 @@ class Simulator:
         report, first, last, timezone, request_filter, daily = self._validate(body)
         config = self.config
         now = time.time()
-        export = Export(str(uuid.uuid4()), report, now, now + config.export_seconds, body, zipped=config.zipped)
+        export_id = config.export_id_prefix + str(uuid.uuid4())
+        export = Export(export_id, report, now, now + config.export_seconds, body, zipped=config.zipped)
         with self._lock:
             self.exports_created[report] += 1
             if config.fail_first_export and report not in self._failed_reports:
@@ -445,8 +459,10 @@ class Simulator:
             return body
         if export.error:
             return {**body, "status": STATUS_FAILED, "errorMessage": export.error}
+        if self.config.export_status:
+            return {**body, "status": self.config.export_status}
         expires = time.time() + self.config.link_seconds
-        return {
+        completed = {
             **body,
             "status": STATUS_COMPLETED,
             "format": "CSV",
@@ -454,6 +470,8 @@ class Simulator:
             "downloadUrl": self._sign(export.export_id, expires),
             "downloadUrlExpiresAt": _iso(expires),
         }
+        completed.pop(self.config.drop_export_field or "", None)
+        return completed
 
     # --- the download host ------------------------------------------------------
 
@@ -463,7 +481,11 @@ class Simulator:
     def _sign(self, export_id: str, expires: float) -> str:
         stamp = f"{expires:.3f}"
         signature = self._signature(export_id, stamp)
-        link = f"{self.download_url}/exports/{export_id}.csv?X-Expires={stamp}&X-Signature={signature}"
+        config = self.config
+        host = f"{config.link_userinfo}@" if config.link_userinfo else ""
+        host += self.download_url.partition("://")[2]
+        path = f"/exports/{quote(export_id, safe='')}.csv"
+        link = f"{config.link_scheme}://{host}{path}?X-Expires={stamp}&X-Signature={signature}"
         self.links.append(link)
         return link
 
@@ -471,7 +493,7 @@ class Simulator:
         url = urlsplit(request.path)
         match = re.fullmatch(r"/exports/([^/]+)\.csv", url.path)
         query = {key: values[0] for key, values in parse_qs(url.query).items()}
-        export_id = match.group(1) if match else ""
+        export_id = unquote(match.group(1)) if match else ""
         status = self._download_status(export_id, query)
         self.downloads.append(DownloadRecord(export_id, "Authorization" in request.headers, status))
         if status != HTTPStatus.OK:
@@ -582,13 +604,16 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def _handler(simulator: Simulator, handle):
-    """Build a request handler class that sends every request to `handle`."""
+def _handler(simulator: Simulator, handle, host: str):
+    """Build a request handler class that sends every request to `handle` (`host`: "api" or "downloads")."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def _dispatch(self, method: str) -> None:
+            if simulator.config.silent_host == host:
+                simulator._stopping.wait()  # the connection is open, the answer never comes
+                return
             result = handle(self, method)
             if result is not None:
                 status, body, headers = result
