@@ -25,13 +25,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from tap_aircall_analytics import clock
 from tap_aircall_analytics.reports import REPORTS_BY_API_NAME
 from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
 from tap_aircall_analytics.simulator.data import ReportData, write_csv
 
 CALLS = REPORTS_BY_API_NAME["CALLS_HISTORY"]
 CALLS_PER_DAY = 50_000
-FIRST_DAY = dt.date(2026, 10, 1)
+FIRST_DAY = clock.today(dt.timezone.utc) - dt.timedelta(days=60)  # inside Call History's 6 months, days to spare
 TIMEZONE = "Europe/Paris"
 TAP = [sys.executable, "-m", "tap_aircall_analytics"]
 

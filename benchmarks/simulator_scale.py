@@ -8,6 +8,7 @@ Prints rows/s of generation, download speed and the simulator's peak memory (Lin
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import subprocess
 import sys
 import tempfile
@@ -16,13 +17,19 @@ from pathlib import Path
 
 import requests
 
+from tap_aircall_analytics import clock
+
+FIRST_DAY = clock.today(dt.timezone.utc) - dt.timedelta(days=60)  # 20 days inside Call History's 6 months
+LAST_DAY = FIRST_DAY + dt.timedelta(days=19)
 AUTH = ("demo-api-id", "demo-api-token")
 EXPORTS = "/v1/analytics/report/export"
 BODY = {
     "input": {
         "reportName": "CALLS_HISTORY",
         "filter": {
-            "dateFilter": {"absoluteRange": {"fromDate": "2026-10-01", "toDate": "2026-10-20"}},
+            "dateFilter": {
+                "absoluteRange": {"fromDate": str(FIRST_DAY), "toDate": str(FIRST_DAY + dt.timedelta(days=19))}
+            },
             "timezone": "Europe/Paris",
         },
     }

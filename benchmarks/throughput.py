@@ -23,6 +23,7 @@ from pathlib import Path
 
 import duckdb
 
+from tap_aircall_analytics import clock
 from tap_aircall_analytics.exports import ExportedFile
 from tap_aircall_analytics.records import RecordReader, json_schema
 from tap_aircall_analytics.reports import REPORTS_BY_API_NAME
@@ -36,7 +37,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 CALLS = REPORTS_BY_API_NAME["CALLS_HISTORY"]
 TIMEZONE = "Europe/Paris"
 CALLS_PER_DAY = 50_000
-FIRST_DAY = dt.date(2026, 10, 1)
+FIRST_DAY = clock.today(dt.timezone.utc) - dt.timedelta(days=60)  # inside Call History's 6 months, days to spare
 CREDENTIALS = {"api_id": "demo-api-id", "api_token": "demo-api-token"}
 
 

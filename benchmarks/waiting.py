@@ -29,11 +29,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from tap_aircall_analytics import clock
 from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
 
 TAP = [sys.executable, "-m", "tap_aircall_analytics"]
 EXPORT_SECONDS = 3.0
-YESTERDAY = dt.date.today() - dt.timedelta(days=1)
+YESTERDAY = clock.today(dt.timezone.utc) - dt.timedelta(days=1)
 
 
 def run_tap(

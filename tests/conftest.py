@@ -135,6 +135,18 @@ def _quiet_env() -> dict[str, str]:
 
 
 @pytest.fixture
+def as_of(monkeypatch):
+    """Run this test's taps and simulators as of a given day; for a test that needs a calendar day
+    (a daylight-saving change) inside every report's retention, whatever the real date."""
+
+    def set_today(day: dt.date) -> dt.date:
+        monkeypatch.setenv(clock.TODAY_VARIABLE, day.isoformat())
+        return day
+
+    return set_today
+
+
+@pytest.fixture
 def pg_schema():
     """A fresh PostgreSQL schema name, dropped after the test."""
     schema = f"e2e_{uuid.uuid4().hex[:8]}"

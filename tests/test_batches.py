@@ -16,10 +16,19 @@ from conftest import POSTGRES, Meltano, tap_config
 from tap_aircall_analytics.batch_sql import utc_offsets
 from tap_aircall_analytics.batches import BatchFileWriter
 from tap_aircall_analytics.records import FileFormatError, RecordReader, json_schema
-from tap_aircall_analytics.reports import REPORTS_BY_API_NAME
+from tap_aircall_analytics.reports import REPORTS, REPORTS_BY_API_NAME
 from tap_aircall_analytics.windows import Window
 
 FIRST, LAST = dt.date(2026, 10, 23), dt.date(2026, 10, 27)  # clocks go back in Paris on the 25th
+
+
+@pytest.fixture(autouse=True)
+def _today_after_the_range(as_of):
+    """Every test here runs as of the day after LAST: the range, clock change included, is inside
+    every report's retention (User Status History keeps 7 days), whatever the real date."""
+    as_of(LAST + dt.timedelta(days=1))
+
+
 FAULTS = {
     "zipped": True,
     "bom": True,
@@ -85,9 +94,10 @@ def test_batch_files_hold_exactly_the_record_mode_records(simulator, run_tap, tm
     batched = run_tap({**config, **batch_settings(tmp_path / "batches", fmt, compression)})
     assert "RECORD" not in {json.loads(line)["type"] for line in batched.stdout.splitlines()}
     found = batch_records(batched, fmt)
-    assert set(found) == set(records.records)
+    every_stream = {report.stream_name for report in REPORTS}
+    assert set(found) == set(records.records) == every_stream
     for stream, emitted in records.records.items():
-        assert canonical(found[stream]) == canonical(emitted), stream
+        assert emitted and canonical(found[stream]) == canonical(emitted), stream
     assert batched.state == records.state
 
 

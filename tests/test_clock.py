@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
+import sys
 import zoneinfo
 
 import pytest
 import requests
 
-from conftest import CREDENTIALS, TAP
+from conftest import CREDENTIALS, ROOT, TAP, TODAY
 from tap_aircall_analytics import clock
 from tap_aircall_analytics.reports import EXPORTS_PATH
 from tap_aircall_analytics.settings import Settings
@@ -73,3 +75,31 @@ def test_the_simulator_applies_retention_as_of_the_injected_today(simulator, mon
         assert response.status_code == 201, response.text
     else:
         assert response.status_code == 422 and f"the earliest date is {earliest}" in response.text
+
+
+# The tests whose dates follow today: retention limits, bookmarks at today, days not yet over,
+# and two that set a day of their own (a clock change) to show they need no real date at all.
+DATE_DEPENDENT = [
+    "tests/test_simulator.py",
+    "tests/test_operations.py::test_plan_mode_lists_windows_from_the_state_and_exports_nothing",
+    "tests/test_sync.py::test_every_record_of_a_multi_window_range_is_emitted_exactly_once",
+    "tests/test_sync.py::test_every_field_has_its_declared_type_dst_days_included",
+    "tests/test_sync.py::test_state_round_trip_resumes_at_bookmark_minus_lookback",
+    "tests/test_sync.py::test_a_day_not_yet_over_is_exported_again_by_the_next_run",
+    "tests/test_sync.py::test_a_start_before_retention_is_clamped_with_a_warning",
+    "tests/test_sync.py::test_a_rejected_request_quotes_the_api_message_and_the_window",
+    "tests/test_pipeline.py::test_each_window_is_bookmarked_after_its_records_in_window_order",
+    "tests/test_batches.py::test_each_batch_is_followed_by_the_state_of_its_window",
+]
+
+
+def test_the_date_dependent_tests_pass_a_year_ahead():
+    """The whole suite passes with AIRCALL_ANALYTICS_TODAY a year ahead (see the README); this runs
+    the tests whose dates depend on today that way, so a date fixed by mistake fails here, today."""
+    ahead = TODAY + dt.timedelta(days=366)
+    env = {**os.environ, clock.TODAY_VARIABLE: ahead.isoformat()}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *DATE_DEPENDENT]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:]
+    summary = result.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"\d+ passed in .*", summary), summary

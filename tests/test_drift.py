@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from test_batches import batch_records, batch_settings, canonical
 
-from conftest import POSTGRES, Meltano, pg_column_types, tap_config
+from conftest import POSTGRES, TODAY, Meltano, pg_column_types, tap_config
 from tap_aircall_analytics.reports import REPORTS_BY_API_NAME, Kind
 from tap_aircall_analytics.simulator.data import (
     BAD_CELL,
@@ -25,7 +25,7 @@ from tap_aircall_analytics.simulator.data import (
     typed_text,
 )
 
-FIRST, LAST = dt.date(2026, 10, 23), dt.date(2026, 10, 27)
+FIRST, LAST = TODAY - dt.timedelta(days=6), TODAY - dt.timedelta(days=2)
 QUEUES = "USER_ACTIVITY_QUEUES"
 DRIFT = {
     "extra_column": "Queue",
@@ -163,7 +163,7 @@ def test_check_schema_prints_the_setting_that_loads_the_new_columns(simulator, r
         bad_cells_every=5,
         rate_limit=100_000,
     )
-    config = tap_config(sim, start_date=(dt.date.today() - dt.timedelta(days=3)).isoformat())
+    config = tap_config(sim, start_date=(TODAY - dt.timedelta(days=3)).isoformat())
     run = run_tap({**config, "check_schema": True}, streams=["calls_history"], check=False)
     assert run.returncode == 1 and run.stdout == ""
     assert "renamed? 'Country' -> 'Country code'" in run.stderr
@@ -181,7 +181,7 @@ def test_check_schema_prints_the_setting_that_loads_the_new_columns(simulator, r
     }
 
     # Pasted as it is, the setting loads the renamed column where it was and the new ones typed.
-    pasted = {**config, "column_types": setting, "end_date": dt.date.today().isoformat()}
+    pasted = {**config, "column_types": setting, "end_date": TODAY.isoformat()}
     records = run_tap(pasted, streams=["calls_history"], catalog_config=pasted).records["calls_history"]
     assert records and all(record["country"] for record in records)
     assert all(isinstance(record["queue_size"], int) and record["_extra_columns"] is None for record in records)

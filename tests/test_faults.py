@@ -9,19 +9,19 @@ import signal
 import subprocess
 import threading
 import time
+import zoneinfo
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from conftest import CREDENTIALS, TAP, TapRun, parse_messages, selected_catalog, tap_config
+from conftest import CREDENTIALS, TAP, TODAY, TapRun, parse_messages, selected_catalog, tap_config
 from tap_aircall_analytics.client import AircallClient
 from tap_aircall_analytics.exports import ExportPipeline, PollPolicy, ReportExporter
 from tap_aircall_analytics.reports import REPORTS, REPORTS_BY_API_NAME, export_request_body
 from tap_aircall_analytics.settings import Settings
 from tap_aircall_analytics.windows import Window
 
-TODAY = dt.datetime.now(dt.timezone.utc).date()
 TOKEN = CREDENTIALS["api_token"]
 
 
@@ -31,12 +31,13 @@ def expected_keys(sim, report, first, last, timezone="UTC"):
     return [tuple(row[i] for i in columns) for row in rows]
 
 
-def emitted_keys(report, records):
-    """Keys as text, comparable with the simulator's rows (timestamps back to wall-clock UTC)."""
+def emitted_keys(report, records, timezone="UTC"):
+    """Keys as text, comparable with the simulator's rows (timestamps back to wall-clock time in `timezone`)."""
+    zone = zoneinfo.ZoneInfo(timezone)
 
     def text(value):
         if isinstance(value, str) and value.endswith("+00:00"):
-            return value[:19].replace("T", " ")
+            return dt.datetime.fromisoformat(value).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
         return str(value)
 
     return [tuple(text(record[name]) for name in report.primary_key) for record in records]
@@ -124,7 +125,7 @@ def test_a_one_day_window_that_keeps_failing_stops_after_the_finished_windows(si
 
 
 def exporter_for(sim, report_name="CALLS_HISTORY"):
-    settings = Settings.from_config(tap_config(sim, start_date="2026-01-01"))
+    settings = Settings.from_config(tap_config(sim, start_date=TODAY.isoformat()))
     report = REPORTS_BY_API_NAME[report_name]
     messages: list[str] = []
     client = AircallClient(settings.api_url, settings.authorization)
@@ -296,9 +297,13 @@ def test_the_token_never_leaves_the_api_host(simulator, run_tap):
         {**tap_config(sim, start_date=(TODAY - dt.timedelta(days=1)).isoformat())},
         streams=["calls_history", "user_activity_calls_handled"],
     )
-    assert run.records["calls_history"]
+    assert run.records["calls_history"] and run.records["user_activity_calls_handled"]
     assert not any(download.had_authorization for download in sim.downloads)
-    assert TOKEN not in run.stdout and TOKEN not in run.stderr
-    assert "demo-api-id:" not in run.stderr
-    assert all(TOKEN not in json.dumps(state) for state in run.states)
-    assert "Authorization" not in repr(Settings.from_config(tap_config(sim, start_date="2026-01-01")))
+    basic = Settings.from_config(tap_config(sim, start_date=TODAY.isoformat()))
+    bearer = Settings.from_config(
+        {**tap_config(sim, start_date=TODAY.isoformat()), "api_id": None, "api_token": None, "access_token": "tok-9f3"}
+    )
+    secrets = [TOKEN, "demo-api-id:", basic.authorization.split()[1], "tok-9f3"]
+    assert basic.authorization.startswith("Basic ") and bearer.authorization == "Bearer tok-9f3"
+    for text in (run.stdout, run.stderr, *map(json.dumps, run.states), repr(basic), str(basic), repr(bearer)):
+        assert not [secret for secret in secrets if secret in text]

@@ -100,10 +100,10 @@ def test_sigterm_while_the_second_half_is_read_stops_both_processes_cleanly(simu
 
     from test_faults import _read_until, _rest, _start_tap, assert_leftovers_removed
 
-    from conftest import TapRun, parse_messages, tap_config
+    from conftest import TODAY, TapRun, parse_messages, tap_config
 
     sim = simulator(calls_per_day=75_000, export_seconds=0, rate_limit=100_000)  # a window of ~40 MB
-    last = dt.date.today() - dt.timedelta(days=1)
+    last = TODAY - dt.timedelta(days=1)
     config = tap_config(sim, start_date=(last - dt.timedelta(days=1)).isoformat(), end_date=last.isoformat())
     process = _start_tap(tmp_path, catalog, config, None, ["calls_history"])
     seen = _read_until(process, 1000)

@@ -6,9 +6,10 @@ import datetime as dt
 import hashlib
 import json
 
-from conftest import tap_config
+from conftest import TODAY, tap_config
 
-TODAY = dt.datetime.now(dt.timezone.utc).date()
+# Inside Call History's retention, not inside User Status History's.
+SIXTY_DAYS_AGO = (TODAY - dt.timedelta(days=60)).isoformat()
 DAYS = {
     "start_date": (TODAY - dt.timedelta(days=4)).isoformat(),
     "end_date": (TODAY - dt.timedelta(days=1)).isoformat(),
@@ -76,7 +77,7 @@ def test_plan_mode_lists_windows_from_the_state_and_exports_nothing(simulator, r
     bookmark = (TODAY - dt.timedelta(days=10)).isoformat()
     state = {"bookmarks": {"calls_history": {"replication_key": "started_at", "replication_key_value": bookmark}}}
     run = run_tap(
-        {**tap_config(sim, start_date="2026-09-01"), "window_days": 5, "lookback_days": 2, "plan_only": True},
+        {**tap_config(sim, start_date=SIXTY_DAYS_AGO), "window_days": 5, "lookback_days": 2, "plan_only": True},
         streams=["calls_history", "user_status_history"],
         state=state,
     )
@@ -98,7 +99,7 @@ def test_plan_mode_lists_windows_from_the_state_and_exports_nothing(simulator, r
 def test_schema_check_reports_new_missing_and_renamed_columns(simulator, run_tap):
     sim = simulator(extra_column="Country code", drop_column="Country")
     run = run_tap(
-        {**tap_config(sim, start_date="2026-09-01"), "check_schema": True},
+        {**tap_config(sim, start_date=SIXTY_DAYS_AGO), "check_schema": True},
         streams=["calls_history", "user_activity_calls_handled"],
         check=False,
     )
@@ -117,5 +118,5 @@ def test_schema_check_reports_new_missing_and_renamed_columns(simulator, run_tap
 
 def test_schema_check_passes_when_headers_match(simulator, run_tap):
     sim = simulator(shuffle_columns=True)
-    run = run_tap({**tap_config(sim, start_date="2026-09-01"), "check_schema": True}, streams=["user_status_history"])
+    run = run_tap({**tap_config(sim, start_date=SIXTY_DAYS_AGO), "check_schema": True}, streams=["user_status_history"])
     assert "user_status_history: the header of" in run.stderr and "matches the catalogue (9 columns)" in run.stderr

@@ -19,10 +19,10 @@ import duckdb
 import pytest
 import yaml
 
-from conftest import CREDENTIALS, MELTANO, ROOT, TAP, _env
+from conftest import CREDENTIALS, MELTANO, ROOT, TAP, TODAY, _env
 
 PLUGIN = yaml.safe_load((ROOT / "plugin.yml").read_text())
-YESTERDAY = (dt.date.today() - dt.timedelta(days=1)).isoformat()  # inside every report's retention
+YESTERDAY = (TODAY - dt.timedelta(days=1)).isoformat()  # inside every report's retention
 KINDS = {"integer": "integer", "boolean": "boolean", "array": "array", "object": "object", "string": "string"}
 
 

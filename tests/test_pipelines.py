@@ -9,15 +9,14 @@ import zoneinfo
 import duckdb
 import psycopg
 
-from conftest import POSTGRES, Meltano, pg_column_types
+from conftest import POSTGRES, TODAY, Meltano, pg_column_types
+from tap_aircall_analytics import clock
 from tap_aircall_analytics.reports import REPORTS
-
-TODAY = dt.datetime.now(dt.timezone.utc).date()
 
 
 def expected_counts(sim, first: dt.date, last: dt.date, timezone: str = "UTC") -> dict[str, int]:
     counts = {}
-    today = dt.datetime.now(zoneinfo.ZoneInfo(timezone)).date()
+    today = clock.today(zoneinfo.ZoneInfo(timezone))
     for report in REPORTS:
         earliest = report.earliest_day(today)
         start = max(first, earliest) if earliest else first
@@ -45,7 +44,7 @@ def pg_counts(schema: str) -> dict[str, int]:
 
 def test_postgres_types_counts_incremental_runs_and_backfill(installed_plugins, simulator, tmp_path, pg_schema):
     sim = simulator(rate_limit=100_000)
-    today = dt.datetime.now(zoneinfo.ZoneInfo("Europe/Paris")).date()  # the account's today
+    today = clock.today(zoneinfo.ZoneInfo("Europe/Paris"))  # the account's today
     first = today - dt.timedelta(days=3)
     meltano = Meltano(tmp_path, sim, tap__start_date=first, tap__window_days=2, tap__timezone="Europe/Paris")
     # The local server trusts loopback connections; the target still wants a password set.

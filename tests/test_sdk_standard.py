@@ -7,7 +7,7 @@ import datetime as dt
 
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
-from conftest import CREDENTIALS, FAST_POLLING
+from conftest import CREDENTIALS, FAST_POLLING, TODAY
 from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
 from tap_aircall_analytics.tap import TapAircallAnalytics
 
@@ -22,7 +22,7 @@ TestTapAircallAnalytics = get_tap_test_class(
         **CREDENTIALS,
         **FAST_POLLING,
         "api_url": SIMULATOR.api_url,
-        "start_date": (dt.date.today() - dt.timedelta(days=3)).isoformat(),
+        "start_date": (TODAY - dt.timedelta(days=3)).isoformat(),
         "window_days": 2,
     },
     suite_config=SuiteConfig(max_records_limit=500),

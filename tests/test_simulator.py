@@ -11,14 +11,24 @@ import zipfile
 import pytest
 import requests
 
+from conftest import TODAY
 from tap_aircall_analytics.reports import REPORTS, subtract_months
 
 AUTH = ("demo-api-id", "demo-api-token")
 PATH = "/v1/analytics/report/export"
 
 
-def body(report="CALLS_HISTORY", first="2026-10-05", last="2026-10-06", timezone="Europe/Paris", **extra):
-    request_filter = {"dateFilter": {"absoluteRange": {"fromDate": first, "toDate": last}}, "timezone": timezone}
+def ago(days: int) -> dt.date:
+    return TODAY - dt.timedelta(days=days)
+
+
+TEN_DAYS_AGO, NINE_DAYS_AGO = ago(10), ago(9)
+
+
+def body(report="CALLS_HISTORY", first=TEN_DAYS_AGO, last=NINE_DAYS_AGO, timezone="Europe/Paris", **extra):
+    """An export request; `first` and `last` are days (or, to test refusals, any text)."""
+    range_ = {"fromDate": str(first), "toDate": str(last)}
+    request_filter = {"dateFilter": {"absoluteRange": range_}, "timezone": timezone}
     request_filter.update(extra.pop("filters", {}))
     return {"input": {"reportName": report, "filter": request_filter, **extra}}
 
@@ -163,7 +173,7 @@ def test_relative_ranges_are_accepted(simulator, relative):
     ],
 )
 def test_range_before_retention_limit_gets_422_naming_the_limit(simulator, report, first, limit):
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = TODAY
     start = first(today)
     response = create(simulator(), body(report=report, first=start.isoformat(), last=today.isoformat(), timezone="UTC"))
     assert response.status_code == 422
@@ -234,9 +244,9 @@ def test_first_export_of_each_report_fails_then_succeeds(simulator):
 
 def test_exports_over_n_days_fail_with_too_many_rows(simulator):
     sim = simulator(fail_over_days=3)
-    long = wait_completed(sim, create(sim, body(first="2026-10-01", last="2026-10-04")).json()["exportID"])
+    long = wait_completed(sim, create(sim, body(first=ago(14), last=ago(11))).json()["exportID"])
     assert long["status"] == "FAILED" and "too many rows" in long["errorMessage"]
-    short = wait_completed(sim, create(sim, body(first="2026-10-01", last="2026-10-03")).json()["exportID"])
+    short = wait_completed(sim, create(sim, body(first=ago(14), last=ago(12))).json()["exportID"])
     assert short["status"] == "COMPLETED"
 
 
@@ -276,30 +286,26 @@ def test_shuffled_dropped_and_extra_columns(simulator):
 
 
 def test_empty_days_have_no_rows(simulator):
-    sim = simulator(empty_days=frozenset({dt.date(2026, 10, 5)}))
-    header, *rows = rows_of(export_file(sim, body(first="2026-10-05", last="2026-10-05"))[1])
+    sim = simulator(empty_days=frozenset({ago(10)}))
+    header, *rows = rows_of(export_file(sim, body(first=ago(10), last=ago(10)))[1])
     assert header[0] == "Call ID" and rows == []
-    daily = body(
-        report="USER_ACTIVITY_CALLS_HANDLED", first="2026-10-05", last="2026-10-06", options={"dateBreakdown": "DAILY"}
-    )
+    daily = body(report="USER_ACTIVITY_CALLS_HANDLED", first=ago(10), last=ago(9), options={"dateBreakdown": "DAILY"})
     _, *rows = rows_of(export_file(sim, daily)[1])
-    assert {row[0] for row in rows} == {"2026-10-06"}
+    assert {row[0] for row in rows} == {str(ago(9))}
 
 
 def test_daily_breakdown_gives_one_row_per_user_and_day(simulator):
     sim = simulator()
-    daily = body(
-        report="USER_ACTIVITY_CALLS_HANDLED", first="2026-10-05", last="2026-10-07", options={"dateBreakdown": "DAILY"}
-    )
+    daily = body(report="USER_ACTIVITY_CALLS_HANDLED", first=ago(10), last=ago(8), options={"dateBreakdown": "DAILY"})
     header, *rows = rows_of(export_file(sim, daily)[1])
     assert header[:2] == ["Date", "User ID"]
     assert len(rows) == 3 * len({row[1] for row in rows}) and {row[0] for row in rows} == {
-        "2026-10-05",
-        "2026-10-06",
-        "2026-10-07",
+        str(ago(10)),
+        str(ago(9)),
+        str(ago(8)),
     }
     header, *totals = rows_of(
-        export_file(sim, body(report="USER_ACTIVITY_CALLS_HANDLED", first="2026-10-05", last="2026-10-07"))[1]
+        export_file(sim, body(report="USER_ACTIVITY_CALLS_HANDLED", first=ago(10), last=ago(8)))[1]
     )
     assert "Date" not in header and len(totals) == len(rows) // 3
     user = totals[0][0]
@@ -323,7 +329,7 @@ def test_filters_narrow_the_data(simulator):
 def test_a_day_holds_the_same_rows_whichever_range_asks(simulator):
     sim = simulator(rate_limit=10_000)
     for report in ("CALLS_HISTORY", "USER_STATUS_HISTORY", "USER_ACTIVITY_RINGING_ATTEMPTS"):
-        today = dt.datetime.now(dt.timezone.utc).date()
+        today = TODAY
         first = today - dt.timedelta(days=5)
         _, *whole = rows_of(
             export_file(
@@ -339,7 +345,7 @@ def test_a_day_holds_the_same_rows_whichever_range_asks(simulator):
 
 def test_fields_need_quoting_and_durations_pass_24_hours(simulator):
     sim = simulator(calls_per_day=1000)
-    content = export_file(sim, body(first="2026-10-01", last="2026-10-03"))[1]
+    content = export_file(sim, body(first=ago(14), last=ago(12)))[1]
     header, *rows = rows_of(content)
     text = content.decode()
     assert '"Dupont, Jean"' in text or '"Sales, EMEA"' in text
@@ -380,7 +386,7 @@ def test_command_line_prints_its_url_and_serves_with_the_faults_asked(tmp_path):
             "--export-seconds",
             "0",
             "--empty-days",
-            "2026-10-05",
+            str(ago(10)),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -389,7 +395,7 @@ def test_command_line_prints_its_url_and_serves_with_the_faults_asked(tmp_path):
     try:
         url = process.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:")
-        created = requests.post(url + PATH, json=body(first="2026-10-05", last="2026-10-05"), auth=AUTH, timeout=10)
+        created = requests.post(url + PATH, json=body(first=ago(10), last=ago(10)), auth=AUTH, timeout=10)
         assert created.status_code == 201
         for _ in range(100):
             export = requests.get(f"{url}{PATH}/{created.json()['exportID']}", auth=AUTH, timeout=10).json()
@@ -406,10 +412,10 @@ def test_command_line_prints_its_url_and_serves_with_the_faults_asked(tmp_path):
 
 
 def test_exports_including_a_failing_day_fail(simulator):
-    sim = simulator(fail_days=frozenset({dt.date(2026, 10, 6)}))
-    failing = wait_completed(sim, create(sim, body(first="2026-10-05", last="2026-10-06")).json()["exportID"])
+    sim = simulator(fail_days=frozenset({ago(9)}))
+    failing = wait_completed(sim, create(sim, body(first=ago(10), last=ago(9))).json()["exportID"])
     assert failing["status"] == "FAILED" and "too many rows" in failing["errorMessage"]
-    fine = wait_completed(sim, create(sim, body(first="2026-10-05", last="2026-10-05")).json()["exportID"])
+    fine = wait_completed(sim, create(sim, body(first=ago(10), last=ago(10))).json()["exportID"])
     assert fine["status"] == "COMPLETED"
 
 
