@@ -187,10 +187,33 @@ def tap_config(sim: Simulator, **settings) -> dict:
     return {**CREDENTIALS, **FAST_POLLING, "api_url": sim.api_url, **settings}
 
 
+#: The plugins of meltano.yml that the tests run (the warehouse loaders have no warehouse here).
+TESTED_PLUGINS = (
+    "tap-aircall-analytics",
+    "target-duckdb",
+    "target-postgres",
+    "target-jsonl",
+    "target-csv",
+    "target-postgres-pipelinewise",
+)
+
+#: `Meltano.set` prefixes: `postgres__user=...` sets TARGET_POSTGRES_USER.
+SETTING_PREFIXES = {
+    "tap": "TAP_AIRCALL_ANALYTICS",
+    "postgres": "TARGET_POSTGRES",
+    "pipelinewise": "TARGET_POSTGRES_PIPELINEWISE",
+    "duckdb": "TARGET_DUCKDB",
+    "jsonl": "TARGET_JSONL",
+    "csv": "TARGET_CSV",
+}
+
+
 @pytest.fixture(scope="session")
 def installed_plugins() -> None:
-    """Install the tap and the loaders into Meltano's plugin environments, once."""
-    subprocess.run([MELTANO, "install"], cwd=ROOT, env=_env({}), check=True, capture_output=True, timeout=900)
+    """Install the tap and the loaders the tests run into Meltano's plugin environments, once."""
+    subprocess.run(
+        [MELTANO, "install", *TESTED_PLUGINS], cwd=ROOT, env=_env({}), check=True, capture_output=True, timeout=900
+    )
 
 
 def _env(settings: dict[str, str]) -> dict[str, str]:
@@ -226,11 +249,10 @@ class Meltano:
         self.set(**tap_settings)
 
     def set(self, **settings: object) -> None:
-        """Set tap or target settings (`tap__start_date=...`, `target_postgres__user=...`)."""
+        """Set tap or target settings (`tap__start_date=...`, `postgres__user=...`: SETTING_PREFIXES)."""
         for name, value in settings.items():
             plugin, _, setting = name.partition("__")
-            prefix = {"tap": "TAP_AIRCALL_ANALYTICS", "postgres": "TARGET_POSTGRES"}[plugin]
-            self.settings[f"{prefix}_{setting.upper()}"] = str(value)
+            self.settings[f"{SETTING_PREFIXES[plugin]}_{setting.upper()}"] = str(value)
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run(

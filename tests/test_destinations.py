@@ -1,0 +1,254 @@
+"""Each loader of meltano.yml that runs here, end to end: what landed against what the tap emitted.
+
+One drifting export (an unknown column with commas, quotes, line breaks and non-ASCII text; bad
+cells; tags) goes through `meltano run` into each target. Every row is compared by its primary
+key with the record the tap emitted for it: tags, `_extra_columns`, `_unparsed_values`,
+timestamps (UTC), dates and every other value. README "Destinations" quotes these tests.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import json
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import psycopg
+import pytest
+
+from conftest import POSTGRES, TODAY, Meltano, pg_column_types
+
+FIRST, LAST = TODAY - dt.timedelta(days=2), TODAY - dt.timedelta(days=1)
+# The unknown column's label is not a valid column name anywhere: its key must land as is.
+DRIFT = {"extra_column": "Zoë Label", "bad_cells_every": 4, "calls_per_day": 20, "rate_limit": 100_000}
+# The SDK's flattening, one level deep: arrays and objects without declared properties (tags,
+# _extra_columns, _unparsed_values) become JSON text, and the schema says string.
+JSON_TEXT = {"tap__flattening_enabled": "true", "tap__flattening_max_depth": "1"}
+
+Row = dict[str, object]
+
+
+@dataclass
+class Emitted:
+    """What one run of the tap wrote, by stream: records, schemas, primary keys."""
+
+    records: dict[str, list[Row]] = field(default_factory=lambda: defaultdict(list))
+    schemas: dict[str, dict] = field(default_factory=dict)
+    keys: dict[str, list[str]] = field(default_factory=dict)
+
+    def by_key(self, stream: str) -> dict[tuple, Row]:
+        rows = {tuple(record[key] for key in self.keys[stream]): record for record in self.records[stream]}
+        assert len(rows) == len(self.records[stream]), f"{stream}: the tap emitted a primary key twice"
+        return rows
+
+
+def emitted_by(meltano: Meltano) -> Emitted:
+    """The tap's messages, run through Meltano with the same settings as the pipeline."""
+    emitted = Emitted()
+    for line in meltano("invoke", "tap-aircall-analytics").stdout.splitlines():
+        message = json.loads(line)
+        if message["type"] == "RECORD":
+            emitted.records[message["stream"]].append(message["record"])
+        elif message["type"] == "SCHEMA":
+            emitted.schemas[message["stream"]] = message["schema"]
+            emitted.keys[message["stream"]] = message["key_properties"]
+    return emitted
+
+
+@pytest.fixture
+def drifting(installed_plugins, simulator, tmp_path) -> tuple[Meltano, Emitted]:
+    """A Meltano project pointed at a drifting simulator, and what the tap emits from it."""
+    meltano = Meltano(tmp_path, simulator(**DRIFT), tap__start_date=FIRST, tap__end_date=LAST)
+    emitted = emitted_by(meltano)
+    calls = emitted.records["calls_history"]
+    # The export holds every value these tests exist for.
+    assert len(emitted.records) == 12 and all(emitted.records.values())
+    assert any(record["tags"] for record in calls)
+    assert any("\n" in (record["_extra_columns"] or {}).get("Zoë Label", "") for record in calls)
+    assert any(record["_unparsed_values"] for record in calls)
+    assert any("\n" in (record["line_name"] or "") for record in calls)
+    return meltano, emitted
+
+
+def instant(value: object) -> dt.datetime:
+    """A stored or emitted date-time as an aware UTC datetime; a naive one is read as UTC."""
+    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=dt.timezone.utc) if moment.tzinfo is None else moment.astimezone(dt.timezone.utc)
+
+
+def as_emitted(value: object, schema: dict) -> object:
+    """A stored value in the form the tap emits it, read by the property's JSON schema."""
+    types = schema.get("type", [])
+    if value is None:
+        return None
+    if schema.get("format") == "date-time":
+        return instant(value).isoformat()
+    if schema.get("format") == "date":
+        return value.isoformat() if isinstance(value, dt.date) else str(value)
+    if isinstance(value, str) and ("object" in types or "array" in types):
+        return json.loads(value)  # a JSON column read back as text
+    if isinstance(value, decimal.Decimal):
+        return int(value) if "integer" in types else float(value)
+    if "integer" in types:
+        return int(value)
+    return value
+
+
+def canonical(record: Row, schema: dict) -> Row:
+    """`record` with its timestamps as one UTC spelling."""
+    properties = schema["properties"]
+    return {name: as_emitted(value, properties[name]) for name, value in record.items()}
+
+
+def assert_landed(emitted: Emitted, landed: dict[str, list[Row]], *, expected: Callable[[Row], Row] = dict) -> None:
+    """Every emitted record landed once, with every value intact (after `expected`), nothing else."""
+    assert set(landed) == set(emitted.records)
+    for stream, rows in landed.items():
+        schema = emitted.schemas[stream]
+        keys = emitted.keys[stream]
+        stored = {}
+        for row in rows:
+            value = canonical({name: row[name] for name in schema["properties"]}, schema)
+            stored[tuple(value[key] for key in keys)] = value
+        assert len(stored) == len(rows), f"{stream}: a primary key landed twice"
+        wanted = {key: expected(canonical(record, schema)) for key, record in emitted.by_key(stream).items()}
+        assert stored.keys() == wanted.keys(), stream
+        for key, record in wanted.items():
+            assert stored[key] == record, f"{stream} {key}"
+
+
+def postgres_rows(schema: str, streams: list[str]) -> dict[str, list[Row]]:
+    with psycopg.connect(POSTGRES) as db, db.cursor(row_factory=psycopg.rows.dict_row) as cursor:
+        return {stream: cursor.execute(f'select * from "{schema}"."{stream}"').fetchall() for stream in streams}
+
+
+def test_meltanolabs_postgres_holds_every_value_the_tap_emitted(drifting, pg_schema):
+    meltano, emitted = drifting
+    meltano.set(postgres__database="test", postgres__default_target_schema=pg_schema, postgres__password="unused")
+    meltano("run", "tap-aircall-analytics", "target-postgres")
+    assert_landed(emitted, postgres_rows(pg_schema, list(emitted.records)))
+    types = pg_column_types(pg_schema)
+    assert types["calls_history.tags"] == "ARRAY"  # text[]
+    assert types["calls_history._extra_columns"] == types["calls_history._unparsed_values"] == "jsonb"
+    assert types["calls_history.started_at"] == "timestamp without time zone"  # holding UTC
+    assert types["user_activity_calls_handled.date"] == "date"
+
+
+def test_duckdb_holds_every_value_the_tap_emitted(drifting, tmp_path):
+    meltano, emitted = drifting
+    meltano("run", "tap-aircall-analytics", "target-duckdb")
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as db:
+        landed = {}
+        for stream in emitted.records:
+            cursor = db.execute(f"select * from aircall.{stream}")
+            names = [column[0] for column in cursor.description]
+            landed[stream] = [dict(zip(names, row)) for row in cursor.fetchall()]
+        types = dict(
+            db.execute(
+                "select table_name || '.' || column_name, data_type from information_schema.columns "
+                "where table_schema = 'aircall'"
+            ).fetchall()
+        )
+    assert_landed(emitted, landed)
+    assert types["calls_history._extra_columns"] == "JSON" and types["calls_history.tags"] == "JSON"
+    assert types["calls_history.started_at"] == "TIMESTAMP"  # holding UTC
+
+
+def test_pipelinewise_postgres_keeps_rows_and_objects_but_writes_line_breaks_as_backslash_n(drifting, pg_schema):
+    meltano, emitted = drifting
+    meltano.set(pipelinewise__dbname="test", pipelinewise__default_target_schema=pg_schema, pipelinewise__password="x")
+    meltano("run", "tap-aircall-analytics", "target-postgres-pipelinewise")
+    meltano("run", "tap-aircall-analytics", "target-postgres-pipelinewise")  # the same days again: upserted
+
+    def with_its_defect(record: Row) -> Row:
+        # A line break in a text column arrives as the two characters \n; inside jsonb it is kept.
+        return {name: value.replace("\n", "\\n") if isinstance(value, str) else value for name, value in record.items()}
+
+    assert_landed(emitted, postgres_rows(pg_schema, list(emitted.records)), expected=with_its_defect)
+    types = pg_column_types(pg_schema)
+    assert types["calls_history._extra_columns"] == "jsonb" and types["calls_history.tags"] == "jsonb"
+    assert types["calls_history.call_id"] == "numeric"  # integers are numeric, not bigint
+
+
+def jsonl_rows(folder: Path) -> dict[str, list[Row]]:
+    return {
+        path.stem: [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        for path in sorted(folder.glob("*.jsonl"))
+    }
+
+
+def test_jsonl_keeps_every_value_and_appends_each_run(drifting, tmp_path):
+    meltano, emitted = drifting
+    meltano.set(jsonl__destination_path=tmp_path / "jsonl")
+    meltano("run", "tap-aircall-analytics", "target-jsonl")
+    first = jsonl_rows(tmp_path / "jsonl")
+    assert first == dict(emitted.records)  # byte for byte the records, in order
+    assert_landed(emitted, first)
+
+    meltano("run", "--full-refresh", "tap-aircall-analytics", "target-jsonl")
+    again = jsonl_rows(tmp_path / "jsonl")
+    assert again == {stream: records + records for stream, records in emitted.records.items()}  # appended
+
+
+def csv_rows(folder: Path) -> dict[str, list[dict[str, str]]]:
+    rows = {}
+    for path in sorted(folder.glob("*.csv")):
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows[path.stem] = list(csv.DictReader(handle))
+    return rows
+
+
+def text_key(row: Row, keys: list[str], timestamps: set[str]) -> tuple:
+    """The primary key of a CSV row or a record, comparable: text, timestamps as instants."""
+    return tuple(instant(row[name]) if name in timestamps else str(row[name]) for name in keys)
+
+
+def test_csv_writes_python_repr_for_arrays_and_objects(drifting, tmp_path):
+    meltano, emitted = drifting
+    meltano.set(csv__output_path=tmp_path / "csv")
+    meltano("run", "tap-aircall-analytics", "target-csv")
+    calls = {row["call_id"]: row for row in csv_rows(tmp_path / "csv")["calls_history"]}
+    record = next(record for record in emitted.records["calls_history"] if record["tags"])
+    stored = calls[str(record["call_id"])]
+    assert stored["tags"] == repr(record["tags"])  # "['vip', 'sales']": not JSON
+    assert stored["_extra_columns"] == repr(record["_extra_columns"])
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(stored["tags"])
+
+
+def test_csv_gets_json_text_with_one_level_of_flattening(drifting, tmp_path):
+    meltano, emitted = drifting
+    meltano.set(csv__output_path=tmp_path / "csv", **JSON_TEXT)
+    meltano("run", "tap-aircall-analytics", "target-csv")
+    landed = csv_rows(tmp_path / "csv")
+    assert set(landed) == set(emitted.records)
+    objects = ("tags", "_extra_columns", "_unparsed_values")
+    for stream, records in emitted.records.items():
+        properties = emitted.schemas[stream]["properties"]
+        timestamps = {name for name, schema in properties.items() if schema.get("format") == "date-time"}
+        stored = {text_key(row, emitted.keys[stream], timestamps): row for row in landed[stream]}
+        assert len(stored) == len(records) == len(landed[stream]), stream
+        for record in records:
+            row = stored[text_key(record, emitted.keys[stream], timestamps)]
+            for name in objects:
+                if name in record:
+                    assert (json.loads(row[name]) if row[name] else None) == record[name], f"{stream} {name}"
+            for name in timestamps:
+                assert (instant(row[name]) if row[name] else None) == (instant(record[name]) if record[name] else None)
+
+
+def test_json_text_recipe_makes_the_schema_say_string(drifting, tmp_path):
+    meltano, _ = drifting
+    meltano.set(**JSON_TEXT)
+    flattened = emitted_by(meltano)
+    for stream, schema in flattened.schemas.items():
+        for name in ("_extra_columns", "_unparsed_values"):
+            assert schema["properties"][name]["type"] == ["string", "null"], stream
+    record = next(record for record in flattened.records["calls_history"] if record["_extra_columns"])
+    assert isinstance(record["_extra_columns"], str) and "Zoë Label" in json.loads(record["_extra_columns"])
+    assert flattened.schemas["calls_history"]["properties"]["tags"]["type"] == ["string", "null"]
