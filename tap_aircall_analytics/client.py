@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3
@@ -25,16 +25,16 @@ import urllib3
 from tap_aircall_analytics.redaction import scrub
 from tap_aircall_analytics.reports import (
     EXPORTS_PATH,
+    FAILED_STATUSES,
     REMAINING_HEADER,
     RESET_HEADER,
     STATUS_COMPLETED,
-    STATUS_FAILED,
 )
 
 logger = logging.getLogger("tap_aircall_analytics")
 
 CHUNK_BYTES = 1 << 16  # per download in flight: a dozen at once must not weigh on memory
-TIMEOUT = (10, 120)  # connect, read (seconds)
+DEFAULT_TIMEOUT_SECONDS = 30.0  # silence allowed while connecting or between two bytes of an answer
 #: The Content-Encodings a download may come in (object storage serves a file uploaded
 #: compressed that way): decoded by the tap, so Content-Length is checked on the wire.
 DECODED_ENCODINGS = ("gzip", "x-gzip", "deflate")
@@ -121,8 +121,13 @@ class ExportStatus:
 
     @property
     def done(self) -> bool:
-        """True once the export has COMPLETED or FAILED."""
-        return self.status in (STATUS_COMPLETED, STATUS_FAILED)
+        """True once the export has COMPLETED or failed."""
+        return self.status == STATUS_COMPLETED or self.failed
+
+    @property
+    def failed(self) -> bool:
+        """True when the status can only mean the export will never complete (FAILED and the like)."""
+        return self.status in FAILED_STATUSES
 
     @property
     def link(self) -> str:
@@ -193,6 +198,7 @@ class AircallClient:
         max_backoff_seconds: float = 30.0,
         stop: threading.Event | None = None,
         rate_limiter: RateLimiter | None = None,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self._api = requests.Session()
@@ -204,6 +210,7 @@ class AircallClient:
         self.max_backoff_seconds = max_backoff_seconds
         self.stop = stop or threading.Event()
         self.rate_limiter = rate_limiter or RateLimiter()
+        self.timeout_seconds = timeout_seconds
         self.retries = 0  # transient failures retried, for the run summary
 
     # --- exports ----------------------------------------------------------------
@@ -214,15 +221,18 @@ class AircallClient:
 
     def get_export(self, export_id: str) -> ExportStatus:
         """Poll an export; a completed export comes with a freshly minted link."""
-        return ExportStatus.from_json(self._call("GET", f"{EXPORTS_PATH}/{export_id}"))
+        return ExportStatus.from_json(self._call("GET", f"{EXPORTS_PATH}/{quote(export_id, safe='')}"))
 
     def _call(self, method: str, path: str, json: dict | None = None) -> dict:
         url = self.api_url + path
         for attempt in range(1, self.max_tries + 1):
             self.rate_limiter.wait(self.stop)
             try:
-                response = self._api.request(method, url, json=json, timeout=TIMEOUT)
-            except (requests.ConnectionError, requests.Timeout) as error:
+                response = self._api.request(method, url, json=json, timeout=self.timeout_seconds)
+            except requests.Timeout:
+                self._retry_or_raise(attempt, f"{method} {path}: {self._silence('the API')}")
+                continue
+            except requests.ConnectionError as error:
                 self._retry_or_raise(attempt, f"{method} {path}: {type(error).__name__}")
                 continue
             self.rate_limiter.observe(response)
@@ -241,6 +251,12 @@ class AircallClient:
                 continue
             raise self._client_error(status, _message(response), method, path)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _silence(self, host: str) -> str:
+        return (
+            f"{host} did not answer within {self.timeout_seconds:g} s "
+            "(request_timeout_seconds: raise it for a slow link)"
+        )
 
     def _wait_for_rate_limit(self, response: requests.Response) -> None:
         retry_after = response.headers.get("Retry-After")
@@ -295,7 +311,7 @@ class AircallClient:
                 yield chunk
 
         try:
-            with self._files.get(url, stream=True, timeout=TIMEOUT) as response:
+            with self._files.get(url, stream=True, timeout=self.timeout_seconds) as response:
                 if response.status_code in (401, 403):
                     raise LinkExpired(f"download link refused ({response.status_code}) for {redact(url)}")
                 if response.status_code == 404:
@@ -310,7 +326,9 @@ class AircallClient:
                         pause(self.stop, 0)
                         handle.write(chunk)
                         size += len(chunk)
-        except (requests.ConnectionError, requests.Timeout, urllib3.exceptions.HTTPError) as error:
+        except (requests.Timeout, urllib3.exceptions.TimeoutError):
+            raise TransientError(f"download of {redact(url)}: {self._silence('the download host')}") from None
+        except (requests.ConnectionError, urllib3.exceptions.HTTPError) as error:
             raise TransientError(f"download of {redact(url)} was cut off ({type(error).__name__})") from None
         except requests.RequestException as error:  # its text quotes the whole link: named, not quoted
             raise AircallError(f"the download link {redact(url)} cannot be fetched ({type(error).__name__})") from None

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from tap_aircall_analytics.client import (
     AircallClient,
@@ -43,7 +44,7 @@ from tap_aircall_analytics.client import (
     pause,
     redact,
 )
-from tap_aircall_analytics.reports import STATUS_COMPLETED, STATUS_FAILED, Report
+from tap_aircall_analytics.reports import STATUS_COMPLETED, STATUS_FAILED, STATUS_PENDING, Report
 from tap_aircall_analytics.windows import Window
 
 logger = logging.getLogger("tap_aircall_analytics")
@@ -60,7 +61,15 @@ class WindowFailed(AircallError):
 
 
 class _ExportFailed(Exception):
-    """One export ended FAILED (its window may still succeed smaller)."""
+    """One export ended FAILED, or in a status as final (its window may still succeed smaller).
+
+    Its text is Aircall's errorMessage, after the status when that is not FAILED.
+    """
+
+    def __init__(self, export: ExportStatus) -> None:
+        self.status = export.status
+        self.message = export.error_message or "no errorMessage given"
+        super().__init__(self.message if self.status == STATUS_FAILED else f"{self.status} ({self.message})")
 
 
 @dataclass(frozen=True)
@@ -323,14 +332,14 @@ class ReportExporter:
                 return [self._export(window, workdir)]
             except _ExportFailed as failure:
                 self.stats.add(failed_exports=1)
-                reason = str(failure)
+                reason, seen = str(failure), f"{failure.status} ({failure.message})"
                 if attempt == 1:
-                    self._say(window, f"export FAILED ({reason}); retrying once")
+                    self._say(window, f"export {seen}; retrying once")
         if window.days == 1:
             raise WindowFailed(f"{self.stream} {window}: the export failed twice, even for one day: {reason}")
         first, second = window.split()
         self.stats.add(splits=1)
-        self._say(window, f"export FAILED again ({reason}); splitting into {first} and {second}")
+        self._say(window, f"export {seen} again; splitting into {first} and {second}")
         return self._export_or_split(first, workdir) + self._export_or_split(second, workdir)
 
     def _export(self, window: Window, workdir: Path) -> ExportedFile:
@@ -351,25 +360,31 @@ class ReportExporter:
     def _await(self, export: ExportStatus, window: Window) -> ExportStatus:
         started = time.monotonic()
         wait = self.poll.first_wait
+        statuses = {STATUS_PENDING}  # those seen so far: one the tap does not know is said once
         while not export.done:
+            if export.status not in statuses:
+                statuses.add(export.status)
+                self._say(
+                    window, f"export {export.export_id} is {export.status}, a status the tap does not know; waiting"
+                )
             elapsed = time.monotonic() - started
             if elapsed > self.poll.timeout:
                 raise WindowFailed(
-                    f"{self.stream} {window}: export {export.export_id} still PENDING after "
+                    f"{self.stream} {window}: export {export.export_id} still {export.status} after "
                     f"{elapsed / 60:.1f} minutes (export_timeout_minutes); the window was not read"
                 )
             pause(self._stop, min(wait * random.uniform(0.8, 1.2), self.poll.max_wait))
             wait = min(wait * 2, self.poll.max_wait)
             export = self.client.get_export(export.export_id)
-        if export.status == STATUS_FAILED:
-            raise _ExportFailed(export.error_message or "no errorMessage given")
+        if export.failed:
+            raise _ExportFailed(export)
         self._say(window, f"export {export.export_id} ready after {time.monotonic() - started:.1f} s")
         return export
 
     def _download(self, export: ExportStatus, window: Window, workdir: Path) -> ExportedFile:
         path = (
-            workdir
-            / f"{self.stream}_{window.first}_{window.last}_{export.export_id}.{'zip' if export.zipped else 'csv'}"
+            workdir / f"{self.stream}_{window.first}_{window.last}_{quote(export.export_id, safe='')}"
+            f".{'zip' if export.zipped else 'csv'}"
         )
         for attempt in range(1, DOWNLOAD_TRIES + 1):
             if export.status != STATUS_COMPLETED or not export.download_url or export.link_expired():

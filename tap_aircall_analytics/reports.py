@@ -21,6 +21,13 @@ EXPORTS_PATH = "/v1/analytics/report/export"  # POST here; GET {EXPORTS_PATH}/{e
 STATUS_PENDING = "PENDING"
 STATUS_COMPLETED = "COMPLETED"
 STATUS_FAILED = "FAILED"
+#: Statuses that can only mean an export will never complete. Aircall publishes PENDING,
+#: COMPLETED and FAILED; should it answer one of the spellings other export APIs use for an
+#: end without a file, the export fails like FAILED instead of being polled until
+#: `export_timeout_minutes`. Any other status is waited on, and named in the messages.
+FAILED_STATUSES = frozenset(
+    {STATUS_FAILED, "CANCELLED", "CANCELED", "EXPIRED", "ERROR", "ERRORED", "ABORTED", "REJECTED", "TIMED_OUT"}
+)
 
 #: Rate-limit headers sent on every API response.
 LIMIT_HEADER = "X-AircallApi-Limit"

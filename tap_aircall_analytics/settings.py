@@ -143,6 +143,15 @@ SETTINGS_SCHEMA = th.PropertiesList(
         description="An export still PENDING after this long fails its window (never read as empty).",
     ),
     th.Property(
+        "request_timeout_seconds",
+        th.NumberType,
+        title="Request timeout (seconds)",
+        default=30,
+        description="How long the API or the download host may stay silent (while connecting, or between "
+        "two bytes of an answer) before the request is given up and retried. A host that stays silent is "
+        "given up after a few minutes; raise this for a slow link.",
+    ),
+    th.Property(
         "plan_only",
         th.BooleanType,
         title="Plan only",
@@ -309,6 +318,7 @@ class Settings:
     poll_interval_seconds: float
     max_poll_interval_seconds: float
     export_timeout_seconds: float
+    request_timeout_seconds: float
     filters: dict[str, list[int]]
     column_types: dict[str, list[dict]] = field(default_factory=dict)  # as the user gave them
     strict_values: bool = False
@@ -383,6 +393,7 @@ class Settings:
             poll_interval_seconds=poll,
             max_poll_interval_seconds=max_poll,
             export_timeout_seconds=_positive(config, "export_timeout_minutes") * 60,
+            request_timeout_seconds=_positive(config, "request_timeout_seconds"),
             filters={key: list(config[name]) for name, key in FILTER_SETTINGS.items() if config.get(name)},
             column_types=dict(config.get("column_types") or {}),
             strict_values=bool(config.get("strict_values")),

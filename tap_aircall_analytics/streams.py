@@ -88,7 +88,11 @@ class ReportStream(Stream):
         """The export flow of this stream's report, stopped with `stop`."""
         settings = self.owner.settings
         client = AircallClient(
-            settings.api_url, settings.authorization, rate_limiter=self.owner.rate_limiter, stop=stop
+            settings.api_url,
+            settings.authorization,
+            rate_limiter=self.owner.rate_limiter,
+            stop=stop,
+            timeout_seconds=settings.request_timeout_seconds,
         )
         self._exporter = ReportExporter(
             client,

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from conftest import TAP, TODAY, selected_catalog, tap_config
+from tap_aircall_analytics.reports import EXPORTS_PATH
 from tap_aircall_analytics.simulator import Simulator
 
 YESTERDAY = (TODAY - dt.timedelta(days=1)).isoformat()
@@ -203,4 +204,53 @@ def test_after_a_signal_no_request_is_sent_and_every_wait_ends(simulator, catalo
     assert len(sim.api_requests) == 1, sim.api_requests
     assert sim.downloads == []
     assert "Stopped by signal 15: the state covers the windows finished so far" in run.stderr
+    assert_clean(run, config, sim)
+
+
+# --- statuses, silences and export IDs -------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["CANCELLED", "EXPIRED", "ERROR"])
+def test_a_status_that_can_only_mean_failure_fails_the_export_like_failed(simulator, catalog, tmp_path, status):
+    sim = simulator(export_status=status)
+    config = tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY)  # export_timeout_minutes: 30, untouched
+    run = run_tap(tmp_path, catalog, config)
+    assert_fails_in_one_line(run, f"calls_history {YESTERDAY}: the export failed twice, even for one day: {status}")
+    assert f"export {status} (no errorMessage given); retrying once" in run.stderr
+    assert sim.exports_created["CALLS_HISTORY"] == 2  # retried once, like FAILED, never polled to the deadline
+    assert_clean(run, config, sim)
+
+
+def test_a_status_the_tap_does_not_know_is_named_while_waiting_and_at_the_deadline(simulator, catalog, tmp_path):
+    sim = simulator(export_status="QUEUED")
+    config = tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY, export_timeout_minutes=0.01)
+    run = run_tap(tmp_path, catalog, config)
+    assert_fails_in_one_line(run, f"calls_history {YESTERDAY}", "still QUEUED after", "export_timeout_minutes")
+    assert "is QUEUED, a status the tap does not know; waiting" in run.stderr
+    assert "PENDING" not in run.last_line
+    assert_clean(run, config, sim)
+
+
+@pytest.mark.parametrize(("host", "named"), [("api", "the API"), ("downloads", "the download host")])
+def test_a_host_that_never_answers_is_given_up_in_one_line(simulator, catalog, tmp_path, host, named):
+    sim = simulator(silent_host=host)
+    config = tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY, request_timeout_seconds=0.2)
+    run = run_tap(tmp_path, catalog, config)
+    assert_fails_in_one_line(
+        run, f"calls_history {YESTERDAY}", f"{named} did not answer within 0.2 s", "request_timeout_seconds"
+    )
+    assert_clean(run, config, sim)
+
+
+def test_an_export_id_is_quoted_in_the_paths_it_goes_into(simulator, catalog, tmp_path):
+    sim = simulator(export_id_prefix="../../elsewhere/")
+    config = tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY)
+    run = run_tap(tmp_path, catalog, config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert '"type":"RECORD"' in run.stdout
+    polls = [path for method, path, _ in sim.api_requests if method == "GET"]
+    assert polls and all(path.startswith(EXPORTS_PATH + "/..%2F..%2Felsewhere%2F") for path in polls)
+    assert all("/../" not in path for _, path, _ in sim.api_requests)
+    assert [d.status for d in sim.downloads] == [200]
+    assert not (tmp_path.parent / "elsewhere").exists()  # the file went into the tap's folder, nowhere else
     assert_clean(run, config, sim)

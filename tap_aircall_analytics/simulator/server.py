@@ -428,7 +428,7 @@ class Simulator:
         )
 
     def _write_file(self, export: Export, data: ReportData, request: str) -> None:
-        path = os.path.join(self._workdir, export.export_id + (".zip" if export.zipped else ".csv"))
+        path = os.path.join(self._workdir, quote(export.export_id, safe="") + (".zip" if export.zipped else ".csv"))
         options = self.config.file_options()
         if export.zipped:
             with (
