@@ -30,6 +30,13 @@ SDK_PARTS: tuple[SdkPart, ...] = (
         ("self",),
     ),
     SdkPart(
+        "singer_sdk:Tap.invoke",
+        "tap.py TapAircallAnalytics.invoke",
+        "the command line hands the --state file to invoke, which parses it before any tap code runs: "
+        "overridden to stop in one line on a state file that is empty, not JSON or of the wrong shape",
+        ("about", "about_format", "config", "state", "catalog"),
+    ),
+    SdkPart(
         "singer_sdk:Tap._validate_config",
         "tap.py TapAircallAnalytics._validate_config",
         "number settings given as text (environment variables, Meltano) are read as numbers before validation",

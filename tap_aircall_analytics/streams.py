@@ -14,6 +14,7 @@ from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.streams import Stream
 
 from tap_aircall_analytics import batches, halves
+from tap_aircall_analytics.bookmarks import stored_bookmark
 from tap_aircall_analytics.client import AircallClient
 from tap_aircall_analytics.exports import ExportedFile, ExportPipeline, ExportStats, PollPolicy, ReportExporter
 from tap_aircall_analytics.records import RecordReader, json_schema
@@ -55,7 +56,16 @@ class ReportStream(Stream):
         return "INCREMENTAL"
 
     def bookmark(self, context: Context | None = None) -> dt.date | None:
-        """The first day not yet exported, from state; None on a first run.
+        """The first day not yet exported, from state, never after today; None on a first run.
+
+        A bookmark after today (a clock that ran ahead, a state edited by hand) is read as
+        today, so the stream syncs again instead of freezing; `planned_windows` says so.
+        """
+        stored = self._stored_bookmark(context)
+        return None if stored is None else min(stored, self._today or self.owner.settings.today())
+
+    def _stored_bookmark(self, context: Context | None) -> dt.date | None:
+        """The bookmark as the state holds it (checked when the state was loaded).
 
         Read without writing: the run plans every stream before the first STATE goes out.
         """
@@ -64,10 +74,9 @@ class ReportStream(Stream):
             if context is None
             else self.get_context_state(context)
         )
-        value = state.get("replication_key_value")
-        if not value or state.get("replication_key") != self.replication_key:
+        if state.get("replication_key") != self.replication_key:
             return None
-        return dt.date.fromisoformat(str(value)[:10])
+        return stored_bookmark(self.name, state)
 
     @property
     def owner(self) -> TapAircallAnalytics:
@@ -111,6 +120,14 @@ class ReportStream(Stream):
         """The windows this run exports, from settings, state, lookback and retention."""
         settings = self.owner.settings
         today = self._today = settings.today()
+        stored = self._stored_bookmark(context)
+        if stored is not None and stored > today:
+            self.logger.warning(
+                "%s: the bookmark %s is after today (%s): read as today, so the stream syncs again",
+                self.name,
+                stored,
+                today,
+            )
         days = sync_range(
             self.report,
             start_date=settings.start_date,

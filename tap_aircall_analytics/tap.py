@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import sys
 import threading
 import types
@@ -11,6 +12,7 @@ import typing as t
 from singer_sdk import Tap
 
 from tap_aircall_analytics import preflight, redaction
+from tap_aircall_analytics.bookmarks import StateError, check_state, parse_state_file
 from tap_aircall_analytics.client import AircallError, RateLimiter
 from tap_aircall_analytics.exports import ExportPipeline, remove_orphaned_downloads
 from tap_aircall_analytics.messages import BufferedMessageWriter
@@ -78,6 +80,37 @@ class TapAircallAnalytics(Tap):
                 with contextlib.suppress(ValueError):  # left as text, validation then names the setting
                     self._config[name] = float(value)
         return super()._validate_config(raise_errors=raise_errors)
+
+    @classmethod
+    @override
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: t.Any = None,
+        state: t.IO[str] | None = None,
+        catalog: t.IO[str] | None = None,
+    ) -> None:
+        """Run the command line; a state file that cannot be read stops it in one line first."""
+        if state is not None:
+            text = state.read()
+            try:
+                check_state(parse_state_file(getattr(state, "name", "given with --state"), text))
+            except StateError as error:
+                raise SystemExit(f"tap-aircall-analytics: {error}") from None
+            state = io.StringIO(text)
+        super().invoke(about=about, about_format=about_format, config=config, state=state, catalog=catalog)
+
+    @override
+    def load_state(self, state: dict[str, t.Any]) -> None:
+        """Check the state whole before the SDK reads it: a state of the wrong shape, or a bookmark
+        that is not a date, stops the run in one line before any request."""
+        try:
+            check_state(state)
+        except StateError as error:
+            raise SystemExit(f"tap-aircall-analytics: {error}") from None
+        super().load_state(state)
 
     @property
     def settings(self) -> Settings:

@@ -254,3 +254,61 @@ def test_an_export_id_is_quoted_in_the_paths_it_goes_into(simulator, catalog, tm
     assert [d.status for d in sim.downloads] == [200]
     assert not (tmp_path.parent / "elsewhere").exists()  # the file went into the tap's folder, nowhere else
     assert_clean(run, config, sim)
+
+
+# --- the state, checked before any request ----------------------------------------------
+
+CALLS = {"replication_key": "started_at"}
+BAD_STATES = {
+    "not JSON": ('{"bookmarks": {"calls_history": ', "is not JSON (Expecting"),
+    "empty": ("\n", "is empty"),
+    "an array": ("[]", "the state is a JSON array"),
+    "bookmarks an array": ('{"bookmarks": []}', "bookmarks are a JSON array"),
+    "a stream's state a string": ('{"bookmarks": {"calls_history": "2026-05-01"}}', "calls_history is a JSON string"),
+    "partitions not a list": ('{"bookmarks": {"calls_history": {"partitions": "p"}}}', "calls_history has partitions"),
+    "progress markers a list": (
+        '{"bookmarks": {"calls_history": {"progress_markers": []}}}',
+        "calls_history has progress_markers",
+    ),
+    "a word for a bookmark": (
+        json.dumps({"bookmarks": {"calls_history": {**CALLS, "replication_key_value": "yesterday"}}}),
+        'calls_history is "yesterday", not a date',
+    ),
+    "a number for a bookmark": (
+        json.dumps({"bookmarks": {"calls_history": {**CALLS, "replication_key_value": 20260501}}}),
+        "calls_history is 20260501, not a date",
+    ),
+    "a day that does not exist": (
+        json.dumps({"bookmarks": {"calls_history": {**CALLS, "replication_key_value": "2026-13-45"}}}),
+        "not a date (YYYY-MM-DD)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_STATES))
+def test_a_state_the_tap_cannot_read_stops_the_run_in_one_line_before_any_request(simulator, catalog, tmp_path, case):
+    text, words = BAD_STATES[case]
+    sim = simulator()
+    config = tap_config(sim, start_date=YESTERDAY)
+    run = run_tap(tmp_path, catalog, config, state_text=text)
+    assert_fails_in_one_line(run, words, "start_date")
+    if "calls_history" in words:  # what to do, for that stream alone
+        assert "remove calls_history from the state's bookmarks" in run.last_line or "correct it" in run.last_line
+    assert sim.api_requests == []
+    assert run.stdout == ""
+    assert_clean(run, config, sim)
+
+
+def test_a_bookmark_after_today_is_read_as_today_so_the_stream_syncs(simulator, catalog, tmp_path):
+    ahead = (TODAY + dt.timedelta(days=400)).isoformat()
+    sim = simulator()
+    config = tap_config(sim, start_date=(TODAY - dt.timedelta(days=5)).isoformat(), lookback_days=1)
+    state = {"bookmarks": {"calls_history": {**CALLS, "replication_key_value": ahead}}}
+    run = run_tap(tmp_path, catalog, config, state_text=json.dumps(state))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"calls_history: the bookmark {ahead} is after today ({TODAY}): read as today" in run.stderr
+    ranges = [body["input"]["filter"]["dateFilter"]["absoluteRange"] for method, _, body in sim.api_requests if body]
+    assert ranges == [{"fromDate": (TODAY - dt.timedelta(days=1)).isoformat(), "toDate": TODAY.isoformat()}]
+    states = [json.loads(line)["value"] for line in run.stdout.splitlines() if line.startswith('{"type":"STATE"')]
+    assert states[-1]["bookmarks"]["calls_history"]["replication_key_value"] == TODAY.isoformat()
+    assert_clean(run, config, sim)
