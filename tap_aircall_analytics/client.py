@@ -109,14 +109,14 @@ class ExportStatus:
             raise AircallError(
                 f"the API answered an export without {' or '.join(missing)} (it gave: {given or 'nothing'})"
             )
-        expires = body.get("downloadUrlExpiresAt")
+        link = body.get("downloadUrl")
         return cls(
             export_id=str(body["exportID"]),
             status=str(body["status"]).upper(),
-            download_url=body.get("downloadUrl"),
-            expires_at=dt.datetime.fromisoformat(expires.replace("Z", "+00:00")) if expires else None,
-            zipped=bool(body.get("isZipCompressed")),
-            error_message=body.get("errorMessage"),
+            download_url=link if isinstance(link, str) else None,
+            expires_at=_moment(body.get("downloadUrlExpiresAt")),
+            zipped=body.get("isZipCompressed") in (True, "true", "True", "TRUE"),
+            error_message=None if body.get("errorMessage") is None else str(body["errorMessage"]),
         )
 
     @property
@@ -144,6 +144,18 @@ class ExportStatus:
     def link_expired(self) -> bool:
         """True when the download link is past its expiry time."""
         return self.expires_at is not None and self.expires_at <= dt.datetime.now(dt.timezone.utc)
+
+
+def _moment(text: object) -> dt.datetime | None:
+    """An ISO-8601 instant (UTC when it names no offset); None when absent or unreadable, so the
+    link is used until the download host refuses it, and then refreshed."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
 class RateLimiter:

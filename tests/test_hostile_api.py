@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from conftest import TAP, TODAY, selected_catalog, tap_config
+from tap_aircall_analytics.client import AircallError, ExportStatus
 from tap_aircall_analytics.reports import EXPORTS_PATH
 from tap_aircall_analytics.simulator import Simulator
 
@@ -64,6 +65,13 @@ def finish(process: subprocess.Popen, tmp_path: Path, timeout: float = 120) -> R
 
 def run_tap(tmp_path: Path, catalog: dict, config: dict, **options) -> Run:
     return finish(start_tap(tmp_path, catalog, config, **options), tmp_path)
+
+
+def one_day(simulator, catalog: dict, tmp_path: Path, faults: dict, **settings) -> tuple[Simulator, dict, Run]:
+    """Run the tap on yesterday's calls against a simulator with `faults`: the simulator, the config, the run."""
+    sim = simulator(**faults)
+    config = tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY, **settings)
+    return sim, config, run_tap(tmp_path, catalog, config)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
@@ -147,26 +155,20 @@ def test_an_error_answer_that_echoes_the_credential_is_quoted_without_it(simulat
 
 
 def test_a_link_with_a_user_and_password_is_never_shown_with_them(simulator, catalog, tmp_path):
-    sim = simulator(link_userinfo="linkuser:link-password-0123")
-    config = tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY)
-    run = run_tap(tmp_path, catalog, config)
+    sim, config, run = one_day(simulator, catalog, tmp_path, dict(link_userinfo="linkuser:link-password-0123"))
     assert run.returncode == 0, run.stderr[-3000:]
     link_basic = base64.b64encode(b"linkuser:link-password-0123").decode()
     assert_clean(run, config, sim, "link-password-0123", link_basic)
 
 
 def test_a_link_that_is_not_http_fails_in_one_line_without_its_signature(simulator, catalog, tmp_path):
-    sim = simulator(link_scheme="ftp")
-    config = tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY)
-    run = run_tap(tmp_path, catalog, config)
+    sim, config, run = one_day(simulator, catalog, tmp_path, dict(link_scheme="ftp"))
     assert_fails_in_one_line(run, f"calls_history {YESTERDAY}", "not an http(s) link", "ftp://")
     assert_clean(run, config, sim)
 
 
 def test_an_export_without_its_id_is_named_not_quoted(simulator, catalog, tmp_path):
-    sim = simulator(drop_export_field="exportID")
-    config = tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY)
-    run = run_tap(tmp_path, catalog, config)
+    sim, config, run = one_day(simulator, catalog, tmp_path, dict(drop_export_field="exportID"))
     assert_fails_in_one_line(run, f"calls_history {YESTERDAY}", "without exportID", "downloadUrl")
     assert sim.links and "http" not in run.last_line  # the answer held a signed link: not quoted
     assert_clean(run, config, sim)
@@ -212,9 +214,7 @@ def test_after_a_signal_no_request_is_sent_and_every_wait_ends(simulator, catalo
 
 @pytest.mark.parametrize("status", ["CANCELLED", "EXPIRED", "ERROR"])
 def test_a_status_that_can_only_mean_failure_fails_the_export_like_failed(simulator, catalog, tmp_path, status):
-    sim = simulator(export_status=status)
-    config = tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY)  # export_timeout_minutes: 30, untouched
-    run = run_tap(tmp_path, catalog, config)
+    sim, config, run = one_day(simulator, catalog, tmp_path, dict(export_status=status))
     assert_fails_in_one_line(run, f"calls_history {YESTERDAY}: the export failed twice, even for one day: {status}")
     assert f"export {status} (no errorMessage given); retrying once" in run.stderr
     assert sim.exports_created["CALLS_HISTORY"] == 2  # retried once, like FAILED, never polled to the deadline
@@ -222,9 +222,7 @@ def test_a_status_that_can_only_mean_failure_fails_the_export_like_failed(simula
 
 
 def test_a_status_the_tap_does_not_know_is_named_while_waiting_and_at_the_deadline(simulator, catalog, tmp_path):
-    sim = simulator(export_status="QUEUED")
-    config = tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY, export_timeout_minutes=0.01)
-    run = run_tap(tmp_path, catalog, config)
+    sim, config, run = one_day(simulator, catalog, tmp_path, dict(export_status="QUEUED"), export_timeout_minutes=0.01)
     assert_fails_in_one_line(run, f"calls_history {YESTERDAY}", "still QUEUED after", "export_timeout_minutes")
     assert "is QUEUED, a status the tap does not know; waiting" in run.stderr
     assert "PENDING" not in run.last_line
@@ -233,9 +231,7 @@ def test_a_status_the_tap_does_not_know_is_named_while_waiting_and_at_the_deadli
 
 @pytest.mark.parametrize(("host", "named"), [("api", "the API"), ("downloads", "the download host")])
 def test_a_host_that_never_answers_is_given_up_in_one_line(simulator, catalog, tmp_path, host, named):
-    sim = simulator(silent_host=host)
-    config = tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY, request_timeout_seconds=0.2)
-    run = run_tap(tmp_path, catalog, config)
+    sim, config, run = one_day(simulator, catalog, tmp_path, dict(silent_host=host), request_timeout_seconds=0.2)
     assert_fails_in_one_line(
         run, f"calls_history {YESTERDAY}", f"{named} did not answer within 0.2 s", "request_timeout_seconds"
     )
@@ -243,9 +239,7 @@ def test_a_host_that_never_answers_is_given_up_in_one_line(simulator, catalog, t
 
 
 def test_an_export_id_is_quoted_in_the_paths_it_goes_into(simulator, catalog, tmp_path):
-    sim = simulator(export_id_prefix="../../elsewhere/")
-    config = tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY)
-    run = run_tap(tmp_path, catalog, config)
+    sim, config, run = one_day(simulator, catalog, tmp_path, dict(export_id_prefix="../../elsewhere/"))
     assert run.returncode == 0, run.stderr[-3000:]
     assert '"type":"RECORD"' in run.stdout
     polls = [path for method, path, _ in sim.api_requests if method == "GET"]
@@ -312,3 +306,31 @@ def test_a_bookmark_after_today_is_read_as_today_so_the_stream_syncs(simulator, 
     states = [json.loads(line)["value"] for line in run.stdout.splitlines() if line.startswith('{"type":"STATE"')]
     assert states[-1]["bookmarks"]["calls_history"]["replication_key_value"] == TODAY.isoformat()
     assert_clean(run, config, sim)
+
+
+# --- export objects of the wrong shape ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "read"),
+    [
+        ("downloadUrlExpiresAt", "in an hour", lambda export: export.expires_at is None),
+        ("downloadUrlExpiresAt", "2026-05-20T10:35:12", lambda export: export.expires_at.tzinfo is not None),
+        ("downloadUrlExpiresAt", 1779273312, lambda export: export.expires_at is None),
+        ("isZipCompressed", "false", lambda export: export.zipped is False),
+        ("isZipCompressed", "true", lambda export: export.zipped is True),
+        ("downloadUrl", {"href": "https://files/x.csv"}, lambda export: export.download_url is None),
+        ("errorMessage", {"code": 7}, lambda export: export.error_message == "{'code': 7}"),
+    ],
+)
+def test_an_export_object_of_the_wrong_shape_is_read_without_a_traceback(field, value, read):
+    body = {"exportID": "e1", "status": "COMPLETED", "downloadUrl": "https://files/x.csv", field: value}
+    export = ExportStatus.from_json(body)
+    assert read(export)
+    export.link_expired()  # comparable with now, whatever the API sent
+
+
+def test_a_completed_export_whose_link_is_not_a_string_fails_in_words():
+    export = ExportStatus.from_json({"exportID": "e1", "status": "COMPLETED", "downloadUrl": ["x"]})
+    with pytest.raises(AircallError, match="gave no downloadUrl"):
+        export.link  # noqa: B018 - reading it is the check

@@ -77,3 +77,13 @@ def test_a_record_from_any_logger_is_scrubbed_with_its_arguments_and_traceback()
     assert "feedface" not in written and TOKEN not in written
     assert "ValueError" in written and '"GET /x?[redacted] HTTP/1.1"' in written
     assert record.exc_info is None  # no formatter sees the exception itself
+
+
+def test_a_traceback_that_reaches_stderr_is_scrubbed(capsys):
+    try:
+        raise RuntimeError(f"cannot fetch https://u:pw-9876@files/x.csv?X-Amz-Signature=feedface ({TOKEN})")
+    except RuntimeError as error:
+        redaction._print_scrubbed(RuntimeError, error, error.__traceback__)
+    printed = capsys.readouterr().err
+    assert "Traceback" in printed and "RuntimeError: cannot fetch https://[redacted]@files/x.csv?[redacted]" in printed
+    assert "feedface" not in printed and "pw-9876" not in printed and TOKEN not in printed
