@@ -1,38 +1,22 @@
 """The DuckDB SQL that converts one export file: pure functions of a report and a header.
 
-It applies the same conversions as `records.py` (UTC timestamps with the first occurrence
-of a repeated hour, whole-second durations, Yes/No, percentages, tag lists), so a
-JSON-lines batch holds exactly the records RECORD mode would emit, and a Parquet batch the
-same values with native types. Nothing here touches a file or a DuckDB session: that is
-`batches.py`.
+Each cell is read by the SQL of the spelling table (`spellings.py`) that `records.py`
+reads it with too, so a JSON-lines batch holds exactly the records RECORD mode would
+emit, and a Parquet batch the same values with native types. Nothing here touches a file
+or a DuckDB session: that is `batches.py`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import typing as t
 import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 
-from tap_aircall_analytics.records import (
-    EXTRA_COLUMNS,
-    RAW_PROPERTIES,
-    TIMESTAMP_EXPECTED,
-    UNPARSED_VALUES,
-    HeaderMatch,
-)
-from tap_aircall_analytics.reports import (
-    FALSE_TEXT,
-    ISO_WALL_CLOCK,
-    LIST_SEPARATOR,
-    PERCENT_SUFFIX,
-    TIMESTAMP_FORMAT,
-    TRUE_TEXT,
-    Column,
-    Kind,
-    Report,
-)
+from tap_aircall_analytics import spellings
+from tap_aircall_analytics.records import EXTRA_COLUMNS, RAW_PROPERTIES, UNPARSED_VALUES, HeaderMatch
+from tap_aircall_analytics.reports import LIST_SEPARATOR, Column, Kind, Report
+from tap_aircall_analytics.spellings import Reading, Spelling
 from tap_aircall_analytics.windows import Window
 
 CSV_BUFFER_BYTES = 1 << 20
@@ -95,6 +79,7 @@ class BatchSql:
 
     report: Report
     selected: list[str]
+    timezone: str  # the account's: wall-clock times are read in it
     json_lines: bool  # True: values as the text RECORD mode emits; False: native Parquet types
     strict: bool = False  # a bad cell stops the run instead of being kept as text
 
@@ -114,12 +99,18 @@ class BatchSql:
         """A query of no rows with the stream's columns: the batch of a file without a header."""
         return f"SELECT {', '.join(f'{self._null(name)} AS {quoted(name)}' for name in self.selected)} LIMIT 0"
 
-    def select(self, path: Path, width: int, match: HeaderMatch, offsets: Offsets) -> str:
-        """Convert in an inner query (each cell once), assemble the record in the outer one."""
+    def select(
+        self, path: Path, width: int, match: HeaderMatch, offsets: Offsets, primaries: dict[str, Spelling | None]
+    ) -> str:
+        """Convert in an inner query (each cell once), assemble the record in the outer one.
+
+        `primaries` holds the spelling of each column's first values (spellings.detect).
+        """
         source = csv_source(path, width)
         lenient = {index for index, _ in self.lenient_columns(match)}
         converted = [
-            f"{self._expression(column, f'c{index}', offsets, index in lenient)} AS v{index}"
+            f"{self._expression(column, f'c{index}', offsets, index in lenient, primaries.get(column.name))} "
+            f"AS v{index}"
             for index, column in match.positions
             if column.name in self.selected
         ]
@@ -132,7 +123,7 @@ class BatchSql:
             elif name == UNPARSED_VALUES:
                 expression = self._unparsed_values(match, lenient)
             elif name in positions:
-                expression = f"v{positions[name]}"
+                expression = self._output(self.report.column(name), f"v{positions[name]}")
             else:
                 expression = self._null(name)
             fields.append(f"{expression} AS {quoted(name)}")
@@ -180,72 +171,78 @@ class BatchSql:
             Kind.DATE: "VARCHAR" if self.json_lines else "DATE",
         }[column.kind]
 
-    def _expression(self, column: Column, field: str, offsets: Offsets, lenient: bool) -> str:
-        """SQL for one column: the same value as the records.py converter, NULL when empty.
+    def _expression(self, column: Column, field: str, offsets: Offsets, lenient: bool, primary: Spelling | None) -> str:
+        """SQL for one column: the same value as records.py reads, NULL when empty.
 
         A bad cell is NULL when `lenient`, else an error naming the column and the value.
         """
         label = column.label.replace("'", "''")
-        if lenient:
-
-            def bad(expected: str) -> str:
-                return "NULL"
-        else:
-
-            def bad(expected: str) -> str:
-                return f"error('column ''{label}'': ' || {field} || ' is not {expected}')"
-
-        value = self._value(column, field, offsets, bad, "TRY_CAST" if lenient else "CAST")
+        reading = Reading.of(column, self.timezone)
+        value = cell_value(field, reading, offsets, primary)
+        if not lenient and column.kind not in (Kind.STRING, Kind.LIST):
+            expected = reading.expected.replace("'", "''")
+            value = f"coalesce({value}, error('column ''{label}'': ' || {field} || ' is not {expected}'))"
         if column.name in self.report.primary_key:
             present = f"{field} IS NOT NULL AND {field} <> ''"
             return f"CASE WHEN {present} THEN {value} ELSE error('column ''{label}'': key column is empty') END"
         return f"CASE WHEN {field} IS NULL OR {field} = '' THEN NULL ELSE {value} END"
 
-    def _value(self, column: Column, field: str, offsets: Offsets, bad: t.Callable[[str], str], cast: str) -> str:
-        kind = column.kind
-        if kind is Kind.STRING:
-            return field
-        if kind is Kind.INTEGER:
-            return f"{cast}({field} AS BIGINT)"
-        if kind in (Kind.NUMBER, Kind.PERCENT):
-            number = (
-                f"{cast}({field} AS DOUBLE)"
-                if kind is Kind.NUMBER
-                else f"{cast}(rtrim({field}, '{PERCENT_SUFFIX}') AS DOUBLE)"
+    def _output(self, column: Column, value: str) -> str:
+        """A converted value as the batch holds it: the text RECORD mode emits, or a Parquet type."""
+        if column.kind is Kind.TIMESTAMP:
+            if not self.json_lines:
+                return f"CAST({value} AS TIMESTAMPTZ)"
+            return (  # 2026-07-01T08:00:05+00:00, microseconds only when there are some
+                f"CASE WHEN microsecond({value}) % 1000000 = 0 THEN replace(CAST({value} AS VARCHAR), ' ', 'T') "
+                f"ELSE strftime({value}, '%Y-%m-%dT%H:%M:%S.%f') END || '+00:00'"
             )
-            return f"CASE WHEN isfinite({number}) THEN {number} ELSE {bad('a finite number')} END"
-        if kind is Kind.BOOLEAN:
-            return (
-                f"CASE {field} WHEN '{TRUE_TEXT}' THEN true WHEN '{FALSE_TEXT}' THEN false ELSE {bad('a boolean')} END"
-            )
-        if kind is Kind.LIST:  # the non-empty items between separators, trimmed
-            item = f"[^{LIST_SEPARATOR}\\s](?:[^{LIST_SEPARATOR}]*[^{LIST_SEPARATOR}\\s])?"
-            return f"regexp_extract_all({field}, '{item}')"
-        if kind is Kind.DURATION:  # H:MM:SS, MM and SS at fixed places from the end; a part not a number fails
-            hours = f"substr({field}, 1, strlen({field}) - 6)"
-            return (
-                f"CASE WHEN substr({field}, -3, 1) = ':' AND substr({field}, -6, 1) = ':' THEN "
-                f"{cast}({hours} AS BIGINT) * 3600 + {cast}(substr({field}, -5, 2) AS BIGINT) * 60 + "
-                f"{cast}(substr({field}, -2, 2) AS BIGINT) ELSE {bad('a duration (H:MM:SS)')} END"
-            )
-        strptime = "try_strptime" if cast == "TRY_CAST" else "strptime"
-        if kind is Kind.DATE:
-            date = f"CAST({strptime}({field}, '%Y-%m-%d') AS DATE)"
-            return f"strftime({date}, '%Y-%m-%d')" if self.json_lines else date
-        if TIMESTAMP_FORMAT == ISO_WALL_CLOCK:  # the fast cast, kept as strict as records.py
-            local = (
-                f"CASE WHEN strlen({field}) = 19 AND substr({field}, 11, 1) = ' ' "
-                f"THEN {cast}({field} AS TIMESTAMP) ELSE {bad(TIMESTAMP_EXPECTED)} END"
-            )
-        else:
-            local = f"{strptime}({field}, {sql_text(TIMESTAMP_FORMAT)})"
+        if column.kind is Kind.DATE and self.json_lines:
+            return f"CAST({value} AS VARCHAR)"
+        return value
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """One cell as a spelling's SQL sees it (see spellings.SqlCell)."""
+
+    field: str
+    reading: Reading
+    pattern: str
+    offsets: Offsets
+
+    def group(self, index: int) -> str:
+        return f"regexp_extract({self.field}, {sql_text('^(?:' + self.pattern + ')$')}, {index})"
+
+    def to_utc(self, local: str) -> str:
+        """Wall-clock time to UTC with the offset in force then (see utc_offsets)."""
         cases = " ".join(
             f"WHEN {local} >= TIMESTAMP '{start.isoformat(' ')}' THEN {seconds}"
-            for start, seconds in reversed(offsets[1:])
+            for start, seconds in reversed(self.offsets[1:])
             if start is not None
         )
-        offset = f"(CASE {cases} ELSE {offsets[0][1]} END)" if cases else str(offsets[0][1])
-        utc = f"({local} - to_seconds({offset}))"
-        if self.json_lines:  # the text records.py emits: 2026-07-01T08:00:05+00:00
-            return f"replace(CAST({utc} AS VARCHAR), ' ', 'T') || '+00:00'"
-        return f"CAST({utc} AS TIMESTAMPTZ)"
+        offset = f"(CASE {cases} ELSE {self.offsets[0][1]} END)" if cases else str(self.offsets[0][1])
+        return f"({local} - to_seconds({offset}))"
+
+
+def cell_value(field: str, reading: Reading, offsets: Offsets, primary: Spelling | None) -> str:
+    """SQL of a non-empty cell's value in whichever spelling of its column it is; NULL if in none.
+
+    The spelling the column's first values are in is tried first, by its guard when it
+    has one (no regular expression for the cells of a file in one spelling).
+    """
+    if reading.kind is Kind.STRING:
+        return field
+    if reading.kind is Kind.LIST:  # the non-empty items between separators, trimmed
+        item = f"[^{LIST_SEPARATOR}\\s](?:[^{LIST_SEPARATOR}]*[^{LIST_SEPARATOR}\\s])?"
+        return f"regexp_extract_all({field}, '{item}')"
+    text = f"replace({field}, ',', '.')" if reading.decimal == "," else field
+    candidates = spellings.spellings_of(reading)
+    ordered = sorted(candidates, key=lambda spelling: spelling is not primary)
+    branches = []
+    if primary is not None and primary.guard is not None and primary.fast_sql is not None:
+        cell = _Cell(text, reading, primary.pattern, offsets)
+        branches.append(f"WHEN {primary.guard(text)} THEN {primary.fast_sql(cell)}")
+    for spelling in ordered:
+        cell = _Cell(text, reading, spelling.pattern, offsets)
+        branches.append(f"WHEN regexp_full_match({text}, {sql_text(spelling.pattern)}) THEN {spelling.sql(cell)}")
+    return f"(CASE {' '.join(branches)} END)"

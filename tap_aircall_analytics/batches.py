@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import itertools
 import shutil
 import threading
 import typing as t
@@ -21,8 +22,10 @@ from urllib.request import url2pathname
 
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
+from tap_aircall_analytics import spellings
 from tap_aircall_analytics.batch_sql import BatchSql, sql_text, unparsed_counter, utc_offsets
-from tap_aircall_analytics.records import FileFormatError, HeaderMatch, RecordReader, open_text
+from tap_aircall_analytics.records import SAMPLE_ROWS, FileFormatError, HeaderMatch, RecordReader, open_text
+from tap_aircall_analytics.spellings import Spelling
 from tap_aircall_analytics.windows import Window
 
 FORMATS = {"jsonl": "json", "parquet": "parquet"}
@@ -57,7 +60,9 @@ class BatchFileWriter:
         self.encoding = encoding
         self.storage = storage
         self.file_stem = file_stem
-        self.sql = BatchSql(reader.report, selected, json_lines=encoding.format == "jsonl", strict=reader.strict)
+        self.sql = BatchSql(
+            reader.report, selected, reader.timezone, json_lines=encoding.format == "jsonl", strict=reader.strict
+        )
         self.rows_written = 0  # rows of the last file written
         self._count = 0
 
@@ -69,12 +74,15 @@ class BatchFileWriter:
                 shutil.copyfileobj(text, out, 1 << 20)
             csv_path = plain
         with open_text(csv_path, zipped=False) as text:
-            header = next(csv.reader(text), None)
+            rows = csv.reader(text)
+            header = next(rows, None)
+            head = list(itertools.islice(rows, SAMPLE_ROWS))
         match = None if header is None else self.reader.match(header)
         if match is None:
             select = self.sql.empty_select()
         else:
-            select = self.sql.select(csv_path, len(header or ()), match, utc_offsets(self.reader.timezone, window))
+            offsets = utc_offsets(self.reader.timezone, window)
+            select = self.sql.select(csv_path, len(header or ()), match, offsets, self._primaries(match, head))
         output = workdir / f"{csv_path.stem}.batch"
         self._copy(select, output, csv_path, match, window)
         self._count += 1
@@ -97,6 +105,13 @@ class BatchFileWriter:
         if zipped:
             csv_path.unlink()
         return urls
+
+    def _primaries(self, match: HeaderMatch, head: list[list[str]]) -> dict[str, Spelling | None]:
+        """The spelling each column's first values are in: its SQL is tried first."""
+        return {
+            name: spellings.detect(reading, (row[index] for row in head if index < len(row) and row[index]))
+            for (index, _), (name, reading) in zip(match.positions, self.reader.readings(match).items())
+        }
 
     @property
     def _extension(self) -> str:

@@ -9,30 +9,19 @@ never whole into memory.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
-import math
+import itertools
 import typing as t
 import zipfile
-import zoneinfo
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tap_aircall_analytics.reports import (
-    FALSE_TEXT,
-    ISO_WALL_CLOCK,
-    LIST_SEPARATOR,
-    PERCENT_SUFFIX,
-    TIMESTAMP_FORMAT,
-    TRUE_TEXT,
-    Column,
-    Kind,
-    Report,
-    label_key,
-)
+from tap_aircall_analytics import spellings
+from tap_aircall_analytics.reports import Column, Kind, Report, label_key
+from tap_aircall_analytics.spellings import BadValue, Reading, WallClockReader
 
 READ_BUFFER = 1 << 20
 csv.field_size_limit(1 << 24)
@@ -82,180 +71,24 @@ def json_schema(report: Report) -> dict:
     return {"type": "object", "properties": properties, "required": list(report.primary_key)}
 
 
-class BadValue(ValueError):
-    """A field that cannot be read as its column's type."""
-
-
-class UtcConverter:
-    """Wall-clock text in one timezone -> RFC 3339 UTC text.
-
-    A wall time in the hour repeated when clocks go back is read as its first
-    occurrence. Zones change offset on whole minutes, so each minute of wall time is
-    converted once and the seconds are carried over: most fields cost a dict lookup.
-    """
-
-    def __init__(self, timezone: str) -> None:
-        self._zone = zoneinfo.ZoneInfo(timezone)
-        self.minutes: dict[str, str] = {}  # wall-clock minute -> UTC minute
-
-    def __call__(self, text: str) -> str:
-        minute = self.minutes.get(text[:16])
-        if minute is None:
-            minute = self.convert_minute(text)
-        try:
-            return minute + UTC_SECONDS[text[16:]]
-        except KeyError:
-            raise BadValue(TIMESTAMP_EXPECTED) from None
-
-    def convert_minute(self, text: str) -> str:
-        """Convert and remember the minute of `text` (its first 16 characters)."""
-        if len(text) != 19 or text[10] != " ":
-            raise BadValue(TIMESTAMP_EXPECTED)
-        try:
-            local = dt.datetime.fromisoformat(text[:16])
-        except ValueError:
-            raise BadValue(TIMESTAMP_EXPECTED) from None
-        offset = local.replace(tzinfo=self._zone, fold=0).utcoffset()
-        if offset is None or offset.seconds % 60:
-            raise BadValue(f"{TIMESTAMP_EXPECTED} in a zone with whole-minute offsets")
-        minute = (local - offset).isoformat(timespec="minutes")
-        if len(self.minutes) > CACHE_LIMIT:
-            self.minutes.clear()
-        self.minutes[text[:16]] = minute
-        return minute
-
-
-class FormattedUtcConverter:
-    """Wall-clock text in the catalogue's TIMESTAMP_FORMAT, when it is not the ISO layout."""
-
-    def __init__(self, timezone: str) -> None:
-        self._zone = zoneinfo.ZoneInfo(timezone)
-
-    def __call__(self, text: str) -> str:
-        try:
-            local = dt.datetime.strptime(text, TIMESTAMP_FORMAT)
-        except ValueError:
-            raise BadValue(f"a timestamp ({TIMESTAMP_FORMAT})") from None
-        moment = local.replace(tzinfo=self._zone, fold=0).astimezone(dt.timezone.utc)
-        return moment.replace(microsecond=0).isoformat()
-
-
-TIMESTAMP_EXPECTED = "a timestamp (YYYY-MM-DD HH:MM:SS)"
-UTC_SECONDS = {f":{second:02d}": f":{second:02d}+00:00" for second in range(60)}  # the end of a UTC timestamp
-CACHE_LIMIT = 1 << 14  # entries per converter: a few MB at most, cleared when full
-
-
-class Cached:
-    """Memoises a converter of values that repeat (durations, dates), within a bound."""
-
-    def __init__(self, convert: Callable[[str], object]) -> None:
-        self.convert = convert
-        self.cache: dict[str, object] = {}
-
-    def __call__(self, text: str) -> object:
-        try:
-            return self.cache[text]
-        except KeyError:
-            value = self.convert(text)
-            if len(self.cache) > CACHE_LIMIT:
-                self.cache.clear()
-            self.cache[text] = value
-            return value
-
-
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise BadValue("an integer") from None
-
-
-def _date(text: str) -> str:
-    try:
-        dt.date.fromisoformat(text)
-    except ValueError:
-        raise BadValue("a date (YYYY-MM-DD)") from None
-    if len(text) != 10:
-        raise BadValue("a date (YYYY-MM-DD)")
-    return text
-
-
-def _duration(text: str) -> int:
-    hours, _, rest = text.partition(":")
-    minutes, _, seconds = rest.partition(":")
-    try:
-        if len(minutes) != 2 or len(seconds) != 2:
-            raise ValueError
-        return int(hours) * 3600 + int(minutes) * 60 + int(seconds)
-    except ValueError:
-        raise BadValue("a duration (H:MM:SS)") from None
-
-
-_BOOLEANS = {TRUE_TEXT: True, FALSE_TEXT: False}
-
-
-def _boolean(text: str) -> bool:
-    try:
-        return _BOOLEANS[text]
-    except KeyError:
-        raise BadValue(f"a boolean ({TRUE_TEXT} or {FALSE_TEXT})") from None
-
-
-def _finite(text: str, expected: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise BadValue(expected) from None
-    if not math.isfinite(value):
-        raise BadValue(expected)
-    return value
-
-
-def _number(text: str) -> float:
-    return _finite(text, "a number")
-
-
-def _percent(text: str) -> float:
-    return _finite(text.removesuffix(PERCENT_SUFFIX), "a percentage (12.5%)")
-
-
-def _list(text: str) -> list[str]:
-    return [item.strip() for item in text.split(LIST_SEPARATOR) if item.strip()]
-
-
-#: The kinds a column's sample is tried as, most specific first (a list is never guessed).
-INFERRED_KINDS = (Kind.BOOLEAN, Kind.INTEGER, Kind.NUMBER, Kind.PERCENT, Kind.DURATION, Kind.DATE, Kind.TIMESTAMP)
+#: The kinds a column's sample is tried as, most specific first (a list is never guessed):
+#: an integer before a boolean (a column of 0 and 1 counts), a number before a percentage.
+INFERRED_KINDS = (Kind.INTEGER, Kind.NUMBER, Kind.BOOLEAN, Kind.PERCENT, Kind.DURATION, Kind.DATE, Kind.TIMESTAMP)
+SAMPLE_ROWS = 100  # the first rows of a file that each column's spelling is chosen from
 
 
 def infer_kind(values: list[str]) -> Kind:
     """The first kind that reads every non-empty value of a sample; STRING when none does."""
     present = [value for value in values if value]
     for kind in INFERRED_KINDS if present else ():
-        convert = converter(kind, "UTC")
+        reading = Reading(kind)
         try:
             for value in present:
-                convert(value)
-        except (BadValue, ValueError):
+                spellings.read(value, reading)
+        except BadValue:
             continue
         return kind
     return Kind.STRING
-
-
-def converter(kind: Kind, timezone: str) -> Callable[[str], object]:
-    """Return the function that reads a non-empty field of this kind."""
-    if kind is Kind.TIMESTAMP:
-        return UtcConverter(timezone) if TIMESTAMP_FORMAT == ISO_WALL_CLOCK else FormattedUtcConverter(timezone)
-    converters: dict[Kind, Callable[[str], object]] = {
-        Kind.INTEGER: _integer,
-        Kind.NUMBER: _number,
-        Kind.STRING: str,
-        Kind.DATE: Cached(_date),
-        Kind.DURATION: Cached(_duration),
-        Kind.BOOLEAN: _boolean,
-        Kind.PERCENT: _percent,
-        Kind.LIST: _list,
-    }
-    return converters[kind]
 
 
 @dataclass(frozen=True)
@@ -265,24 +98,38 @@ class HeaderMatch:
     positions: tuple[tuple[int, Column], ...]  # file position -> column, for the known columns
     extras: tuple[tuple[int, str], ...]  # file position -> label, for the columns the catalogue does not know
     missing: tuple[Column, ...]  # catalogue columns the file lacks
+    header: tuple[str, ...] = ()
+    repeated: tuple[tuple[str, Column], ...] = ()  # extras whose label matches a column matched before
 
     @property
     def unknown(self) -> tuple[str, ...]:
         """The labels the catalogue does not know, in file order."""
         return tuple(label for _, label in self.extras)
 
+    @property
+    def respelled(self) -> tuple[tuple[str, Column], ...]:
+        """The known columns whose header is spelled otherwise than the catalogue's label."""
+        return tuple(
+            (self.header[index], column) for index, column in self.positions if self.header[index] != column.label
+        )
+
     @classmethod
     def of(cls, report: Report, header: list[str]) -> HeaderMatch:
-        """Match a header row to the report's columns by label (case and spacing ignored).
+        """Match a header row to the report's columns by identity: `call_id` and `callId` are `Call ID`.
 
-        A label that comes twice keeps the second one apart as `Label (2)`.
+        The first header that matches a column fills it; a later one is kept as an extra
+        column (under its own label, or `Label (2)` when that label was taken).
         """
         by_label = {label_key(column.label): column for column in report.columns}
+        matched: dict[str, Column] = {}
         positions: list[tuple[int, Column]] = []
         extras: list[tuple[int, str]] = []
+        repeated: list[tuple[str, Column]] = []
         for index, label in enumerate(header):
-            column = by_label.pop(label_key(label), None)
+            key = label_key(label)
+            column = by_label.pop(key, None)
             if column is not None:
+                matched[key] = column
                 positions.append((index, column))
                 continue
             taken = {known.label for _, known in positions} | {extra for _, extra in extras}
@@ -291,7 +138,9 @@ class HeaderMatch:
                 copy += 1
                 unique = f"{label} ({copy})"
             extras.append((index, unique))
-        return cls(tuple(positions), tuple(extras), tuple(by_label.values()))
+            if key in matched:
+                repeated.append((unique, matched[key]))
+        return cls(tuple(positions), tuple(extras), tuple(by_label.values()), tuple(header), tuple(repeated))
 
 
 @dataclass(frozen=True)
@@ -366,11 +215,12 @@ def _row_function(
     """Compile the function that turns one CSV row into a record, for one header.
 
     Written out as a single dict display (no loop; no call for a text, an integer, a
-    boolean, a timestamp in a minute seen before or a duration seen before), it reads a
-    row several times faster than a generic loop; this is the hot path of every export.
-    A bad value or an empty key raises; `RecordReader._lenient` reads such a row again.
+    value seen before or a timestamp in a minute seen before), it reads a row several
+    times faster than a generic loop; this is the hot path of every export. A cell not in
+    its column's usual spelling, a bad value or an empty key raises; `RecordReader._lenient`
+    reads such a row again, cell by cell.
     """
-    scope: dict[str, object] = {"BOOLEANS": _BOOLEANS, "UTC_SECONDS": UTC_SECONDS, "empty_key": _empty_key}
+    scope: dict[str, object] = {"empty_key": _empty_key}
     fields = []
     for index, column in match.positions:
         convert = converters[column.name]
@@ -378,22 +228,21 @@ def _row_function(
         empty = "empty_key()" if column.name in keys else "None"  # an empty key cell goes to the careful path
         if column.kind is Kind.STRING:
             value = f"row[{index}] or {empty}"
-        elif column.kind is Kind.INTEGER:
-            value = f"int(v) if (v := row[{index}]) else {empty}"
-        elif column.kind is Kind.BOOLEAN:
-            value = f"BOOLEANS[v] if (v := row[{index}]) else {empty}"
-        elif isinstance(convert, UtcConverter):  # a known minute costs a lookup, no call
-            scope[f"minute_{index}"] = convert.minutes.get
-            scope[f"convert_{index}"] = convert.convert_minute
+        elif column.kind is Kind.INTEGER:  # plain digits inline; a sign or a '.0' through the spelling table
             value = (
-                f"(minute_{index}(v[:16]) or convert_{index}(v)) + UTC_SECONDS[v[16:]] "
+                f"(int(v) if v.isdigit() and v.isascii() and len(v) < 19 else convert_{index}(v)) "
                 f"if (v := row[{index}]) else {empty}"
             )
-        elif isinstance(convert, Cached):  # a value seen before costs a lookup, no call
-            scope[f"cache_{index}"] = convert.cache
+        elif isinstance(convert, WallClockReader):  # a known minute costs a lookup, no call
+            scope[f"minute_{index}"] = convert.minutes.get
+            scope[f"convert_{index}"] = convert.convert_minute
+            scope[f"rest_{index}"] = convert.rests
             value = (
-                f"(cache_{index}[v] if v in cache_{index} else convert_{index}(v)) if (v := row[{index}]) else {empty}"
+                f"(minute_{index}(v[:16]) or convert_{index}(v)) + rest_{index}[v[16:]] "
+                f"if (v := row[{index}]) else {empty}"
             )
+        elif isinstance(convert, dict):  # a memo: a value seen before costs a lookup, no call
+            value = f"convert_{index}[v] if (v := row[{index}]) else {empty}"
         else:
             value = f"convert_{index}(v) if (v := row[{index}]) else {empty}"
         fields.append(f"{column.name!r}: {value}")
@@ -442,35 +291,49 @@ class RecordReader:
                 return  # an empty file: no header, no rows
             lines_before = part.lines_before if part else 0
             match = self.match(header)
-            converters = {column.name: converter(column.kind, self.timezone) for _, column in match.positions}
-            row_to_record = _row_function(match, converters, self.report.primary_key)
             width = len(header)
+            head: list[tuple[list[str], int]] = []  # the first rows, that each column's spelling is chosen from
             try:
                 for row in reader:
+                    head.append((row, reader.line_num))
+                    if len(head) == SAMPLE_ROWS:
+                        break
+                readings = self.readings(match)
+                converters = {
+                    name: spellings.column_reader(
+                        reading, (row[index] for row, _ in head if len(row) == width and row[index])
+                    )
+                    for (index, _), (name, reading) in zip(match.positions, readings.items())
+                }
+                row_to_record = _row_function(match, converters, self.report.primary_key)
+                for row, line in itertools.chain(head, ((row, reader.line_num) for row in reader)):
                     if len(row) != width:
                         if row == [] or row == [""]:
                             continue
                         raise FileFormatError(
-                            f"row {lines_before + reader.line_num} has {len(row)} fields; the header has {width}"
+                            f"row {lines_before + line} has {len(row)} fields; the header has {width}"
                         )
                     try:
                         record = row_to_record(row)
                     except (BadValue, ValueError, KeyError, TypeError):
-                        record = self._lenient(row, match, converters, lines_before + reader.line_num)
+                        record = self._lenient(row, match, readings, lines_before + line)
                     yield record
             except (FileFormatError, csv.Error, UnicodeDecodeError) as error:
                 raise FileFormatError(f"{self.report.stream_name} {where}: {error}") from None
 
-    def _lenient(
-        self, row: list[str], match: HeaderMatch, converters: dict[str, Callable[[str], object]], line: int
-    ) -> dict:
-        """Read a row that holds a bad cell: null and raw text for it, or an error when strict or a key."""
+    def readings(self, match: HeaderMatch) -> dict[str, Reading]:
+        """How each known column of a file is read, by property, in file order."""
+        return {column.name: Reading.of(column, self.timezone) for _, column in match.positions}
+
+    def _lenient(self, row: list[str], match: HeaderMatch, readings: dict[str, Reading], line: int) -> dict:
+        """Read a row cell by cell, each in its own spelling: null and raw text for a bad cell,
+        or an error when strict or a key."""
         record: dict = {}
         unparsed: dict[str, str] = {}
         for index, column in match.positions:
             text = row[index]
             try:
-                record[column.name] = converters[column.name](text) if text else None
+                record[column.name] = spellings.read(text, readings[column.name]) if text else None
             except BadValue as expected:
                 if self.strict or column.name in self.report.primary_key:
                     self._explain(row, match, line)
@@ -505,7 +368,7 @@ class RecordReader:
                     raise FileFormatError(f"row {line}, column '{column.label}': key column is empty")
                 continue
             try:
-                converter(column.kind, self.timezone)(text)
+                spellings.read(text, Reading.of(column, self.timezone))
             except BadValue as expected:
                 hint = (
                     ""
@@ -519,7 +382,13 @@ class RecordReader:
     def match(self, header: list[str]) -> HeaderMatch:
         """Match a file's header to the catalogue; warn once per run of unknown or missing columns."""
         match = HeaderMatch.of(self.report, header)
-        new = [label for label in match.unknown if f"extra:{label}" not in self._warned]
+        for label, column in match.repeated:
+            self._warn_once(
+                f"{self.report.stream_name}: column '{label}' matches '{column.label}' like a column before it; "
+                f"the first is read into {column.name}, this one is kept as text in {EXTRA_COLUMNS}"
+            )
+        twice = {label for label, _ in match.repeated}
+        new = [label for label in match.unknown if f"extra:{label}" not in self._warned and label not in twice]
         if new:
             self._warned.update(f"extra:{label}" for label in new)
             names = ", ".join(f"'{label}'" for label in new)

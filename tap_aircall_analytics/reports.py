@@ -48,10 +48,9 @@ KNOWN_FILTERS = frozenset(
 
 # --- The CSV files ------------------------------------------------------------------
 
-#: Local wall-clock time in the request timezone, as strptime reads it. This layout has a
-#: fast path; another one (say "%d/%m/%Y %H:%M") is read through strptime, more slowly.
-TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
-ISO_WALL_CLOCK = "%Y-%m-%d %H:%M:%S"
+#: How Aircall's files spell values, as far as we know: wall-clock times in the request
+#: timezone (`2026-11-27 18:47:56`), durations as H:MM:SS, booleans as Yes/No. The tap reads
+#: every other unambiguous spelling too (spellings.py); these are what the simulator writes.
 TRUE_TEXT = "Yes"
 FALSE_TEXT = "No"
 PERCENT_SUFFIX = "%"
@@ -91,6 +90,9 @@ class Column:
     label: str
     kind: Kind
     alias: str = ""  # the property name, when it is not derived from the label
+    format: str = ""  # a declared strptime format (timestamps and dates a reader cannot decide alone)
+    unit: str = ""  # the declared unit of a duration written as a number (default seconds)
+    decimal: str = ""  # a declared decimal mark (default ".")
 
     @property
     def name(self) -> str:
@@ -385,8 +387,11 @@ def with_declared_columns(report: Report, declared: tuple[Column, ...], keys: tu
 
 
 def label_key(label: str) -> str:
-    """A label as it is matched: whatever its case and spacing."""
-    return " ".join(label.split()).casefold()
+    """A label as it is matched: its letters and digits, whatever the case, spacing and separators.
+
+    `Call ID`, `call_id`, `callId`, `CALL-ID` and `Call  id` are all `callid`.
+    """
+    return "".join(character for character in label.casefold() if character.isalnum())
 
 
 def export_request_body(

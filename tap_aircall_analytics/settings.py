@@ -18,11 +18,13 @@ from tap_aircall_analytics.reports import (
     REPORTS,
     CatalogueError,
     Column,
+    Kind,
     Report,
     property_name,
     uncatalogued_report,
     with_declared_columns,
 )
+from tap_aircall_analytics.spellings import DECIMAL_MARKS, DURATION_UNITS, format_mistake
 
 
 class ConfigError(Exception):
@@ -181,6 +183,24 @@ SETTINGS_SCHEMA = th.PropertiesList(
                     ),
                     th.Property("type", th.StringType, required=True, allowed_values=sorted(KIND_NAMES)),
                     th.Property("key", th.BooleanType, description="Part of the primary key (extra reports only)."),
+                    th.Property(
+                        "format",
+                        th.StringType,
+                        description="How a timestamp or date column is written, strptime-style, when no reader "
+                        "can tell alone (e.g. %d/%m/%Y %H:%M); wall-clock times are in the account timezone.",
+                    ),
+                    th.Property(
+                        "unit",
+                        th.StringType,
+                        allowed_values=sorted(DURATION_UNITS),
+                        description="The unit of a duration column written as a number (default seconds).",
+                    ),
+                    th.Property(
+                        "decimal",
+                        th.StringType,
+                        allowed_values=list(DECIMAL_MARKS),
+                        description="The decimal mark of a number, percent or duration column (default '.').",
+                    ),
                 )
             )
         ),
@@ -264,7 +284,7 @@ def _declared_columns(stream: str, entries: object) -> tuple[tuple[Column, ...],
             raise ConfigError(
                 f"column_types.{stream}: name {name!r} of '{label}' is not a property name; use {property_name(name)!r}"
             )
-        columns.append(Column(label, kind, name))
+        columns.append(Column(label, kind, name, *_spelling(stream, label, kind, entry)))
         if entry.get("key"):
             keys.append(name)
     return tuple(columns), tuple(keys)
@@ -280,6 +300,25 @@ def credential_texts(config: dict) -> tuple[str, ...]:
 
 def _basic(config: dict) -> str:
     return base64.b64encode(f"{config['api_id']}:{config['api_token']}".encode()).decode()
+
+
+def _spelling(stream: str, label: str, kind: Kind, entry: dict) -> tuple[str, str, str]:
+    """The declared format, unit and decimal mark of a column_types entry, checked against its type."""
+    where = f"column_types.{stream}: '{label}'"
+    format_text = str(entry.get("format") or "")
+    if format_text and (mistake := format_mistake(kind, format_text)):
+        raise ConfigError(f"{where}: {mistake}")
+    unit = str(entry.get("unit") or "")
+    if unit and kind is not Kind.DURATION:
+        raise ConfigError(f"{where}: a unit applies to duration columns, not {kind.value}")
+    if unit and unit not in DURATION_UNITS:
+        raise ConfigError(f"{where}: unit {unit!r} is not one of {', '.join(DURATION_UNITS)}")
+    decimal = str(entry.get("decimal") or "")
+    if decimal and kind not in (Kind.NUMBER, Kind.PERCENT, Kind.DURATION):
+        raise ConfigError(f"{where}: a decimal mark applies to number, percent and duration columns")
+    if decimal and decimal not in DECIMAL_MARKS:
+        raise ConfigError(f"{where}: decimal {decimal!r} is not '.' or ','")
+    return format_text, unit, decimal
 
 
 NUMBER_SETTINGS = tuple(name for name, schema in SETTINGS_SCHEMA["properties"].items() if "number" in schema["type"])

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tap_aircall_analytics.records import FileFormatError, RecordReader, UtcConverter, json_schema
+from tap_aircall_analytics import spellings
+from tap_aircall_analytics.records import FileFormatError, RecordReader, json_schema
 from tap_aircall_analytics.reports import REPORTS_BY_API_NAME, Kind, property_name
+from tap_aircall_analytics.spellings import LOCAL_TIMESTAMP, Reading
 
 CALLS = REPORTS_BY_API_NAME["CALLS_HISTORY"]
 HANDLED = REPORTS_BY_API_NAME["USER_ACTIVITY_CALLS_HANDLED"]
@@ -118,16 +120,20 @@ def test_a_call_row_becomes_exact_json_types(tmp_path):
     ],
 )
 def test_wall_clock_times_convert_to_utc_across_daylight_saving(wall, utc):
-    assert UtcConverter("Europe/Paris")(wall) == utc
+    reading = Reading(Kind.TIMESTAMP, "Europe/Paris")
+    assert spellings.read(wall, reading) == utc
+    assert spellings.column_reader(reading, [wall])(wall) == utc  # the fast reader of a whole column
 
 
 def test_conversion_agrees_with_zoneinfo_for_every_quarter_hour_of_a_dst_week():
-    convert = UtcConverter("America/New_York")
+    reading = Reading(Kind.TIMESTAMP, "America/New_York")
+    convert = LOCAL_TIMESTAMP.fast(reading)  # type: ignore[misc]
     zone = zoneinfo.ZoneInfo("America/New_York")
     moment = dt.datetime(2026, 10, 29, 0, 0, 7)
     while moment < dt.datetime(2026, 11, 4):
         expected = moment.replace(tzinfo=zone, fold=0).astimezone(dt.timezone.utc).replace(tzinfo=None)
         assert convert(moment.isoformat(" ")) == expected.isoformat() + "+00:00"
+        assert spellings.read(moment.isoformat(" "), reading) == expected.isoformat() + "+00:00"
         moment += dt.timedelta(minutes=15)
 
 
@@ -193,7 +199,7 @@ BAD_CELLS = [
     ("Duration", "1:2", "a duration"),
     ("Answered", "maybe", "a boolean"),
     ("Line ID", "abc", "an integer"),
-    ("Started at", "2026-07-01T10:00:00", "a timestamp"),
+    ("Started at", "01/07/2026 10:00", "a timestamp"),  # day first or month first: only a format can say
     ("Started at", "2026-07-01", "a timestamp"),
 ]
 
@@ -329,11 +335,10 @@ def test_a_sample_infers_the_narrowest_kind(values, kind):
     assert infer_kind(values) == kind
 
 
-def test_another_timestamp_layout_in_the_catalogue_is_read_the_same_way(monkeypatch):
-    from tap_aircall_analytics import records
-
-    monkeypatch.setattr(records, "TIMESTAMP_FORMAT", "%d/%m/%Y %H:%M")
-    convert = records.converter(Kind.TIMESTAMP, "Europe/Paris")
-    assert convert("25/10/2026 02:30") == UtcConverter("Europe/Paris")("2026-10-25 02:30:00")
-    with pytest.raises(records.BadValue, match="%d/%m/%Y %H:%M"):
-        convert("2026-10-25 02:30:00")
+def test_a_declared_format_reads_day_first_wall_clock_times_and_nothing_else():
+    reading = Reading(Kind.TIMESTAMP, "Europe/Paris", format="%d/%m/%Y %H:%M")
+    assert spellings.read("25/10/2026 02:30", reading) == spellings.read(
+        "2026-10-25 02:30:00", Reading(Kind.TIMESTAMP, "Europe/Paris")
+    )
+    with pytest.raises(spellings.BadValue, match="%d/%m/%Y %H:%M"):
+        spellings.read("2026-10-25 02:30:00", reading)

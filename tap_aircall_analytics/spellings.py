@@ -1,0 +1,646 @@
+"""What each column kind accepts: every spelling of a timestamp, a duration, a boolean, a number.
+
+One table, read by `records.py` (Python readers, RECORD mode), by `batch_sql.py` (DuckDB
+expressions, BATCH mode) and by `preflight.py` (which names the spelling it detects). A
+spelling is one row: the regular expression a cell must match (written in the part of the
+syntax that Python's `re` and DuckDB's RE2 read alike: ASCII classes, no look-around), the
+Python function and the SQL expression that read a matching cell from the same capture
+groups, and for the spellings files usually hold, faster forms of both that give the same
+values.
+
+The patterns of one kind never overlap, so a cell has one reading whichever spelling its
+column was first read with: a column's reader is chosen once, from its first values, and a
+cell in another spelling is read by that spelling's row, never lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+import typing as t
+import zoneinfo
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from tap_aircall_analytics.reports import LIST_SEPARATOR, Column, Kind
+
+CACHE_LIMIT = 1 << 14  # entries per cache: a few MB at most, cleared when full
+SAMPLE_VALUES = 20  # the first non-empty values of a column that its spelling is chosen from
+
+#: The units a duration column written as a number can declare, as seconds per unit.
+DURATION_UNITS = {"milliseconds": (1, 1000), "seconds": (1, 1), "minutes": (60, 1), "hours": (3600, 1)}
+DECIMAL_MARKS = (".", ",")
+
+
+class BadValue(ValueError):
+    """A field that cannot be read as its column's type; the message says what was expected."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How one column is read: its kind, the account timezone, and what its declaration adds."""
+
+    kind: Kind
+    timezone: str = "UTC"
+    format: str = ""  # a declared strptime format (timestamps, dates)
+    unit: str = "seconds"  # the unit of a duration written as a number
+    decimal: str = "."  # the decimal mark of numbers, percentages and durations
+
+    @classmethod
+    def of(cls, column: Column, timezone: str) -> Reading:
+        """The reading of a catalogue (or declared) column in an account's timezone."""
+        return cls(column.kind, timezone, column.format, column.unit or "seconds", column.decimal or ".")
+
+    @property
+    def expected(self) -> str:
+        """What a cell of this column should look like, for messages."""
+        if self.format:
+            return f"a {self.kind.value} ({self.format})"
+        return EXPECTED[self.kind]
+
+
+EXPECTED = {
+    Kind.INTEGER: "an integer",
+    Kind.NUMBER: "a number",
+    Kind.STRING: "a text",
+    Kind.TIMESTAMP: "a timestamp (YYYY-MM-DD HH:MM:SS, ISO 8601 or Unix seconds)",
+    Kind.DATE: "a date (YYYY-MM-DD)",
+    Kind.DURATION: "a duration (H:MM:SS or seconds)",
+    Kind.BOOLEAN: "a boolean (Yes/No, true/false, 1/0)",
+    Kind.PERCENT: "a percentage (12.5% or 12.5)",
+    Kind.LIST: "a list",
+}
+
+
+class SqlCell(t.Protocol):
+    """What a spelling's SQL is written against: one cell of a DuckDB query."""
+
+    @property
+    def field(self) -> str:
+        """The SQL of the cell's text."""
+        ...
+
+    @property
+    def reading(self) -> Reading:
+        """How the cell's column is read."""
+        ...
+
+    def group(self, index: int) -> str:
+        """The SQL of the text of capture group `index` ('' when it did not match)."""
+        ...
+
+    def to_utc(self, local: str) -> str:
+        """The SQL of the UTC TIMESTAMP of a wall-clock TIMESTAMP in the account timezone."""
+        ...
+
+
+@dataclass(frozen=True)
+class Spelling:
+    """One way of writing a value of one kind, read alike by Python and by DuckDB.
+
+    `read` gets the pattern's match; `sql` the same groups. Values are the JSON value in
+    Python, and in SQL a BIGINT, DOUBLE, BOOLEAN, DATE or TIMESTAMP (UTC, no zone); either
+    is NULL/BadValue when the cell matches but means nothing (a 30 February).
+    `guard` is a cheap SQL test that implies the pattern (GLOB shapes, digits only), for the
+    cells that `fast_sql` reads without a regular expression; `fast` builds the Python
+    reader used when a whole column is in this spelling (BadValue on any other cell).
+    """
+
+    kind: Kind
+    name: str
+    pattern: str
+    read: Callable[[re.Match[str], Reading], object]
+    sql: Callable[[SqlCell], str]
+    guard: Callable[[str], str] | None = None
+    fast_sql: Callable[[SqlCell], str] | None = None
+    fast: Callable[[Reading], Callable[[str], object]] | None = None
+    compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "compiled", re.compile(self.pattern))
+
+    def value(self, text: str, reading: Reading) -> object:
+        """The value of `text` in this spelling; BadValue if it is not one."""
+        match = self.compiled.fullmatch(text)
+        if match is None:
+            raise BadValue(reading.expected)
+        return self.read(match, reading)
+
+    def describe(self, reading: Reading) -> str:
+        """The spelling's name as check_schema prints it."""
+        if self.name == WALL_CLOCK:
+            return f"{WALL_CLOCK} in {reading.timezone}"
+        if self.name == NUMBER_OF_UNITS:
+            return f"{reading.unit}" + (" (decimal comma)" if reading.decimal == "," else "")
+        return self.name
+
+
+# --- Shared parts -------------------------------------------------------------------------
+
+_DATE = r"([12][0-9]{3}-[01][0-9]-[0-3][0-9])"
+_MINUTE = r"([01][0-9]|2[0-3]):([0-5][0-9])"
+_SECONDS = r"(?::([0-5][0-9])(?:[.,]([0-9]{1,9}))?)?"
+_LOCAL = _DATE + "[ T]" + _MINUTE + _SECONDS  # groups 1-5: date, hour, minute, second, fraction
+_UTC_SUFFIX = r"(?:Z| ?UTC)"
+_OFFSET = r" ?([+-])([01][0-9]|2[0-3]):?([0-5][0-9])"  # groups 6-8: sign, hours, minutes
+_GLOB_DATE = "[12][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]"
+_GLOB_TIME = ("[01][0-9]:[0-5][0-9]:[0-5][0-9]", "2[0-3]:[0-5][0-9]:[0-5][0-9]")
+_GLOB_MILLIS = ".[0-9][0-9][0-9]"
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def _globs(*shapes: str) -> Callable[[str], str]:
+    """A guard: the cell has one of these GLOB shapes."""
+    return lambda field: "(" + " OR ".join(f"{field} GLOB '{shape}'" for shape in shapes) + ")"
+
+
+def _glob_times(separator: str, suffix: str, fractions: tuple[str, ...] = ("",)) -> tuple[str, ...]:
+    return tuple(_GLOB_DATE + separator + time + fraction + suffix for time in _GLOB_TIME for fraction in fractions)
+
+
+def _digits(shortest: int, longest: int) -> Callable[[str], str]:
+    """A guard: the cell is `shortest` to `longest` ASCII digits."""
+    return lambda field: f"(strlen({field}) BETWEEN {shortest} AND {longest} AND NOT {field} GLOB '*[!0-9]*')"
+
+
+def _micro(fraction: str) -> int:
+    """Microseconds of a fraction of a second's digits (beyond six: cut, as DuckDB does)."""
+    return int((fraction + "000000")[:6])
+
+
+def _sql_micro(fraction: str) -> str:
+    return f"CAST(rpad(substr({fraction}, 1, 6), 6, '0') AS BIGINT)"
+
+
+def _wall_clock(match: re.Match[str]) -> dt.datetime:
+    """The wall-clock time of groups 1-5; BadValue if no such time exists (a 30 February)."""
+    date, hour, minute, second, fraction = match.group(1, 2, 3, 4, 5)
+    try:
+        day = dt.date.fromisoformat(date)
+    except ValueError:
+        raise BadValue("a timestamp with a real date") from None
+    return dt.datetime(day.year, day.month, day.day, int(hour), int(minute), int(second or 0), _micro(fraction or ""))
+
+
+def _sql_wall_clock(cell: SqlCell) -> str:
+    whole = f"TRY_CAST({cell.group(1)} || ' ' || {cell.group(2)} || ':' || {cell.group(3)} || ':' || "
+    whole += f"CASE WHEN {cell.group(4)} = '' THEN '00' ELSE {cell.group(4)} END AS TIMESTAMP)"
+    return f"({whole} + to_microseconds({_sql_micro(cell.group(5))}))"
+
+
+def utc_text(moment: dt.datetime) -> str:
+    """RFC 3339 text of a UTC time without zone: 2026-07-01T08:00:05+00:00 (micro only if any)."""
+    return moment.isoformat() + "+00:00"
+
+
+class Zone:
+    """Wall-clock times of one timezone to UTC: the first occurrence of a repeated hour, fold=0."""
+
+    def __init__(self, timezone: str) -> None:
+        self._zone = zoneinfo.ZoneInfo(timezone)
+
+    def to_utc(self, local: dt.datetime) -> dt.datetime:
+        offset = local.replace(tzinfo=self._zone, fold=0).utcoffset() or dt.timedelta()
+        if offset.seconds % 60:
+            raise BadValue("a timestamp in a zone with whole-minute offsets")
+        return local - offset
+
+
+class _Cache(dict):
+    """A bounded memo of a converter: a missing key is converted (or raises BadValue) once."""
+
+    def __init__(self, convert: Callable[[str], object]) -> None:
+        super().__init__()
+        self.convert = convert
+
+    def __call__(self, text: str) -> object:
+        return self[text]
+
+    def __missing__(self, text: str) -> object:
+        value = self.convert(text)
+        if len(self) > CACHE_LIMIT:
+            self.clear()
+        self[text] = value
+        return value
+
+
+class WallClockReader:
+    """Wall-clock timestamps, whole columns of them: each minute converted once, seconds carried over.
+
+    `minutes` maps the first 16 characters (`2026-11-27 18:47`) to the UTC minute, `rests`
+    what follows (`:56`, `:56.250`) to the end of the UTC text. Together they check the
+    whole pattern of the spelling, so a cell of another spelling raises BadValue.
+    """
+
+    def __init__(self, reading: Reading, spelling: Spelling, utc: bool) -> None:
+        self._zone = Zone("UTC" if utc else reading.timezone)
+        self._spelling = spelling
+        self.minutes: dict[str, str] = {}
+        self.rests = _Cache(self._rest)
+        suffix = _UTC_SUFFIX if utc else ""
+        self._minute_pattern = re.compile(_DATE + "[ T]" + _MINUTE)
+        self._rest_pattern = re.compile(_SECONDS + suffix)
+
+    def __call__(self, text: str) -> str:
+        minute = self.minutes.get(text[:16]) or self.convert_minute(text)
+        return minute + self.rests[text[16:]]
+
+    def convert_minute(self, text: str) -> str:
+        """Convert and remember the minute of `text` (its first 16 characters)."""
+        match = self._minute_pattern.fullmatch(text[:16])
+        if match is None:
+            raise BadValue(EXPECTED[Kind.TIMESTAMP])
+        try:
+            local = dt.datetime.fromisoformat(text[:16])
+        except ValueError:
+            raise BadValue("a timestamp with a real date") from None
+        minute = self._zone.to_utc(local).isoformat(timespec="minutes")
+        if len(self.minutes) > CACHE_LIMIT:
+            self.minutes.clear()
+        self.minutes[text[:16]] = minute
+        return minute
+
+    def _rest(self, rest: str) -> str:
+        match = self._rest_pattern.fullmatch(rest)
+        if match is None:
+            raise BadValue(EXPECTED[Kind.TIMESTAMP])
+        second, fraction = match.group(1, 2)
+        micro = _micro(fraction or "")
+        return f":{second or '00'}" + (f".{micro:06d}" if micro else "") + "+00:00"
+
+
+def _local_timestamp(match: re.Match[str], reading: Reading) -> str:
+    return utc_text(Zone(reading.timezone).to_utc(_wall_clock(match)))
+
+
+def _utc_timestamp(match: re.Match[str], reading: Reading) -> str:
+    return utc_text(_wall_clock(match))
+
+
+def _offset_timestamp(match: re.Match[str], reading: Reading) -> str:
+    sign, hours, minutes = match.group(6, 7, 8)
+    offset = dt.timedelta(hours=int(hours), minutes=int(minutes))
+    return utc_text(_wall_clock(match) - (offset if sign == "+" else -offset))
+
+
+def _sql_offset_timestamp(cell: SqlCell) -> str:
+    seconds = f"(CAST({cell.group(7)} AS BIGINT) * 3600 + CAST({cell.group(8)} AS BIGINT) * 60)"
+    signed = f"(CASE WHEN {cell.group(6)} = '-' THEN -{seconds} ELSE {seconds} END)"
+    return f"({_sql_wall_clock(cell)} - to_seconds({signed}))"
+
+
+def _unix_timestamp(match: re.Match[str], reading: Reading) -> str:
+    seconds, fraction = match.group(1, 2)
+    return utc_text(_EPOCH + dt.timedelta(seconds=int(seconds), microseconds=_micro(fraction or "")))
+
+
+def _sql_unix_timestamp(cell: SqlCell) -> str:
+    return f"make_timestamp(CAST({cell.group(1)} AS BIGINT) * 1000000 + {_sql_micro(cell.group(2))})"
+
+
+class UnixReader:
+    """Unix seconds, whole columns of them: each minute converted once."""
+
+    def __init__(self, reading: Reading) -> None:
+        self.minutes = _Cache(lambda minute: (_EPOCH + dt.timedelta(minutes=int(minute))).isoformat(timespec="minutes"))
+        self._seconds = [f":{second:02d}+00:00" for second in range(60)]
+
+    def __call__(self, text: str) -> str:
+        if not (text.isascii() and text.isdigit() and 9 <= len(text) <= 10):
+            raise BadValue(EXPECTED[Kind.TIMESTAMP])
+        minute, second = divmod(int(text), 60)
+        return self.minutes[str(minute)] + self._seconds[second]
+
+
+def _formatted(match: re.Match[str], reading: Reading) -> object:
+    try:
+        moment = dt.datetime.strptime(match.group(0), reading.format)
+    except ValueError:
+        raise BadValue(reading.expected) from None
+    if reading.kind is Kind.DATE:
+        return moment.date().isoformat()
+    return utc_text(Zone(reading.timezone).to_utc(moment))
+
+
+def _sql_formatted(cell: SqlCell) -> str:
+    parsed = f"try_strptime({cell.field}, {_sql_literal(cell.reading.format)})"
+    if cell.reading.kind is Kind.DATE:
+        return f"CAST({parsed} AS DATE)"
+    return cell.to_utc(parsed)
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# --- Durations, numbers, booleans, dates ----------------------------------------------------
+
+
+def _half_up(units: int, fraction: str, reading: Reading) -> int:
+    """Whole seconds of `units` and a fraction of one unit, a half second rounded up."""
+    numerator, denominator = DURATION_UNITS[reading.unit]
+    millionths = (units * 1_000_000 + _micro(fraction)) * numerator
+    return (millionths + denominator * 500_000) // (denominator * 1_000_000)
+
+
+def _sql_half_up(units: str, fraction: str, numerator: int, denominator: int) -> str:
+    millionths = f"((CAST({units} AS HUGEINT) * 1000000 + {_sql_micro(fraction)}) * {numerator})"
+    return f"CAST(({millionths} + {denominator * 500_000}) // {denominator * 1_000_000} AS BIGINT)"
+
+
+def _clock_duration(match: re.Match[str], reading: Reading) -> int:
+    hours, minutes, seconds, fraction = match.group(1, 2, 3, 4)
+    whole = int(hours) * 3600 + int(minutes) * 60 + int(seconds)
+    return _half_up(whole, fraction or "", Reading(Kind.DURATION))
+
+
+def _sql_clock_duration(cell: SqlCell) -> str:
+    whole = (
+        f"(CAST({cell.group(1)} AS BIGINT) * 3600 + CAST({cell.group(2)} AS BIGINT) * 60 + "
+        f"CAST({cell.group(3)} AS BIGINT))"
+    )
+    return _sql_half_up(whole, cell.group(4), 1, 1)
+
+
+def _fast_clock_duration(cell: SqlCell) -> str:  # H:MM:SS, MM and SS at fixed places from the end
+    field = cell.field
+    hours = f"substr({field}, 1, strlen({field}) - 6)"
+    return (
+        f"CAST({hours} AS BIGINT) * 3600 + CAST(substr({field}, -5, 2) AS BIGINT) * 60 + "
+        f"CAST(substr({field}, -2, 2) AS BIGINT)"
+    )
+
+
+def _unit_duration(match: re.Match[str], reading: Reading) -> int:
+    return _half_up(int(match.group(1)), match.group(2) or "", reading)
+
+
+def _sql_unit_duration(cell: SqlCell) -> str:
+    numerator, denominator = DURATION_UNITS[cell.reading.unit]
+    return _sql_half_up(cell.group(1), cell.group(2), numerator, denominator)
+
+
+def _integer(match: re.Match[str], reading: Reading) -> int:
+    return int(match.group(1))
+
+
+def _number(match: re.Match[str], reading: Reading) -> float:
+    value = float(match.group(1))
+    if value in (float("inf"), float("-inf")):
+        raise BadValue("a finite number")
+    return value
+
+
+def _sql_number(cell: SqlCell) -> str:
+    number = f"TRY_CAST({cell.group(1)} AS DOUBLE)"
+    return f"CASE WHEN isfinite({number}) THEN {number} END"
+
+
+def _date(match: re.Match[str], reading: Reading) -> str:
+    try:
+        return dt.date.fromisoformat(match.group(1)).isoformat()
+    except ValueError:
+        raise BadValue("a real date") from None
+
+
+def _any_case(word: str) -> str:
+    """A pattern of `word` in any case, ASCII letters only (no Unicode case folding)."""
+    return "".join(f"[{letter.upper()}{letter.lower()}]" if letter.isalpha() else letter for letter in word)
+
+
+def _boolean(true: str, false: str) -> Spelling:
+    words = {true.lower(): True, false.lower(): False}
+    spellings = {variant: value for word, value in words.items() for variant in (word, word.upper(), word.title())}
+    return Spelling(
+        Kind.BOOLEAN,
+        f"{true}/{false}",
+        f"({_any_case(true)}|{_any_case(false)})",
+        lambda match, reading: words[match.group(1).lower()],
+        lambda cell: f"lower({cell.group(1)}) = '{true.lower()}'",
+        guard=lambda field: f"{field} IN ({', '.join(_sql_literal(text) for text in spellings)})",
+        fast_sql=lambda cell: f"lower({cell.field}) = '{true.lower()}'",
+        fast=lambda reading: _Cache(lambda text: _lookup(spellings, text)),
+    )
+
+
+def _lookup(values: Mapping[str, object], text: str) -> object:
+    try:
+        return values[text]
+    except KeyError:
+        raise BadValue(EXPECTED[Kind.BOOLEAN]) from None
+
+
+def _fast_seconds(reading: Reading) -> Callable[[str], object]:
+    if reading.unit != "seconds":
+        return _Cache(lambda text: UNIT_DURATION.value(text, reading))
+
+    def seconds(text: str) -> int:
+        if text.isascii() and text.isdigit() and len(text) <= 12:
+            return int(text)
+        return t.cast(int, UNIT_DURATION.value(text, reading))
+
+    return _Cache(seconds)
+
+
+WALL_CLOCK = "wall clock"
+NUMBER_OF_UNITS = "number of units"
+
+LOCAL_TIMESTAMP: Spelling = Spelling(
+    Kind.TIMESTAMP,
+    WALL_CLOCK,
+    _LOCAL,
+    _local_timestamp,
+    lambda cell: cell.to_utc(_sql_wall_clock(cell)),
+    guard=_globs(*_glob_times(" ", ""), *_glob_times("T", "")),
+    fast_sql=lambda cell: cell.to_utc(f"TRY_CAST({cell.field} AS TIMESTAMP)"),
+    fast=lambda reading: WallClockReader(reading, LOCAL_TIMESTAMP, utc=False),
+)
+UTC_TIMESTAMP: Spelling = Spelling(
+    Kind.TIMESTAMP,
+    "ISO 8601 UTC",
+    _LOCAL + _UTC_SUFFIX,
+    _utc_timestamp,
+    _sql_wall_clock,
+    guard=_globs(*_glob_times("T", "Z", ("", _GLOB_MILLIS))),
+    fast_sql=lambda cell: f"TRY_CAST(rtrim({cell.field}, 'Z') AS TIMESTAMP)",
+    fast=lambda reading: WallClockReader(reading, UTC_TIMESTAMP, utc=True),
+)
+OFFSET_TIMESTAMP = Spelling(
+    Kind.TIMESTAMP, "ISO 8601 with a UTC offset", _LOCAL + _OFFSET, _offset_timestamp, _sql_offset_timestamp
+)
+UNIX_TIMESTAMP = Spelling(
+    Kind.TIMESTAMP,
+    "Unix seconds",
+    r"([0-9]{9,10})(?:\.([0-9]{1,9}))?",
+    _unix_timestamp,
+    _sql_unix_timestamp,
+    guard=_digits(9, 10),
+    fast_sql=lambda cell: f"make_timestamp(CAST({cell.field} AS BIGINT) * 1000000)",
+    fast=UnixReader,
+)
+CLOCK_DURATION: Spelling = Spelling(
+    Kind.DURATION,
+    "H:MM:SS",
+    r"([0-9]{1,9}):([0-5][0-9]):([0-5][0-9])(?:[.,]([0-9]{1,9}))?",
+    _clock_duration,
+    _sql_clock_duration,
+    guard=_globs(*(f"{hours}:[0-5][0-9]:[0-5][0-9]" for hours in ("[0-9]", "[0-9][0-9]", "[0-9][0-9][0-9]"))),
+    fast_sql=_fast_clock_duration,
+    fast=lambda reading: _Cache(lambda text: CLOCK_DURATION.value(text, reading)),
+)
+UNIT_DURATION: Spelling = Spelling(
+    Kind.DURATION,
+    NUMBER_OF_UNITS,
+    r"([0-9]{1,12})(?:\.([0-9]{1,9}))?",
+    _unit_duration,
+    _sql_unit_duration,
+    guard=_digits(1, 12),
+    fast_sql=lambda cell: _sql_half_up(cell.field, "''", *DURATION_UNITS[cell.reading.unit]),
+    fast=_fast_seconds,
+)
+INTEGER = Spelling(
+    Kind.INTEGER,
+    "integer",
+    r"(-?[0-9]{1,18})(?:\.0+)?",
+    _integer,
+    lambda cell: f"TRY_CAST({cell.group(1)} AS BIGINT)",
+    guard=_digits(1, 18),
+    fast_sql=lambda cell: f"CAST({cell.field} AS BIGINT)",
+)
+_NUMBER = r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?)"
+NUMBER = Spelling(Kind.NUMBER, "number", _NUMBER, _number, _sql_number)
+PERCENT = Spelling(Kind.PERCENT, "number, % or not", _NUMBER + r"(?: ?%)?", _number, _sql_number)
+DATE: Spelling = Spelling(
+    Kind.DATE,
+    "YYYY-MM-DD",
+    _DATE + r"(?:[ T]00:00(?::00(?:[.,]0{1,9})?)?" + _UTC_SUFFIX + "?)?",
+    _date,
+    lambda cell: f"TRY_CAST({cell.group(1)} AS DATE)",
+    guard=_globs(_GLOB_DATE),
+    fast_sql=lambda cell: f"TRY_CAST({cell.field} AS DATE)",
+    fast=lambda reading: _Cache(lambda text: DATE.value(text, reading)),
+)
+#: The pattern of each strptime code a declared format may use.
+FORMAT_PATTERNS = {
+    "Y": "[12][0-9]{3}",
+    "y": "[0-9]{2}",
+    "m": "[01]?[0-9]",
+    "d": "[0-3]?[0-9]",
+    "H": "[0-2]?[0-9]",
+    "I": "[01]?[0-9]",
+    "M": "[0-5][0-9]",
+    "S": "[0-5][0-9]",
+    "f": "[0-9]{1,6}",
+    "p": "(?:AM|PM|am|pm)",
+    "b": "[A-Za-z]{3}",
+    "B": "[A-Za-z]{3,9}",
+    "%": "%",
+}
+
+
+@functools.lru_cache(maxsize=64)
+def formatted(format_text: str) -> Spelling:
+    """The spelling of a declared strptime format: its cells match the codes' patterns exactly.
+
+    The pattern keeps out what Python's strptime and DuckDB's read differently (spaces
+    around the value, a two-digit year for %Y).
+    """
+    pattern = "".join(
+        FORMAT_PATTERNS[piece[1]] if piece.startswith("%") else re.escape(piece)
+        for piece in re.findall(r"%.|[^%]+", format_text)
+    )
+    return Spelling(Kind.TIMESTAMP, f"format {format_text}", f"({pattern})", _formatted, _sql_formatted)
+
+
+#: Every spelling a kind reads without a declaration, the one Aircall's files use first.
+SPELLINGS: dict[Kind, tuple[Spelling, ...]] = {
+    Kind.TIMESTAMP: (LOCAL_TIMESTAMP, UTC_TIMESTAMP, OFFSET_TIMESTAMP, UNIX_TIMESTAMP),
+    Kind.DURATION: (CLOCK_DURATION, UNIT_DURATION),
+    Kind.BOOLEAN: (
+        _boolean("Yes", "No"),
+        _boolean("true", "false"),
+        _boolean("1", "0"),
+        _boolean("Y", "N"),
+        _boolean("T", "F"),
+        _boolean("on", "off"),
+    ),
+    Kind.DATE: (DATE,),
+    Kind.INTEGER: (INTEGER,),
+    Kind.NUMBER: (NUMBER,),
+    Kind.PERCENT: (PERCENT,),
+}
+
+
+def spellings_of(reading: Reading) -> tuple[Spelling, ...]:
+    """The spellings a column reads: a declared format alone, else every spelling of its kind."""
+    if reading.format:
+        return (formatted(reading.format),)
+    return SPELLINGS.get(reading.kind, ())
+
+
+def detect(reading: Reading, values: t.Iterable[str]) -> Spelling | None:
+    """The spelling most of a column's first non-empty values are in (None: no value, or none read)."""
+    candidates = spellings_of(reading)
+    counts = dict.fromkeys(candidates, 0)
+    for text in values:
+        text = normal(text, reading)
+        for spelling in candidates:
+            if spelling.compiled.fullmatch(text):
+                counts[spelling] += 1
+                break
+    best = max(candidates, key=lambda spelling: counts[spelling], default=None)
+    return best if best is not None and counts[best] else None
+
+
+def normal(text: str, reading: Reading) -> str:
+    """A cell as its spellings see it: with a declared decimal comma, the comma is the point."""
+    return text.replace(",", ".") if reading.decimal == "," else text
+
+
+def read(text: str, reading: Reading) -> object:
+    """The value of a non-empty cell, in whichever spelling of its column it is; BadValue if none."""
+    if reading.kind is Kind.STRING:
+        return text
+    if reading.kind is Kind.LIST:
+        return [item.strip() for item in text.split(LIST_SEPARATOR) if item.strip()]
+    text = normal(text, reading)
+    for spelling in spellings_of(reading):
+        match = spelling.compiled.fullmatch(text)
+        if match is not None:
+            return spelling.read(match, reading)
+    raise BadValue(reading.expected)
+
+
+def column_reader(reading: Reading, sample: t.Iterable[str]) -> Callable[[str], object]:
+    """The reader of a whole column: the fast form of the spelling its first values are in.
+
+    Any other cell raises BadValue; `read` then reads it in its own spelling (the records
+    path for such rows), so choosing from a sample changes speed, never values.
+    """
+    if reading.kind in (Kind.STRING, Kind.LIST):
+        return lambda text: read(text, reading)
+    spelling = detect(reading, sample)
+    if spelling is not None and spelling.fast is not None and reading.decimal == ".":
+        return spelling.fast(reading)
+    return lambda text: read(text, reading)
+
+
+def format_mistake(kind: Kind, format_text: str) -> str | None:
+    """Why a declared `format` cannot be used for a column of `kind`, or None when it can."""
+    if kind not in (Kind.TIMESTAMP, Kind.DATE):
+        return f"a format applies to timestamp and date columns, not {kind.value}"
+    codes = re.findall(r"%(.?)", format_text)
+    unknown = sorted(set(codes) - set(FORMAT_PATTERNS))
+    if unknown:
+        return f"format {format_text!r} uses %{unknown[0]}; use only " + " ".join(
+            f"%{code}" for code in sorted(FORMAT_PATTERNS)
+        )
+    if not {"Y", "y"} & set(codes) or ("m" not in codes and not {"b", "B"} & set(codes)) or "d" not in codes:
+        return f"format {format_text!r} needs a year, a month and a day (e.g. %d/%m/%Y %H:%M)"
+    sample = dt.datetime(2026, 11, 27, 18 if kind is Kind.TIMESTAMP else 0, 47 if kind is Kind.TIMESTAMP else 0)
+    try:
+        dt.datetime.strptime(sample.strftime(format_text), format_text)
+    except ValueError as error:
+        return f"format {format_text!r} does not read back what it writes ({error})"
+    return None

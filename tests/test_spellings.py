@@ -1,0 +1,306 @@
+"""Every spelling of every kind: RECORD mode (Python) and BATCH mode (DuckDB) read the same values.
+
+Each case is a column reading (a kind, and what a declaration adds) with cells whose values
+are written out by hand, cells no spelling reads, and hostile cells that one engine or the
+other would read loosely. Each is read from a file whose first rows are in one spelling
+(so each spelling's fast path is the column's reader once) through `RecordReader`, and
+through `BatchFileWriter` into JSON lines and into Parquet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import duckdb
+import pytest
+from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
+
+from tap_aircall_analytics import spellings
+from tap_aircall_analytics.batches import BatchFileWriter
+from tap_aircall_analytics.records import RecordReader, json_schema
+from tap_aircall_analytics.reports import Column, Kind, Report
+from tap_aircall_analytics.spellings import Reading
+from tap_aircall_analytics.windows import Window
+
+TIMEZONE = "Europe/Paris"
+WINDOW = Window(dt.date(2026, 3, 28), dt.date(2026, 10, 28))  # both changes of clock in Paris
+UTC = dt.timezone.utc
+
+
+def unix(*moment: int) -> str:
+    return str(int(dt.datetime(*moment, tzinfo=UTC).timestamp()))
+
+
+EVENING = "2026-10-27T17:47:56+00:00"  # 18:47:56 in Paris (UTC+1 after the 25th)
+CASES: dict[str, tuple[dict, dict[str, object], list[str]]] = {
+    # name: (reading options, cell -> value, cells no spelling reads)
+    "timestamp": (
+        {"kind": Kind.TIMESTAMP},
+        {
+            "2026-10-27 18:47:56": EVENING,
+            "2026-10-27T18:47:56": EVENING,
+            "2026-10-27 18:47": "2026-10-27T17:47:00+00:00",
+            "2026-10-27T18:47:56.250": "2026-10-27T17:47:56.250000+00:00",
+            "2026-10-27 18:47:56,5": "2026-10-27T17:47:56.500000+00:00",
+            "2026-10-25 02:30:00": "2026-10-25T00:30:00+00:00",  # the repeated hour: its first occurrence
+            "2026-07-01 10:00:00": "2026-07-01T08:00:00+00:00",  # summer time
+            "2026-10-27T17:47:56Z": EVENING,
+            "2026-10-27T17:47:56.000Z": EVENING,
+            "2026-10-27T17:47:56.123456789Z": "2026-10-27T17:47:56.123456+00:00",
+            "2026-10-27 17:47:56 UTC": EVENING,
+            "2026-10-27T20:47:56+03:00": EVENING,
+            "2026-10-27T12:47:56-05:00": EVENING,
+            "2026-10-27T18:47:56+0100": EVENING,
+            "2026-10-27T18:47:56.500+01:00": "2026-10-27T17:47:56.500000+00:00",
+            unix(2026, 10, 27, 17, 47, 56): EVENING,
+            unix(2026, 10, 27, 17, 47, 56) + ".25": "2026-10-27T17:47:56.250000+00:00",
+        },
+        [
+            "2026-10-27 24:00:00",
+            "2026-02-30 10:00:00",
+            "2026-10-27 18:47:60",
+            "27/10/2026 18:47",
+            " 2026-10-27 18:47:56",
+            "2026-10-27 18:47:56 ",
+            "2026-10-27T18:47:56+25:00",
+            "2026-10-27T18:47:56Z+01:00",
+            "2026-10-27",
+            "0000-01-01 00:00:00",
+            "\u0661\u0667\u0669\u0663\u0661\u0662\u0663\u0662\u0667\u0666",  # Arabic-Indic digits
+            "17931232761234",
+            "NaN",
+        ],
+    ),
+    "timestamp, declared format": (
+        {"kind": Kind.TIMESTAMP, "format": "%d/%m/%Y %H:%M"},
+        {
+            "27/10/2026 18:47": "2026-10-27T17:47:00+00:00",
+            "3/4/2026 09:05": "2026-04-03T07:05:00+00:00",
+            "29/03/2026 01:59": "2026-03-29T00:59:00+00:00",  # the last minute before clocks go forward
+        },
+        [" 27/10/2026 18:47", "27/10/26 18:47", "2026-10-27 18:47:56", "31/02/2026 10:00", "27/10/2026 25:00"],
+    ),
+    "duration": (
+        {"kind": Kind.DURATION},
+        {
+            "0:12:34": 754,
+            "27:03:10": 97390,
+            "0:12:34.5": 755,
+            "754": 754,
+            "754.4": 754,
+            "754.5": 755,
+            "0": 0,
+        },
+        ["1:2", "0:75:00", "-5", "12:34", "1e3", "\u0663", "1_000", " 754", "754 ", "9999999999999", "754,5"],
+    ),
+    "duration in minutes": (
+        {"kind": Kind.DURATION, "unit": "minutes"},
+        {"2": 120, "1.5": 90, "0.01": 1, "0:01:00": 60},
+        ["two", "1.5.1"],
+    ),
+    "duration, decimal comma": (
+        {"kind": Kind.DURATION, "decimal": ","},
+        {"754,5": 755, "754": 754, "0:12:34": 754},
+        ["754,5,1"],
+    ),
+    "boolean": (
+        {"kind": Kind.BOOLEAN},
+        {
+            "Yes": True,
+            "No": False,
+            "YES": True,
+            "no": False,
+            "yEs": True,
+            "true": True,
+            "False": False,
+            "TRUE": True,
+            "1": True,
+            "0": False,
+            "y": True,
+            "N": False,
+            "t": True,
+            "F": False,
+            "on": True,
+            "OFF": False,
+        },
+        ["maybe", "yes ", "ye", "2", "\u017fes", "Y\u0130", "-1", "1.0"],
+    ),
+    "date": (
+        {"kind": Kind.DATE},
+        {
+            "2026-10-27": "2026-10-27",
+            "2026-10-27 00:00:00": "2026-10-27",
+            "2026-10-27T00:00:00Z": "2026-10-27",
+            "2026-10-27 00:00": "2026-10-27",
+            "2026-10-27T00:00:00.000": "2026-10-27",
+        },
+        ["2026-10-27 10:00:00", "2026-02-30", "27/10/2026", "2026-1-5", " 2026-10-27"],
+    ),
+    "date, declared format": (
+        {"kind": Kind.DATE, "format": "%d/%m/%Y"},
+        {"27/10/2026": "2026-10-27", "3/4/2026": "2026-04-03"},
+        ["2026-10-27", "31/02/2026"],
+    ),
+    "integer": (
+        {"kind": Kind.INTEGER},
+        {"12": 12, "-12": -12, "12.0": 12, "007": 7, "12.00": 12, "999999999999999999": 999999999999999999},
+        ["12.5", "1_000", " 12", "+5", "0x10", "1e3", "\u0661\u0662", "9" * 19, "12,0"],
+    ),
+    "number": (
+        {"kind": Kind.NUMBER},
+        {"1.5": 1.5, "-2": -2.0, ".5": 0.5, "1e3": 1000.0, "1E-2": 0.01, "0.1": 0.1, "+3": 3.0},
+        ["inf", "nan", "1_0", " 1", "1e999", "1,5", "0x1p3"],
+    ),
+    "number, decimal comma": (
+        {"kind": Kind.NUMBER, "decimal": ","},
+        {"1,5": 1.5, "-2": -2.0},
+        ["1,5,1"],
+    ),
+    "percent": (
+        {"kind": Kind.PERCENT},
+        {"12.5%": 12.5, "12.5": 12.5, "0%": 0.0, "100 %": 100.0},
+        ["%", "12.5%%", "abc", "-"],
+    ),
+}
+
+REPORT_COLUMNS = (Column("Row", Kind.INTEGER),)
+
+
+def report_of(options: dict) -> Report:
+    kind = options["kind"]
+    cell = Column(
+        "Cell", kind, format=options.get("format", ""), unit=options.get("unit", ""), decimal=options.get("decimal", "")
+    )
+    return Report("SPELLINGS", (*REPORT_COLUMNS, cell), primary_key=("row",), replication_key="row")
+
+
+def cells_first_in(spelling: spellings.Spelling | None, values: dict[str, object], reading: Reading) -> list[str]:
+    """The file's cells: those in `spelling` first (so its fast path reads the column), then all."""
+    first = [
+        cell for cell in values if spelling is not None and spelling.compiled.fullmatch(spellings.normal(cell, reading))
+    ]
+    return first * 30 + list(values)
+
+
+def write_file(path: Path, cells: list[str]) -> None:
+    lines = ["Row,Cell"] + [f'{row},"{cell}"' for row, cell in enumerate(cells, start=1)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def record_values(report: Report, path: Path) -> dict[int, tuple[object, object]]:
+    reader = RecordReader(report, TIMEZONE, lambda message: None)
+    return {record["row"]: (record["cell"], record["_unparsed_values"]) for record in reader.read(path)}
+
+
+def batch_values(report: Report, path: Path, tmp_path: Path, fmt: str) -> dict[int, tuple[object, object]]:
+    out = tmp_path / f"out-{fmt}"
+    out.mkdir(exist_ok=True)
+    writer = BatchFileWriter(
+        RecordReader(report, TIMEZONE, lambda message: None),
+        list(json_schema(report)["properties"]),
+        BaseBatchFileEncoding(format=fmt, compression="none"),
+        StorageTarget(root=out.as_uri()),
+        f"spellings-{fmt}",
+    )
+    found: dict[int, tuple[object, object]] = {}
+    for url in writer.write(path, zipped=False, window=WINDOW, workdir=tmp_path):
+        local = url.removeprefix("file://")
+        if fmt == "jsonl":
+            for line in Path(local).read_text().splitlines():
+                row = json.loads(line)
+                found[row["row"]] = (row["cell"], row["_unparsed_values"])
+        else:
+            relation = duckdb.sql(f"SELECT row, cell, _unparsed_values FROM read_parquet('{local}')")
+            for row, cell, unparsed in relation.fetchall():
+                found[row] = (_plain(cell), dict(unparsed) if unparsed else None)
+    return found
+
+
+def _plain(value: object) -> object:
+    """A Parquet value as RECORD mode writes it."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat() + "+00:00"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _spellings(options: dict) -> list[spellings.Spelling | None]:
+    return [*spellings.spellings_of(Reading(**options)), None]
+
+
+@pytest.mark.parametrize(
+    ("case", "spelling"),
+    [(case, spelling) for case, (options, _, _) in CASES.items() for spelling in _spellings(options)],
+    ids=lambda value: value if isinstance(value, str) else getattr(value, "name", "no sample"),
+)
+def test_every_spelling_reads_to_the_same_value_in_record_and_batch_mode(tmp_path, case, spelling):
+    options, values, unreadable = CASES[case]
+    report = report_of(options)
+    reading = Reading(**options, timezone=TIMEZONE)
+    cells = cells_first_in(spelling, values, reading) + unreadable
+    path = tmp_path / "cells.csv"
+    write_file(path, cells)
+    expected = {
+        row: (values[cell], None) if cell in values else (None, {"cell": cell}) for row, cell in enumerate(cells, 1)
+    }
+    assert record_values(report, path) == expected
+    assert batch_values(report, path, tmp_path, "jsonl") == expected
+    assert batch_values(report, path, tmp_path, "parquet") == expected
+
+
+def test_each_cheap_sql_test_implies_its_spelling_pattern():
+    """A guard that let through a cell its pattern refuses would make BATCH read what RECORD does not."""
+    every_cell = sorted({cell for _, values, unreadable in CASES.values() for cell in [*values, *unreadable]})
+    db = duckdb.connect()
+    checked = 0
+    for kind, table in spellings.SPELLINGS.items():
+        for spelling in table:
+            if spelling.guard is None:
+                continue
+            guard = spelling.guard("cell")
+            passed = db.execute(
+                f"SELECT cell FROM (SELECT unnest($cells) AS cell) WHERE {guard}", {"cells": every_cell}
+            ).fetchall()
+            assert passed, f"{kind.value} {spelling.name}: no cell passes its guard"
+            for (cell,) in passed:
+                assert spelling.compiled.fullmatch(cell), f"{kind.value} {spelling.name}: {cell!r}"
+                checked += 1
+    assert checked > 20
+
+
+def test_the_patterns_of_one_kind_never_overlap():
+    """So a cell has one reading, whichever spelling its column is read with first."""
+    for kind, table in spellings.SPELLINGS.items():
+        values = [cell for _, cells, unreadable in CASES.values() for cell in [*cells, *unreadable]]
+        for cell in values:
+            matching = [spelling.name for spelling in table if spelling.compiled.fullmatch(cell)]
+            assert len(matching) <= 1, f"{kind.value}: {cell!r} is {matching}"
+
+
+def test_patterns_use_only_what_python_and_duckdb_read_alike():
+    for table in spellings.SPELLINGS.values():
+        for spelling in table:
+            assert not re.search(r"\\[dDwWsSbB]|\(\?[=!<]|\(\?P", spelling.pattern), spelling.pattern
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"type": "timestamp", "format": "%d/%m/%Y %Q"}, "uses %Q"),
+        ({"type": "timestamp", "format": "%H:%M"}, "needs a year, a month and a day"),
+        ({"type": "integer", "format": "%Y"}, "a format applies to timestamp and date columns"),
+        ({"type": "duration", "unit": "fortnights"}, "unit 'fortnights'"),
+        ({"type": "string", "unit": "minutes"}, "a unit applies to duration columns"),
+        ({"type": "boolean", "decimal": ","}, "a decimal mark applies to number"),
+    ],
+)
+def test_a_mistaken_spelling_declaration_is_one_line_at_discovery(options, message):
+    from tap_aircall_analytics.settings import ConfigError, catalogue
+
+    with pytest.raises(ConfigError, match=re.escape(message)) as error:
+        catalogue({"column_types": {"calls_history": [{"label": "Queue", **options}]}})
+    assert "\n" not in str(error.value)
