@@ -21,7 +21,7 @@ from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 from tap_aircall_analytics import spellings
 from tap_aircall_analytics.batches import BatchFileWriter
 from tap_aircall_analytics.records import RecordReader, json_schema
-from tap_aircall_analytics.reports import Column, Kind, Report
+from tap_aircall_analytics.reports import REPORTS_BY_API_NAME, Column, Kind, Report
 from tap_aircall_analytics.spellings import Reading
 from tap_aircall_analytics.windows import Window
 
@@ -304,3 +304,55 @@ def test_a_mistaken_spelling_declaration_is_one_line_at_discovery(options, messa
     with pytest.raises(ConfigError, match=re.escape(message)) as error:
         catalogue({"column_types": {"calls_history": [{"label": "Queue", **options}]}})
     assert "\n" not in str(error.value)
+
+
+CALLS = REPORTS_BY_API_NAME["CALLS_HISTORY"]
+
+
+@pytest.mark.parametrize("label", ["Call ID", "call_id", "callId", "CALL-ID", "Call  id", " call.id ", "CallID"])
+def test_a_header_matches_its_column_whatever_its_case_spacing_and_separators(label):
+    from tap_aircall_analytics.records import HeaderMatch
+
+    match = HeaderMatch.of(CALLS, [label, "startedAt", "in_call_duration"])
+    assert [(index, column.name) for index, column in match.positions] == [
+        (0, "call_id"),
+        (1, "started_at"),
+        (2, "in_call_duration"),
+    ]
+    assert match.extras == ()
+    respelled = [(spelled, column.label) for spelled, column in match.respelled if column.name == "call_id"]
+    assert respelled == ([] if label == "Call ID" else [(label, "Call ID")])
+
+
+def test_every_catalogue_label_has_an_identity_of_its_own():
+    from tap_aircall_analytics.reports import REPORTS, label_key
+
+    for report in REPORTS:
+        keys = [label_key(column.label) for column in report.columns]
+        assert len(set(keys)) == len(keys), report.api_name
+
+
+def test_a_column_types_label_in_another_spelling_replaces_the_catalogue_column():
+    from tap_aircall_analytics.settings import catalogue
+
+    reports = catalogue({"column_types": {"calls_history": [{"label": "ivr_branch", "type": "integer"}]}})
+    calls = next(report for report in reports if report.api_name == "CALLS_HISTORY")
+    assert [column for column in calls.columns if column.name == "ivr_branch"] == [
+        Column("ivr_branch", Kind.INTEGER, "ivr_branch")
+    ]
+    assert len(calls.columns) == len(CALLS.columns)
+
+
+def test_two_headers_for_one_column_read_the_first_and_keep_the_other_with_one_warning(tmp_path):
+    path = tmp_path / "calls.csv"
+    path.write_text("Call ID,call_id,Started at\n1,one,2026-10-27 18:47:56\n2,two,2026-10-27 18:47:57\n")
+    warnings: list[str] = []
+    records = list(RecordReader(CALLS, TIMEZONE, warnings.append).read(path))
+    assert [(record["call_id"], record["_extra_columns"]) for record in records] == [
+        (1, {"call_id": "one"}),
+        (2, {"call_id": "two"}),
+    ]
+    assert [warning for warning in warnings if "call_id" in warning] == [
+        "calls_history: column 'call_id' matches 'Call ID' like a column before it; the first is read into "
+        "call_id, this one is kept as text in _extra_columns"
+    ]

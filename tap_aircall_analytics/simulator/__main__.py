@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 
+from tap_aircall_analytics.simulator.dialects import OPTIONS
 from tap_aircall_analytics.simulator.server import Simulator, SimulatorConfig
 
 HELP = {
@@ -51,6 +52,8 @@ HELP = {
     "link_scheme": "the scheme of download links (e.g. ftp)",
     "link_userinfo": "USER:PASSWORD written into download links",
     "silent_host": "api or downloads: that host takes requests and never answers",
+    "dialect": "serve the same data in other spellings, comma-separated, one per aspect: "
+    + ", ".join(f"{option} ({aspect})" for option, (aspect, _) in OPTIONS.items()),
 }
 
 

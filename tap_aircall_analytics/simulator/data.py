@@ -16,7 +16,7 @@ import random
 import zlib
 import zoneinfo
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 
 from tap_aircall_analytics.reports import (
@@ -28,6 +28,7 @@ from tap_aircall_analytics.reports import (
     Kind,
     Report,
 )
+from tap_aircall_analytics.simulator.dialects import Dialect
 
 EPOCH_DAY = dt.date(2020, 1, 1)
 
@@ -274,6 +275,7 @@ class ReportData:
         self.report = report
         self.first, self.last = first, last
         self.clock = WallClock(timezone)
+        self.timezone = timezone
         self.seed = seed
         self.calls_per_day = calls_per_day
         self.filters = filters
@@ -499,6 +501,7 @@ class FileOptions:
     typed_column: str | None = None  # "Label:kind"
     rename_column: str | None = None  # "Old label=New label"
     bad_cells_every: int | None = None
+    dialect: Dialect = field(default_factory=Dialect)  # another spelling of the same file (headers, values)
 
     @property
     def drifts(self) -> bool:
@@ -517,7 +520,8 @@ def write_csv(data: ReportData, handle, options: FileOptions = FileOptions(), se
     if options.bom:
         handle.write("\ufeff")
     writer = csv.writer(handle, lineterminator="\r\n" if options.crlf else "\n")
-    header = [labels[i] for i in order]
+    dialect = replace(options.dialect, timezone=data.timezone)
+    header = [dialect.label(labels[i]) for i in order]
     if options.rename_column:
         old, _, new = options.rename_column.partition("=")
         header = [new if label == old else label for label in header]
@@ -531,7 +535,7 @@ def write_csv(data: ReportData, handle, options: FileOptions = FileOptions(), se
     writer.writerow(header)
     count = 0
     identity = order == list(range(len(labels)))
-    if identity and not options.drifts and data.report.api_name == "CALLS_HISTORY":
+    if identity and not options.drifts and not dialect and data.report.api_name == "CALLS_HISTORY":
         lines: list[str] = []
         for line in data.call_lines(writer.dialect.lineterminator):
             lines.append(line)
@@ -544,8 +548,12 @@ def write_csv(data: ReportData, handle, options: FileOptions = FileOptions(), se
     rows = data.rows()
     bad_index = labels.index(bad_cell_column(data.report).label) if options.bad_cells_every else None
     batch: list[list[str]] = []
+    columns = {column.label: column for column in data.report.columns}
+    respell = [dialect.cell(columns[labels[i]]) for i in order] if dialect else []
     for contract_row in rows:
         row = contract_row if identity else [contract_row[i] for i in order]
+        if respell:
+            row = [convert(cell) if cell else cell for convert, cell in zip(respell, row)]
         if options.drifts:
             row = list(row)
             if bad_index is not None and has_bad_cell(contract_row, options.bad_cells_every) and bad_index in order:

@@ -45,6 +45,7 @@ from tap_aircall_analytics.reports import (
     Report,
 )
 from tap_aircall_analytics.simulator.data import FileOptions, Filters, ReportData, queue_report, write_csv
+from tap_aircall_analytics.simulator.dialects import Dialect
 
 RELATIVE_RANGES = ("TODAY", "YESTERDAY", "THIS_WEEK", "LAST_WEEK", "THIS_MONTH", "LAST_MONTH")
 
@@ -95,6 +96,10 @@ class SimulatorConfig:
     link_scheme: str = "http"  # the scheme of download links (say "ftp")
     link_userinfo: str | None = None  # "USER:PASSWORD" written into download links
     silent_host: str | None = None  # "api" or "downloads": that host takes requests and never answers
+    dialect: str | None = None  # another spelling of every file: "snake,iso-ms-z,seconds,true-false" (dialects.py)
+
+    def __post_init__(self) -> None:
+        Dialect.parse(self.dialect)  # a mistake stops the simulator at once, naming the options
 
     def file_options(self) -> FileOptions:
         """The CSV format options these settings ask for."""
@@ -107,6 +112,7 @@ class SimulatorConfig:
             self.typed_column,
             self.rename_column,
             self.bad_cells_every,
+            Dialect.parse(self.dialect),
         )
 
     def reports(self) -> dict[str, Report]:
