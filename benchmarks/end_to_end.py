@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/end_to_end.py               # 400,000 Call History rows, 3 runs each
     .venv/bin/python benchmarks/end_to_end.py --rows 100000 --runs 5
+    .venv/bin/python benchmarks/end_to_end.py --dialect snake,iso-ms-z,seconds,true-false  # another spelling
 
 Each run is a new `tap-aircall-analytics` process exporting one window from the simulator
 (the file is made once and served again to every run, so its making is not timed) and
@@ -28,7 +29,8 @@ from pathlib import Path
 from tap_aircall_analytics import clock
 from tap_aircall_analytics.reports import REPORTS_BY_API_NAME
 from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
-from tap_aircall_analytics.simulator.data import ReportData, write_csv
+from tap_aircall_analytics.simulator.data import FileOptions, ReportData, write_csv
+from tap_aircall_analytics.simulator.dialects import Dialect
 
 CALLS = REPORTS_BY_API_NAME["CALLS_HISTORY"]
 CALLS_PER_DAY = 50_000
@@ -64,6 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=400_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--dialect", default="", help="serve the file in another spelling (simulator dialects)")
     args = parser.parse_args()
     days = max(1, args.rows // CALLS_PER_DAY)
     last = FIRST_DAY + dt.timedelta(days=days - 1)
@@ -71,7 +74,11 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="tap-aircall-e2e-") as temp,
         Simulator(
             SimulatorConfig(
-                calls_per_day=min(args.rows, CALLS_PER_DAY), export_seconds=0, rate_limit=1_000_000, reuse_files=True
+                calls_per_day=min(args.rows, CALLS_PER_DAY),
+                export_seconds=0,
+                rate_limit=1_000_000,
+                reuse_files=True,
+                dialect=args.dialect,
             )
         ) as sim,
     ):
@@ -81,6 +88,7 @@ def main() -> None:
             rows = write_csv(
                 ReportData(CALLS, FIRST_DAY, last, TIMEZONE, seed=1, calls_per_day=min(args.rows, CALLS_PER_DAY)),
                 handle,
+                FileOptions(dialect=Dialect.parse(args.dialect)),
             )
         config = {
             "api_id": "demo-api-id",
@@ -118,8 +126,9 @@ def main() -> None:
             "DuckDB alone, JSON lines": duckdb_command(csv_path, "/dev/stdout", "FORMAT json"),
             "DuckDB alone, Parquet": duckdb_command(csv_path, str(workdir / "duckdb.parquet"), "FORMAT parquet"),
         }
+        spelling = f" ({args.dialect})" if args.dialect else ""
         print(
-            f"Call History: {rows:,} rows x 24 columns, {csv_path.stat().st_size / 1e6:.0f} MB, "
+            f"Call History{spelling}: {rows:,} rows x 24 columns, {csv_path.stat().st_size / 1e6:.0f} MB, "
             f"{args.runs} rounds after a warm-up\n"
         )
         for command in commands.values():

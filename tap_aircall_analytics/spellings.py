@@ -496,7 +496,11 @@ UNIT_DURATION: Spelling = Spelling(
     _unit_duration,
     _sql_unit_duration,
     guard=_digits(1, 12),
-    fast_sql=lambda cell: _sql_half_up(cell.field, "''", *DURATION_UNITS[cell.reading.unit]),
+    fast_sql=lambda cell: (
+        f"CAST({cell.field} AS BIGINT)"
+        if cell.reading.unit == "seconds"
+        else _sql_half_up(cell.field, "''", *DURATION_UNITS[cell.reading.unit])
+    ),
     fast=_fast_seconds,
 )
 INTEGER = Spelling(
