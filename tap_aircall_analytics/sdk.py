@@ -85,6 +85,12 @@ SDK_PARTS: tuple[SdkPart, ...] = (
     SdkPart("singer_sdk.helpers._batch:BatchConfig", "streams.py ReportStream.get_batches", "the batch_config"),
     SdkPart("singer_sdk.helpers._batch:StorageTarget", "batches.py BatchFileWriter", "where batch files go"),
     SdkPart(
+        "singer_sdk.helpers._catalog:pop_deselected_record_properties",
+        "streams.py ReportStream._mapped_batches",
+        "removes deselected properties from records batched in Python, as RECORD messages do",
+        ("record", "schema", "mask", "breadcrumb"),
+    ),
+    SdkPart(
         "singer_sdk.singerlib.encoding.base:GenericSingerWriter",
         "messages.py BufferedMessageWriter",
         "the base of the tap's msgspec message writer (serialize_message, write_message)",

@@ -8,7 +8,9 @@ import time
 import typing as t
 
 from singer_sdk import metrics
+from singer_sdk.batch import Batcher
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
+from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.streams import Stream
@@ -19,6 +21,7 @@ from tap_aircall_analytics.client import AircallClient
 from tap_aircall_analytics.exports import ExportedFile, ExportPipeline, ExportStats, PollPolicy, ReportExporter
 from tap_aircall_analytics.records import RecordReader, json_schema
 from tap_aircall_analytics.reports import Report, export_request_body
+from tap_aircall_analytics.settings import ConfigError
 from tap_aircall_analytics.windows import Window, next_bookmark, plan_windows, sync_range
 
 if t.TYPE_CHECKING:
@@ -170,7 +173,7 @@ class ReportStream(Stream):
         flattening or an encoding DuckDB does not write are in play.
         """
         if not (self._maps_pass_through() and batches.supported(batch_config.encoding)):
-            yield from super().get_batches(batch_config, context)
+            yield from self._mapped_batches(batch_config, context)
             return
         batches.load_duckdb_meanwhile()
         writer = batches.BatchFileWriter(
@@ -185,6 +188,34 @@ class ReportStream(Stream):
             urls = writer.write(file.path, zipped=file.zipped, window=file.window, workdir=file.path.parent)
             self._emitted(file, writer.rows_written, time.monotonic() - started, f" into {len(urls)} batch file(s)")
             yield batch_config.encoding, urls
+
+    def _mapped_batches(
+        self, batch_config: BatchConfig, context: Context | None
+    ) -> t.Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
+        """The SDK's batcher, fed the records a RECORD message would carry.
+
+        The SDK's own `get_batches` batches records before deselection and stream maps: its
+        SCHEMA says what the maps make (a hashed phone number, JSON text), its files would hold
+        the raw values. A map that renames or splits the stream has no batch of its own name.
+        """
+        maps = self.stream_maps
+        if len(maps) != 1 or maps[0].stream_alias != self.name:
+            raise ConfigError(
+                f"stream_maps: {self.name} is mapped to {', '.join(m.stream_alias for m in maps) or 'nothing'}; "
+                "with batch_config a map may change a stream's properties but not rename, split or drop it"
+            )
+        (stream_map,) = maps
+
+        def mapped() -> t.Iterator[dict]:
+            for record in self._sync_records(context, write_messages=False):
+                pop_deselected_record_properties(record, self.schema, self.mask)
+                transformed = stream_map.transform(record)
+                if transformed is not None:  # a `__filter__` map left it out
+                    yield transformed
+
+        batcher = Batcher(tap_name=self.tap_name, stream_name=self.name, batch_config=batch_config)
+        for manifest in batcher.get_batches(records=mapped()):
+            yield batch_config.encoding, manifest
 
     def _emitted(self, file: ExportedFile, rows: int, seconds: float, where: str = "") -> None:
         """Count a window's rows and say how fast they went out."""

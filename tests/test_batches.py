@@ -265,3 +265,48 @@ def test_a_duration_reads_the_same_in_batch_and_record_mode(tmp_path, text):
         with gzip.open(url.removeprefix("file://"), "rt") as lines:
             batched.extend(map(json.loads, lines))
     assert batched == [record]
+
+
+# The README's personal-data recipe and its JSON-text recipe, together.
+MAPPED = {
+    "stream_maps": {
+        "calls_history": {
+            "customer_number": "md5(customer_number) if customer_number else None",
+            "user_name": "__NULL__",
+        }
+    },
+    "flattening_enabled": True,
+    "flattening_max_depth": 1,
+}
+
+
+def test_batch_files_hold_what_stream_maps_and_flattening_make(simulator, run_tap, tmp_path):
+    # The SDK batches records before its maps run, under the SCHEMA the maps make: the tap
+    # feeds the batcher mapped records, so a hashed number is hashed in the files too.
+    sim = simulator(extra_column="Zoë Label", bad_cells_every=4, rate_limit=100_000)
+    config = {**tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat()), **MAPPED}
+    streams = ["calls_history", "user_activity_calls_handled"]
+    records = run_tap(config, streams=streams)
+    batched = run_tap({**config, **batch_settings(tmp_path / "batches")}, streams=streams)
+    found = batch_records(batched, "jsonl")
+    assert batched.schemas == records.schemas and found.keys() == records.records.keys()
+    for stream in streams:
+        assert canonical(found[stream]) == canonical(records.records[stream]), stream
+    calls = found["calls_history"]
+    assert all("user_name" not in record and "+33" not in (record["customer_number"] or "") for record in calls)
+    assert any(
+        isinstance(record["_extra_columns"], str) and "Zoë Label" in json.loads(record["_extra_columns"])
+        for record in calls
+    )
+
+
+def test_a_map_that_renames_a_stream_is_refused_in_batch_mode(simulator, run_tap, tmp_path):
+    sim = simulator()
+    config = tap_config(sim, start_date=LAST.isoformat(), end_date=LAST.isoformat())
+    maps = {"stream_maps": {"calls": {"__source__": "calls_history"}}}
+    run = run_tap({**config, **maps, **batch_settings(tmp_path / "batches")}, streams=["calls_history"], check=False)
+    assert run.returncode != 0 and "BATCH" not in run.stdout
+    assert run.stderr.strip().splitlines()[-1] == (
+        "tap-aircall-analytics: stream_maps: calls_history is mapped to calls_history, calls; with batch_config "
+        "a map may change a stream's properties but not rename, split or drop it"
+    )
