@@ -254,9 +254,13 @@ class Meltano:
             plugin, _, setting = name.partition("__")
             self.settings[f"{SETTING_PREFIXES[plugin]}_{setting.upper()}"] = str(value)
 
+    def environment(self) -> dict[str, str]:
+        """The environment meltano runs in: for an orchestrator that starts `meltano` itself."""
+        return _env(self.settings)
+
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            [MELTANO, *args], cwd=ROOT, env=_env(self.settings), capture_output=True, text=True, timeout=900
+            [MELTANO, *args], cwd=ROOT, env=self.environment(), capture_output=True, text=True, timeout=900
         )
         if check and result.returncode != 0:
             pytest.fail(f"meltano {' '.join(args)} exited {result.returncode}:\n{result.stderr[-5000:]}")
