@@ -305,11 +305,13 @@ class AircallClient:
 
     # --- downloads --------------------------------------------------------------
 
-    def download(self, url: str, destination: Path) -> int:
+    def download(self, url: str, destination: Path, claim: Callable[[int], None] | None = None) -> int:
         """Stream a presigned link to `destination` without credentials; return the file's size.
 
-        A body sent with a Content-Encoding is written decoded; Content-Length counts the
-        bytes on the wire, so that is what is checked. Raises LinkExpired on 403,
+        `claim(total)` is called before the file grows to `total` bytes (with Content-Length
+        first, when the body is the file as it is): it raises to stop the download. A body
+        sent with a Content-Encoding is written decoded; Content-Length counts the bytes on
+        the wire, so that is what is checked. Raises LinkExpired on 403,
         ExportNotFound on 404 and TransientError when the body stops short of its
         Content-Length (or of the end of its gzip stream) or the connection drops.
         """
@@ -331,11 +333,17 @@ class AircallClient:
                 if response.status_code >= 400:
                     raise TransientError(f"download of {redact(url)} answered {response.status_code}")
                 expected = response.headers.get("Content-Length")
+                encoding = response.headers.get("Content-Encoding", "")
+                plain = encoding.strip().lower() in ("", "identity")  # Content-Length is then the file's size
+                if claim is not None and plain and expected and expected.isdigit():
+                    claim(int(expected))  # before the body is read: room for the whole file
                 body = counted(response.raw.stream(CHUNK_BYTES, decode_content=False))
                 size = 0
                 with open(destination, "wb") as handle:
-                    for chunk in decoded(body, response.headers.get("Content-Encoding", "")):
+                    for chunk in decoded(body, encoding):
                         pause(self.stop, 0)
+                        if claim is not None:
+                            claim(size + len(chunk))
                         handle.write(chunk)
                         size += len(chunk)
         except (requests.Timeout, urllib3.exceptions.TimeoutError):

@@ -5,8 +5,9 @@ one `ExportPipeline` serves the whole run: it requests the windows of every stre
 emission order (stream order, then window order), keeps up to `max_concurrent_exports`
 of them in flight in worker threads, and downloads each file to disk the moment its
 export completes, so a link never waits. The streams then read their files on the main
-thread, in order; a file is deleted once read. Files waiting on disk are bounded by
-`max_disk_mb`: past it, no new export is requested until read files are deleted.
+thread, in order; a file is deleted once read. `DiskSpace` holds the files on disk to
+`max_disk_mb`, downloads under way included; the streams must ask for their files in the
+order they were planned, or a run at that bound would wait forever (`OutOfOrder`).
 
 `ReportExporter` runs one window's export: failures have named outcomes there. A FAILED
 export is retried once, then its window is split in two down to single days; an expired
@@ -31,6 +32,7 @@ import typing as t
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -40,6 +42,7 @@ from tap_aircall_analytics.client import (
     ExportNotFound,
     ExportStatus,
     LinkExpired,
+    Stopped,
     TransientError,
     pause,
     redact,
@@ -58,6 +61,102 @@ REQUESTS_PER_EXPORT = 3  # re-requests of an export that the API forgot (404)
 
 class WindowFailed(AircallError):
     """A window could not be exported; the stream stops before it."""
+
+
+class OutOfOrder(AircallError):
+    """A stream asked for its files before an earlier stream of the plan had read all of its own."""
+
+
+class NoRoom(Exception):
+    """A download would take the run's files past `max_disk_mb`: it stops until files are read."""
+
+    def __init__(self, needed: int) -> None:
+        super().__init__(f"{needed} bytes do not fit within max_disk_mb")
+        self.needed = needed
+
+
+class DiskSpace:
+    """The room `max_disk_mb` gives a run's files on disk: claimed as bytes arrive, given back when deleted.
+
+    Files waiting to be read and downloads under way stay within the bound together. A
+    download claims its Content-Length before its body is read (when the body is the file
+    as it is) and every byte past that as it arrives; a claim that would cross the bound
+    raises NoRoom, and the download waits for room and starts again. One claim is always
+    granted: that of the file the streams are waiting for, since nothing can be read (and
+    no room made) before it. So the disk holds at most the bound, or one file alone past it.
+    Any other part of the run that writes big files can claim and give back room here too.
+    """
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.used = 0
+        self.peak = 0  # the most bytes claimed at once, for the run summary
+        self._changed = threading.Condition()
+
+    @property
+    def full(self) -> bool:
+        """True when nothing more fits: no new export is requested then."""
+        return self.used >= self.limit
+
+    def claim(self, nbytes: int, *, always: bool = False) -> None:
+        """Take `nbytes` more; raise NoRoom if they cross the bound (unless `always`)."""
+        with self._changed:
+            if not always and self.used + nbytes > self.limit:
+                raise NoRoom(nbytes)
+            self.used += nbytes
+            self.peak = max(self.peak, self.used)
+
+    def give_back(self, nbytes: int) -> None:
+        """Return `nbytes` (a file deleted, a download stopped) and wake the downloads waiting for room."""
+        with self._changed:
+            self.used -= nbytes
+            self._changed.notify_all()
+
+    def wait_for_room(self, nbytes: int, always: Callable[[], bool], stop: threading.Event) -> None:
+        """Block until `nbytes` fit or `always()` holds; raise Stopped if the run stops meanwhile."""
+        with self._changed:
+            while self.used + nbytes > self.limit and not always():
+                if stop.is_set():
+                    raise Stopped("the run was stopped")
+                self._changed.wait(1)  # woken by give_back and wake; the timeout only sees a stop
+
+    def wake(self) -> None:
+        """Have the waiting downloads look again (the file the streams wait for changed, or the run stops)."""
+        with self._changed:
+            self._changed.notify_all()
+
+
+@dataclass
+class DiskClaim:
+    """What one download has claimed of the run's DiskSpace; `always` when the streams wait for its file."""
+
+    space: DiskSpace
+    always: Callable[[], bool]
+    stop: threading.Event
+    bytes: int = 0
+
+    def __call__(self, total: int) -> None:
+        """Claim up to `total` bytes for the file (called before they are written)."""
+        if total > self.bytes:
+            try:
+                self.space.claim(total - self.bytes, always=self.always())
+            except NoRoom:
+                raise NoRoom(total) from None  # a new attempt claims the file from its first byte
+            self.bytes = total
+
+    def keep(self, size: int) -> None:
+        """The file is whole at `size` bytes: keep those claimed, give back any claimed beyond."""
+        self.space.give_back(self.bytes - size)
+        self.bytes = size
+
+    def give_back(self) -> None:
+        """The download failed: its file is deleted, its bytes are free again."""
+        self.space.give_back(self.bytes)
+        self.bytes = 0
+
+    def wait_for_room(self, nbytes: int) -> None:
+        """Block until another attempt at `nbytes` may start (or this file is the one waited for)."""
+        self.space.wait_for_room(nbytes, self.always, self.stop)
 
 
 class _ExportFailed(Exception):
@@ -131,7 +230,7 @@ class ExportPipeline:
         stop: threading.Event | None = None,
     ) -> None:
         self.max_concurrent = max_concurrent
-        self.max_disk_bytes = max_disk_bytes
+        self.disk = DiskSpace(max_disk_bytes)
         self.stop = stop or threading.Event()
         self._progress = progress or (lambda message: logger.info("%s", message))
         self._exporters: dict[str, ReportExporter] = {}
@@ -141,13 +240,12 @@ class ExportPipeline:
         self._workers: list[threading.Thread] = []
         self._next = 0  # the first job not yet requested
         self._in_flight = 0
-        self._disk = 0  # bytes downloaded and not yet read
+        self._waited_for: _Job | None = None  # the job the streams wait for: its downloads always have room
         self._failure: BaseException | None = None
         self._failed: Future[None] = Future()  # done when a failure ends the run: wakes the main thread
         self.workdir: Path | None = None
         self._files = 0  # downloaded files not yet read
-        self.peak_disk = 0  # the most bytes, files and exports at once, for the run summary
-        self.peak_files = 0
+        self.peak_files = 0  # the most files and exports at once, for the run summary
         self.peak_in_flight = 0
 
     def add(self, exporter: ReportExporter, windows: list[Window]) -> None:
@@ -163,6 +261,11 @@ class ExportPipeline:
         """The exporter of `stream` (its client and its stats)."""
         return self._exporters[stream]
 
+    @property
+    def peak_disk(self) -> int:
+        """The most bytes of files on disk at once, downloads under way included."""
+        return self.disk.peak
+
     def start(self) -> ExportPipeline:
         """Create the download folder and start requesting exports."""
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
@@ -177,6 +280,7 @@ class ExportPipeline:
     def close(self) -> None:
         """Abandon what is in flight and remove every downloaded file."""
         self.stop.set()
+        self.disk.wake()
         for _ in self._workers:
             self._queue.put(None)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
@@ -198,8 +302,11 @@ class ExportPipeline:
         """Yield the downloaded file(s) of each window of `stream`, in window order.
 
         A split window yields one file per part, in order. Each file is deleted once the
-        caller asks for the next one (or stops asking).
+        caller asks for the next one (or stops asking). Streams ask in the order they were
+        added, each for all of its files: files are downloaded in that order within
+        `max_disk_mb`, so a stream that asked out of turn would wait forever (OutOfOrder).
         """
+        self._check_turn(stream)
         for job in self._jobs:
             if job.exporter.stream != stream:
                 continue
@@ -208,8 +315,8 @@ class ExportPipeline:
                     yield file
                 finally:
                     file.path.unlink(missing_ok=True)
+                    self.disk.give_back(file.size)
                     with self._lock:
-                        self._disk -= file.size
                         self._files -= 1
                         self._fill()
             job.read = True
@@ -217,8 +324,22 @@ class ExportPipeline:
 
     # --- the main thread --------------------------------------------------------
 
+    def _check_turn(self, stream: str) -> None:
+        """Raise OutOfOrder unless `stream` is the planned stream whose files come next."""
+        planned = [job for job in self._jobs if job.exporter.stream == stream]
+        first_unread = next((job for job in self._jobs if not job.read), None)
+        if planned and first_unread is not planned[0]:
+            before = first_unread.exporter.stream if first_unread is not None else stream
+            order = ", ".join(dict.fromkeys(job.exporter.stream for job in self._jobs))
+            raise OutOfOrder(
+                f"{stream}'s files were asked for before {before}'s were all read: the run downloads files "
+                f"in the order its streams were planned ({order}), and streams must be synced in that order"
+            )
+
     def _wait(self, job: _Job) -> list[ExportedFile]:
         """The files of `job` once downloaded; the run's failure if one came first."""
+        self._waited_for = job
+        self.disk.wake()  # its downloads may now take the room they need
         while True:
             failure = self._failure
             if failure is not None and not (job.future.done() and job.future.exception() is None):
@@ -238,7 +359,7 @@ class ExportPipeline:
                 if job.future.done() and job.future.exception() is None and not job.read
             )
             queued = len(self._jobs) - self._next
-            pending, disk = self._in_flight, self._disk
+            pending, disk = self._in_flight, self.disk.used
         self._progress(
             f"waiting for {waiting_for.exporter.stream} {waiting_for.window}: exports ready {ready}, "
             f"pending {pending}, queued {queued}; {disk / 1e6:.1f} MB on disk"
@@ -252,18 +373,22 @@ class ExportPipeline:
             not self.stop.is_set()
             and self._in_flight < self.max_concurrent
             and self._next < len(self._jobs)
-            and self._disk < self.max_disk_bytes
+            and not self.disk.full
         ):
             self._in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
             self._queue.put(self._jobs[self._next])
             self._next += 1
 
+    def _claims(self, job: _Job) -> Callable[[], DiskClaim]:
+        """New claims on the run's disk for the downloads of `job`: always granted once the streams wait for it."""
+        return partial(DiskClaim, self.disk, lambda: self._waited_for is job, self.stop)
+
     def _work(self) -> None:
         while (job := self._queue.get()) is not None:
             try:
                 assert self.workdir is not None
-                files = job.exporter.export_window(job.window, self.workdir)
+                files = job.exporter.export_window(job.window, self.workdir, self._claims(job))
             except BaseException as error:
                 with self._lock:
                     first = self._failure is None and not self.stop.is_set()
@@ -276,9 +401,7 @@ class ExportPipeline:
                     self._failed.set_result(None)
                 continue
             with self._lock:
-                self._disk += sum(file.size for file in files)
                 self._files += len(files)
-                self.peak_disk = max(self.peak_disk, self._disk)
                 self.peak_files = max(self.peak_files, self._files)
                 self._in_flight -= 1
                 job.future.set_result(files)
@@ -316,20 +439,27 @@ class ReportExporter:
         self._progress = progress or (lambda message: logger.info("%s", message))
         self._stop = client.stop
 
-    def export_window(self, window: Window, workdir: Path) -> list[ExportedFile]:
-        """Export one window into `workdir`: one file, or one per part if it had to be split."""
+    def export_window(
+        self, window: Window, workdir: Path, claims: Callable[[], DiskClaim] | None = None
+    ) -> list[ExportedFile]:
+        """Export one window into `workdir`: one file, or one per part if it had to be split.
+
+        Each download claims its room on disk from a new `claims()` (none: no bound).
+        """
         self.stats.add(windows=1)
         try:
-            return self._export_or_split(window, workdir)
+            return self._export_or_split(window, workdir, claims)
         except WindowFailed:
             raise
         except AircallError as error:
             raise WindowFailed(f"{self.stream} {window}: {error}") from None
 
-    def _export_or_split(self, window: Window, workdir: Path) -> list[ExportedFile]:
+    def _export_or_split(
+        self, window: Window, workdir: Path, claims: Callable[[], DiskClaim] | None
+    ) -> list[ExportedFile]:
         for attempt in (1, 2):
             try:
-                return [self._export(window, workdir)]
+                return [self._export(window, workdir, claims)]
             except _ExportFailed as failure:
                 self.stats.add(failed_exports=1)
                 reason, seen = str(failure), f"{failure.status} ({failure.message})"
@@ -340,13 +470,13 @@ class ReportExporter:
         first, second = window.split()
         self.stats.add(splits=1)
         self._say(window, f"export {seen} again; splitting into {first} and {second}")
-        return self._export_or_split(first, workdir) + self._export_or_split(second, workdir)
+        return self._export_or_split(first, workdir, claims) + self._export_or_split(second, workdir, claims)
 
-    def _export(self, window: Window, workdir: Path) -> ExportedFile:
+    def _export(self, window: Window, workdir: Path, claims: Callable[[], DiskClaim] | None) -> ExportedFile:
         for _ in range(REQUESTS_PER_EXPORT):
             try:
                 export = self._await(self._request(window), window)
-                return self._download(export, window, workdir)
+                return self._download(export, window, workdir, claims)
             except ExportNotFound:
                 self._say(window, "export is gone (404); requesting it again")
         raise WindowFailed(f"{self.stream} {window}: the API kept forgetting the export (404)")
@@ -381,26 +511,41 @@ class ReportExporter:
         self._say(window, f"export {export.export_id} ready after {time.monotonic() - started:.1f} s")
         return export
 
-    def _download(self, export: ExportStatus, window: Window, workdir: Path) -> ExportedFile:
+    def _download(
+        self, export: ExportStatus, window: Window, workdir: Path, claims: Callable[[], DiskClaim] | None = None
+    ) -> ExportedFile:
         path = (
             workdir / f"{self.stream}_{window.first}_{window.last}_{quote(export.export_id, safe='')}"
             f".{'zip' if export.zipped else 'csv'}"
         )
-        for attempt in range(1, DOWNLOAD_TRIES + 1):
+        attempt = 0
+        while attempt < DOWNLOAD_TRIES:
             if export.status != STATUS_COMPLETED or not export.download_url or export.link_expired():
                 export = self._refresh(export, window, "link expired")
+            claim = claims() if claims is not None else None
             try:
                 started = time.monotonic()
-                size = self.client.download(export.link, path)
-            except LinkExpired:
-                export = self._refresh(export, window, "link refused (403)")
-                continue
-            except TransientError as error:
+                size = self.client.download(export.link, path, claim)
+            except BaseException as error:
                 path.unlink(missing_ok=True)
+                if claim is not None:
+                    claim.give_back()
+                if isinstance(error, NoRoom) and claim is not None:  # not a failed try: it waits its turn
+                    self._say(window, f"{error.needed / 1e6:.1f} MB wait for room on disk (max_disk_mb)")
+                    claim.wait_for_room(error.needed)
+                    continue
+                attempt += 1
+                if isinstance(error, LinkExpired):
+                    export = self._refresh(export, window, "link refused (403)")
+                    continue
+                if not isinstance(error, TransientError):
+                    raise
                 if attempt == DOWNLOAD_TRIES:
                     raise WindowFailed(f"{self.stream} {window}: {error}") from None
                 self._say(window, f"download interrupted ({error}); retrying")
                 continue
+            if claim is not None:
+                claim.keep(size)
             self.stats.add(bytes=size)
             seconds = max(time.monotonic() - started, 1e-6)
             self._say(window, f"downloaded {size / 1e6:.1f} MB in {seconds:.1f} s from {redact(export.link)}")

@@ -120,8 +120,10 @@ SETTINGS_SCHEMA = th.PropertiesList(
         th.NumberType,
         title="Max disk (MB)",
         default=1000,
-        description="Most megabytes of downloaded export files waiting on disk (in TMPDIR) to be "
-        "emitted; when reached, no new export is requested until emitted files are deleted.",
+        description="Most megabytes of downloaded export files on disk (in TMPDIR) at once, waiting to be "
+        "emitted or being downloaded, counted as their bytes arrive: a download that would cross it waits, "
+        "and no export is requested, until emitted files are deleted. Only the file the run waits for next "
+        "may go past it (a file larger than the room left is still read).",
     ),
     th.Property(
         "poll_interval_seconds",
