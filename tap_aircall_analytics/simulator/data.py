@@ -3,8 +3,9 @@
 Calls, status periods and ringing attempts are generated per UTC day as instants, then
 written as wall-clock times in the timezone of the request, so any range in any
 timezone cuts the same underlying events. Per-user-per-day reports are generated per
-calendar day of the request. Generation is table-driven so that a million-row export
-is written faster than a tap can read it.
+calendar day of the request, each row consistent in itself (totals add up, averages and
+rates are those of its counts, durations fit in the day). Generation is table-driven so
+that a million-row export is written faster than a tap can read it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import io
 import random
 import zlib
 import zoneinfo
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 
@@ -274,6 +275,7 @@ class ReportData:
     ) -> None:
         self.report = report
         self.first, self.last = first, last
+        self.zone = zoneinfo.ZoneInfo(timezone)
         self.clock = WallClock(timezone)
         self.timezone = timezone
         self.seed = seed
@@ -397,25 +399,139 @@ class ReportData:
                     ]
 
     def _per_user_day(self) -> Iterator[list[str]]:
-        metrics = [column.kind for column in self.report.columns[4:]]
-        totals: dict[int, list] = {}
+        kinds = [column.kind for column in self.report.columns[4:]]
+        metrics = USER_DAY_METRICS.get(self.report.api_name) or _independent(kinds)
+        totals: dict[int, tuple[list[float], int]] = {}  # user -> amounts and seconds of the days with data
         day = self.first
         while day <= self.last:
+            day_seconds = _seconds_in(day, self.zone)  # a day of a clock change is 23 or 25 hours long
             for user in USERS:
                 if not self.filters.keeps_user(user) or day.isoformat() in self.empty_days:
                     continue
                 rng = random.Random(f"{self.report.api_name}:{self.seed}:{user[0]}:{day.isoformat()}")
-                values = [_metric(rng, kind) for kind in metrics]
+                amounts = metrics.amounts(rng, day_seconds)
                 if self.daily:
-                    yield [day.isoformat(), str(user[0]), user[1], TEAMS[user[2]], *map(_metric_text, metrics, values)]
+                    values = metrics.columns(amounts, day_seconds)
+                    yield [day.isoformat(), str(user[0]), user[1], TEAMS[user[2]], *map(_metric_text, kinds, values)]
                 else:
-                    totals[user[0]] = [a + b for a, b in zip(totals.get(user[0], [0] * len(values)), values)]
+                    summed, seconds = totals.get(user[0], ([0] * len(amounts), 0))
+                    totals[user[0]] = [a + b for a, b in zip(summed, amounts)], seconds + day_seconds
             day += dt.timedelta(days=1)
-        days = (self.last - self.first).days + 1
         for user in USERS:
             if user[0] in totals:
-                values = [v / days if k is Kind.PERCENT else v for k, v in zip(metrics, totals[user[0]])]
-                yield [str(user[0]), user[1], TEAMS[user[2]], *map(_metric_text, metrics, values)]
+                summed, seconds = totals[user[0]]
+                values = metrics.columns(tuple(summed), seconds)
+                yield [str(user[0]), user[1], TEAMS[user[2]], *map(_metric_text, kinds, values)]
+
+
+def _seconds_in(day: dt.date, zone: dt.tzinfo) -> int:
+    """The length of a calendar day in a timezone, in seconds."""
+    start = dt.datetime.combine(day, dt.time(), zone).timestamp()
+    return int(dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone).timestamp() - start)
+
+
+@dataclass(frozen=True)
+class UserDayMetrics:
+    """How a per-user-per-day report's numbers are made, as Aircall's reports relate them.
+
+    `amounts(rng, seconds in the day)` draws the quantities that add up over days (calls,
+    seconds); `columns(amounts, seconds in the range)` gives the report's metric columns
+    from them: totals, averages and rates are computed from the counts they stand for, so
+    a row over several days is that of its days' sums, never an average of averages.
+    """
+
+    amounts: Callable[[random.Random, int], tuple[float, ...]]
+    columns: Callable[[tuple[float, ...], int], tuple[float, ...]]
+
+
+def _split(rng: random.Random, total: int, parts: int) -> tuple[int, ...]:
+    """`total` cut at random into `parts` amounts that add up to it."""
+    cuts = sorted(rng.randint(0, total) for _ in range(parts - 1))
+    return tuple(b - a for a, b in zip([0, *cuts], [*cuts, total]))
+
+
+def _working(rng: random.Random, day_seconds: int) -> int:
+    return min(day_seconds, rng.randint(4 * 3600, 10 * 3600))
+
+
+def _day_in_statuses(rng: random.Random, day_seconds: int, statuses: int) -> tuple[int, ...]:
+    """Seconds in each of `statuses` working statuses, then offline: the whole day."""
+    working = _working(rng, day_seconds)
+    return (*_split(rng, working, statuses), day_seconds - working)
+
+
+def _calls_and_time(rng: random.Random, shortest: int, longest: int) -> tuple[int, int]:
+    """A number of calls and the seconds they took, each `shortest` to `longest` seconds long."""
+    calls = rng.randint(0, 40)
+    return calls, rng.randint(shortest * calls, longest * calls)
+
+
+def _average(total: float, count: float) -> int:
+    return round(total / count) if count else 0
+
+
+def _rate(part: float, whole: float) -> float:
+    return round(100 * part / whole, 1) if whole else 0.0
+
+
+def _shares(amounts: tuple[float, ...], whole: int) -> tuple[float, ...]:
+    """Percentages of `whole`, to one decimal, that add up to 100.0 (the last one takes the rounding)."""
+    shares = [_rate(amount, whole) for amount in amounts[:-1]]
+    return (*shares, round(100 - sum(shares), 1))
+
+
+def _count_and_average(amounts: tuple[float, ...], seconds: int) -> tuple[float, ...]:
+    calls, total = amounts
+    return calls, total, _average(total, calls)
+
+
+#: The arithmetic of each catalogued per-user-per-day report, its columns in catalogue order.
+USER_DAY_METRICS: dict[str, UserDayMetrics] = {
+    "USER_ACTIVITY_AVAILABILITY_BREAKDOWN": UserDayMetrics(  # available, busy, unavailable, offline: the day
+        lambda rng, day: _day_in_statuses(rng, day, 3),
+        lambda amounts, seconds: amounts,
+    ),
+    "USER_ACTIVITY_AVERAGE_AFTER_CALL_WORK_TIME_PER_USER": UserDayMetrics(
+        lambda rng, day: _calls_and_time(rng, 10, 300), _count_and_average
+    ),
+    "USER_ACTIVITY_AVERAGE_INBOUND_IN_CALL_TIME_PER_USER": UserDayMetrics(
+        lambda rng, day: _calls_and_time(rng, 15, 900), _count_and_average
+    ),
+    "USER_ACTIVITY_AVERAGE_OUTBOUND_IN_CALL_TIME_PER_USER": UserDayMetrics(
+        lambda rng, day: _calls_and_time(rng, 15, 600), _count_and_average
+    ),
+    "USER_ACTIVITY_CALL_VOLUME_AND_TIME": UserDayMetrics(  # inbound calls and time, outbound calls and time
+        lambda rng, day: (*_calls_and_time(rng, 15, 900), *_calls_and_time(rng, 15, 600)),
+        lambda a, seconds: (a[0], a[2], a[0] + a[2], a[1], a[3], a[1] + a[3]),
+    ),
+    "USER_ACTIVITY_CALLS_HANDLED": UserDayMetrics(  # inbound answered, outbound answered, missed
+        lambda rng, day: (rng.randint(0, 30), rng.randint(0, 30), rng.randint(0, 10)),
+        lambda a, seconds: (a[0], a[1], a[2], a[0] + a[1]),
+    ),
+    "USER_ACTIVITY_PERCENTAGE_OF_TIME_IN_EACH_STATUS": UserDayMetrics(  # available, in call, ACW, DND; offline
+        lambda rng, day: _day_in_statuses(rng, day, 4),
+        _shares,
+    ),
+    "USER_ACTIVITY_RINGING_ATTEMPTS_PER_USER": UserDayMetrics(  # answered, missed
+        lambda rng, day: (rng.randint(0, 30), rng.randint(0, 15)),
+        lambda a, seconds: (a[0] + a[1], a[0], a[1], _rate(a[0], a[0] + a[1])),
+    ),
+    "USER_ACTIVITY_WORK_TIME_AND_AVAILABILITY": UserDayMetrics(  # working, available within it
+        lambda rng, day: (working := _working(rng, day), rng.randint(0, working)),
+        lambda a, seconds: (a[0], a[1], _rate(a[1], a[0])),
+    ),
+}
+
+
+def _independent(kinds: list[Kind]) -> UserDayMetrics:
+    """A report whose arithmetic the simulator does not know (the extra_report drift): each column on its own."""
+    return UserDayMetrics(
+        lambda rng, day: tuple(_metric(rng, kind) for kind in kinds),
+        lambda amounts, seconds: tuple(
+            value / max(1, round(seconds / 86400)) if kind is Kind.PERCENT else value
+            for kind, value in zip(kinds, amounts)
+        ),
+    )
 
 
 def _metric(rng: random.Random, kind: Kind) -> float:
