@@ -213,19 +213,18 @@ def test_every_nth_request_answers_500(simulator):
 
 
 def test_unknown_export_is_404_and_forgotten_exports_too(simulator):
-    sim = simulator(export_ttl_seconds=0.3)
+    sim = simulator(export_ttl_seconds=0)  # forgotten as soon as it is created
     assert requests.get(f"{sim.api_url}{PATH}/nope", auth=AUTH, timeout=10).status_code == 404
     export_id = create(sim).json()["exportID"]
-    time.sleep(0.4)
     assert requests.get(f"{sim.api_url}{PATH}/{export_id}", auth=AUTH, timeout=10).status_code == 404
 
 
 def test_links_expire_with_403_and_a_new_poll_mints_a_fresh_link(simulator):
-    sim = simulator(link_seconds=0.3)
+    sim = simulator(link_seconds=0)  # the first link expires as it is minted
     export_id = create(sim).json()["exportID"]
     first = wait_completed(sim, export_id)
-    time.sleep(0.4)
     assert requests.get(first["downloadUrl"], timeout=10).status_code == 403
+    sim.config.link_seconds = 3600
     fresh = wait_completed(sim, export_id)
     assert fresh["downloadUrl"] != first["downloadUrl"]
     assert requests.get(fresh["downloadUrl"], timeout=10).status_code == 200
@@ -420,9 +419,9 @@ def test_exports_including_a_failing_day_fail(simulator):
 
 
 def test_first_export_is_forgotten_once_completed(simulator):
-    sim = simulator(forget_first_export=True, export_seconds=0.1)
+    sim = simulator(forget_first_export=True, export_seconds=0)
     first = create(sim).json()["exportID"]
-    time.sleep(0.3)
+    assert sim.wait_until(lambda: sim.exports_ready() == 1)
     assert requests.get(f"{sim.api_url}{PATH}/{first}", auth=AUTH, timeout=10).status_code == 404
     assert wait_completed(sim, create(sim).json()["exportID"])["status"] == "COMPLETED"
 
@@ -433,3 +432,19 @@ def test_first_download_of_each_export_is_refused_then_served(simulator):
     assert requests.get(export["downloadUrl"], timeout=10).status_code == 403
     assert requests.get(export["downloadUrl"], timeout=10).status_code == 200
     assert [d.status for d in sim.downloads] == [403, 200]
+
+
+def test_held_exports_stay_pending_until_released_and_failures_show_at_once(simulator):
+    sim = simulator(hold_exports=True, export_seconds=0, fail_report="USER_STATUS_HISTORY")
+    held = create(sim).json()["exportID"]
+    failing = create(sim, body(report="USER_STATUS_HISTORY", first=ago(2), last=ago(1))).json()["exportID"]
+    assert sim.wait_until(lambda: sim.exports_ready() == 2)  # both files are made: only the hold keeps one
+    poll = requests.get(f"{sim.api_url}{PATH}/{held}", auth=AUTH, timeout=10).json()
+    assert poll["status"] == "PENDING" and "downloadUrl" not in poll
+    assert requests.get(f"{sim.api_url}{PATH}/{failing}", auth=AUTH, timeout=10).json()["status"] == "FAILED"
+    sim.release_exports()
+    assert requests.get(f"{sim.api_url}{PATH}/{held}", auth=AUTH, timeout=10).json()["status"] == "COMPLETED"
+    sim.hold_exports()
+    again = create(sim).json()["exportID"]
+    assert sim.wait_until(lambda: sim.exports_ready() == 3)
+    assert requests.get(f"{sim.api_url}{PATH}/{again}", auth=AUTH, timeout=10).json()["status"] == "PENDING"

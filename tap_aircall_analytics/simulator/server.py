@@ -97,6 +97,8 @@ class SimulatorConfig:
     link_userinfo: str | None = None  # "USER:PASSWORD" written into download links
     silent_host: str | None = None  # "api" or "downloads": that host takes requests and never answers
     dialect: str | None = None  # another spelling of every file: "snake,iso-ms-z,seconds,true-false" (dialects.py)
+    # Test events
+    hold_exports: bool = False  # exports that would complete stay PENDING until Simulator.release_exports()
 
     def __post_init__(self) -> None:
         Dialect.parse(self.dialect)  # a mistake stops the simulator at once, naming the options
@@ -194,6 +196,8 @@ class Simulator:
         self.downloads: list[DownloadRecord] = []
         self.links: list[str] = []  # every download link minted: tests look for their signatures in logs
         self._stopping = threading.Event()  # releases the requests a silent host holds
+        self._released = threading.Event()  # hold_exports: set by release_exports(), cleared by hold_exports()
+        self._changed = threading.Condition()  # notified after every answer and finished file (wait_until)
         self._api = _Server((host, port), _handler(self, self._handle_api, "api"))
         self._files = _Server((download_host, download_port), _handler(self, self._handle_download, "downloads"))
         self._threads: list[threading.Thread] = []
@@ -245,6 +249,40 @@ class Simulator:
         """Return the contract labels and the rows an export of this range holds."""
         data = self._data(self.config.reports()[report_name], first, last, timezone, request_filter or {}, True)
         return data.labels, list(data.rows())
+
+    # --- events for tests --------------------------------------------------------
+    # A test waits for what the simulator saw, and decides when exports complete, instead of
+    # sleeping or timing: "all in flight together" is "all requested before any was released".
+
+    def release_exports(self) -> None:
+        """Let held exports complete (`hold_exports`), those requested later too."""
+        self._released.set()
+        self._notify()
+
+    def hold_exports(self) -> None:
+        """From now on, exports that would complete stay PENDING until `release_exports()`."""
+        self.config.hold_exports = True
+        self._released.clear()
+
+    def wait_until(self, condition: t.Callable[[], bool], timeout: float = 120) -> bool:
+        """Wait until `condition()` holds, checked after every answer and finished file; False on timeout.
+
+        The timeout only ends a test whose condition never comes true; no test passes by it.
+        """
+        with self._changed:
+            return self._changed.wait_for(condition, timeout)
+
+    def exports_ready(self) -> int:
+        """How many exports have their file made, or failed."""
+        with self._lock:
+            return sum(export.done.is_set() for export in self._exports.values())
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def _held(self) -> bool:
+        return self.config.hold_exports and not self._released.is_set()
 
     # --- the API host -----------------------------------------------------------
 
@@ -449,6 +487,7 @@ class Simulator:
         export.path = path
         self._made[request] = (path, export.rows)
         export.done.set()
+        self._notify()
 
     def _poll_export(self, export_id: str) -> dict:
         with self._lock:
@@ -465,6 +504,8 @@ class Simulator:
             return body
         if export.error:
             return {**body, "status": STATUS_FAILED, "errorMessage": export.error}
+        if self._held():
+            return body
         if self.config.export_status:
             return {**body, "status": self.config.export_status}
         expires = time.time() + self.config.link_seconds
@@ -620,10 +661,13 @@ def _handler(simulator: Simulator, handle, host: str):
             if simulator.config.silent_host == host:
                 simulator._stopping.wait()  # the connection is open, the answer never comes
                 return
-            result = handle(self, method)
-            if result is not None:
-                status, body, headers = result
-                _send(self, status, json.dumps(body).encode(), "application/json", headers)
+            try:
+                result = handle(self, method)
+                if result is not None:
+                    status, body, headers = result
+                    _send(self, status, json.dumps(body).encode(), "application/json", headers)
+            finally:
+                simulator._notify()  # answered (or failed): a test waiting on what the simulator saw looks again
 
         def do_GET(self) -> None:
             self._dispatch("GET")
