@@ -93,12 +93,19 @@ def test_progress_shows_the_run_wide_picture_while_waiting(simulator, catalog, t
     watchdog.start()
     try:
         # The exports are held until the picture is shown, so it is shown with all of them pending.
-        line = next((line.rstrip() for line in process.stderr if "waiting for calls_history" in line), "")
+        logged = []
+        for logged_line in process.stderr:
+            logged.append(logged_line)
+            if "waiting for calls_history" in logged_line:
+                break
     finally:
         sim.release_exports()
     stdout, _ = process.communicate(timeout=120)
     watchdog.cancel()
-    assert line.endswith(f"waiting for calls_history {LAST}: exports ready 0, pending 2, queued 1; 0.0 MB on disk")
+    line = logged[-1].rstrip() if logged else ""
+    assert line.endswith(f"waiting for calls_history {LAST}: exports ready 0, pending 2, queued 1; 0.0 MB on disk"), (
+        "".join(logged)[-3000:]
+    )
     assert process.returncode == 0 and '"RECORD"' in stdout
 
 
