@@ -183,7 +183,7 @@ def test_killed_while_files_wait_on_disk_a_rerun_loses_nothing(simulator, catalo
     process = _start_tap(tmp_path, catalog, config, None, streams)
     seen = _read_until(process, 300)
     # The tap is held on stdout by its first window; other windows' files are downloaded meanwhile.
-    assert sim.wait_until(lambda: len([d for d in sim.downloads if d.status == 200]) >= 3)
+    assert sim.wait_until(lambda: served(sim) >= 3)
     files_waiting = any(any((tmp_path / name).iterdir()) for name in _workdirs(tmp_path))
     process.kill()
     killed = parse_messages(seen + _rest(process), TapRun(-9, "", ""))
@@ -201,7 +201,7 @@ def test_killed_while_files_wait_on_disk_a_rerun_loses_nothing(simulator, catalo
 
 
 def served(sim) -> int:
-    """Files the download host served in full."""
+    """Downloads the download host answered with the file."""
     return len([download for download in sim.downloads if download.status == 200])
 
 
@@ -235,7 +235,8 @@ def test_the_disk_bound_holds_back_new_exports_until_files_are_read(simulator):
     created_while_holding = []
     with pipeline:
         for file in pipeline.files(stream):
-            assert sim.wait_until(lambda: served(sim) == sum(sim.exports_created.values()))  # in flight: done
+            # The exports in flight complete meanwhile (their downloads may wait for room).
+            assert sim.wait_until(lambda: sim.exports_ready() == sum(sim.exports_created.values()))
             created_while_holding.append(sum(sim.exports_created.values()))
             assert file.path.exists()  # never dropped to make room
     # Holding the first file, only the 3 exports in flight were requested; read files make room again.
