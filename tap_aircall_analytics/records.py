@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tap_aircall_analytics import spellings
 from tap_aircall_analytics.reports import Column, Kind, Report, label_key
-from tap_aircall_analytics.spellings import BadValue, Reading, WallClockReader
+from tap_aircall_analytics.spellings import BadValue, Memo, Reading, WallClockReader
 
 READ_BUFFER = 1 << 20
 csv.field_size_limit(1 << 24)
@@ -236,13 +236,18 @@ def _row_function(
         elif isinstance(convert, WallClockReader):  # a known minute costs a lookup, no call
             scope[f"minute_{index}"] = convert.minutes.get
             scope[f"convert_{index}"] = convert.convert_minute
+            scope[f"rests_{index}"] = convert.rests.cache
             scope[f"rest_{index}"] = convert.rests
             value = (
-                f"(minute_{index}(v[:16]) or convert_{index}(v)) + rest_{index}[v[16:]] "
+                f"(minute_{index}(v[:16]) or convert_{index}(v)) + "
+                f"(rests_{index}[r] if (r := v[16:]) in rests_{index} else rest_{index}(r)) "
                 f"if (v := row[{index}]) else {empty}"
             )
-        elif isinstance(convert, dict):  # a memo: a value seen before costs a lookup, no call
-            value = f"convert_{index}[v] if (v := row[{index}]) else {empty}"
+        elif isinstance(convert, Memo):  # a value seen before costs a lookup, no call
+            scope[f"cache_{index}"] = convert.cache
+            value = (
+                f"(cache_{index}[v] if v in cache_{index} else convert_{index}(v)) if (v := row[{index}]) else {empty}"
+            )
         else:
             value = f"convert_{index}(v) if (v := row[{index}]) else {empty}"
         fields.append(f"{column.name!r}: {value}")

@@ -207,22 +207,26 @@ class Zone:
         return local - offset
 
 
-class _Cache(dict):
-    """A bounded memo of a converter: a missing key is converted (or raises BadValue) once."""
+class Memo:
+    """A bounded memo of a converter, for values that repeat (durations, booleans, dates).
+
+    `cache` is a plain dict, so that the compiled row reader of `records.py` looks a value
+    seen before up without a call.
+    """
 
     def __init__(self, convert: Callable[[str], object]) -> None:
-        super().__init__()
         self.convert = convert
+        self.cache: dict[str, object] = {}
 
     def __call__(self, text: str) -> object:
-        return self[text]
-
-    def __missing__(self, text: str) -> object:
-        value = self.convert(text)
-        if len(self) > CACHE_LIMIT:
-            self.clear()
-        self[text] = value
-        return value
+        try:
+            return self.cache[text]
+        except KeyError:
+            value = self.convert(text)  # BadValue: not remembered
+            if len(self.cache) > CACHE_LIMIT:
+                self.cache.clear()
+            self.cache[text] = value
+            return value
 
 
 class WallClockReader:
@@ -237,14 +241,14 @@ class WallClockReader:
         self._zone = Zone("UTC" if utc else reading.timezone)
         self._spelling = spelling
         self.minutes: dict[str, str] = {}
-        self.rests = _Cache(self._rest)
+        self.rests = Memo(self._rest)  # `rests.cache` is looked up inline
         suffix = _UTC_SUFFIX if utc else ""
         self._minute_pattern = re.compile(_DATE + "[ T]" + _MINUTE)
         self._rest_pattern = re.compile(_SECONDS + suffix)
 
     def __call__(self, text: str) -> str:
         minute = self.minutes.get(text[:16]) or self.convert_minute(text)
-        return minute + self.rests[text[16:]]
+        return minute + t.cast(str, self.rests(text[16:]))
 
     def convert_minute(self, text: str) -> str:
         """Convert and remember the minute of `text` (its first 16 characters)."""
@@ -303,14 +307,14 @@ class UnixReader:
     """Unix seconds, whole columns of them: each minute converted once."""
 
     def __init__(self, reading: Reading) -> None:
-        self.minutes = _Cache(lambda minute: (_EPOCH + dt.timedelta(minutes=int(minute))).isoformat(timespec="minutes"))
+        self.minutes = Memo(lambda minute: (_EPOCH + dt.timedelta(minutes=int(minute))).isoformat(timespec="minutes"))
         self._seconds = [f":{second:02d}+00:00" for second in range(60)]
 
     def __call__(self, text: str) -> str:
         if not (text.isascii() and text.isdigit() and 9 <= len(text) <= 10):
             raise BadValue(EXPECTED[Kind.TIMESTAMP])
         minute, second = divmod(int(text), 60)
-        return self.minutes[str(minute)] + self._seconds[second]
+        return t.cast(str, self.minutes(str(minute))) + self._seconds[second]
 
 
 def _formatted(match: re.Match[str], reading: Reading) -> object:
@@ -420,7 +424,7 @@ def _boolean(true: str, false: str) -> Spelling:
         lambda cell: f"lower({cell.group(1)}) = '{true.lower()}'",
         guard=lambda field: f"{field} IN ({', '.join(_sql_literal(text) for text in spellings)})",
         fast_sql=lambda cell: f"lower({cell.field}) = '{true.lower()}'",
-        fast=lambda reading: _Cache(lambda text: _lookup(spellings, text)),
+        fast=lambda reading: Memo(lambda text: _lookup(spellings, text)),
     )
 
 
@@ -433,14 +437,14 @@ def _lookup(values: Mapping[str, object], text: str) -> object:
 
 def _fast_seconds(reading: Reading) -> Callable[[str], object]:
     if reading.unit != "seconds":
-        return _Cache(lambda text: UNIT_DURATION.value(text, reading))
+        return Memo(lambda text: UNIT_DURATION.value(text, reading))
 
     def seconds(text: str) -> int:
         if text.isascii() and text.isdigit() and len(text) <= 12:
             return int(text)
         return t.cast(int, UNIT_DURATION.value(text, reading))
 
-    return _Cache(seconds)
+    return Memo(seconds)
 
 
 WALL_CLOCK = "wall clock"
@@ -487,7 +491,7 @@ CLOCK_DURATION: Spelling = Spelling(
     _sql_clock_duration,
     guard=_globs(*(f"{hours}:[0-5][0-9]:[0-5][0-9]" for hours in ("[0-9]", "[0-9][0-9]", "[0-9][0-9][0-9]"))),
     fast_sql=_fast_clock_duration,
-    fast=lambda reading: _Cache(lambda text: CLOCK_DURATION.value(text, reading)),
+    fast=lambda reading: Memo(lambda text: CLOCK_DURATION.value(text, reading)),
 )
 UNIT_DURATION: Spelling = Spelling(
     Kind.DURATION,
@@ -523,7 +527,7 @@ DATE: Spelling = Spelling(
     lambda cell: f"TRY_CAST({cell.group(1)} AS DATE)",
     guard=_globs(_GLOB_DATE),
     fast_sql=lambda cell: f"TRY_CAST({cell.field} AS DATE)",
-    fast=lambda reading: _Cache(lambda text: DATE.value(text, reading)),
+    fast=lambda reading: Memo(lambda text: DATE.value(text, reading)),
 )
 #: The pattern of each strptime code a declared format may use.
 FORMAT_PATTERNS = {
@@ -602,12 +606,17 @@ def normal(text: str, reading: Reading) -> str:
     return text.replace(",", ".") if reading.decimal == "," else text
 
 
+def read_list(text: str) -> list[str]:
+    """The non-empty items of a list cell, trimmed: `vip, sales` -> ["vip", "sales"]."""
+    return [item.strip() for item in text.split(LIST_SEPARATOR) if item.strip()]
+
+
 def read(text: str, reading: Reading) -> object:
     """The value of a non-empty cell, in whichever spelling of its column it is; BadValue if none."""
     if reading.kind is Kind.STRING:
         return text
     if reading.kind is Kind.LIST:
-        return [item.strip() for item in text.split(LIST_SEPARATOR) if item.strip()]
+        return read_list(text)
     text = normal(text, reading)
     for spelling in spellings_of(reading):
         match = spelling.compiled.fullmatch(text)
@@ -622,8 +631,10 @@ def column_reader(reading: Reading, sample: t.Iterable[str]) -> Callable[[str], 
     Any other cell raises BadValue; `read` then reads it in its own spelling (the records
     path for such rows), so choosing from a sample changes speed, never values.
     """
-    if reading.kind in (Kind.STRING, Kind.LIST):
-        return lambda text: read(text, reading)
+    if reading.kind is Kind.STRING:
+        return str
+    if reading.kind is Kind.LIST:
+        return read_list
     spelling = detect(reading, sample)
     if spelling is not None and spelling.fast is not None and reading.decimal == ".":
         return spelling.fast(reading)
