@@ -327,13 +327,15 @@ class ExportPipeline:
     def _check_turn(self, stream: str) -> None:
         """Raise OutOfOrder unless `stream` is the planned stream whose files come next."""
         planned = [job for job in self._jobs if job.exporter.stream == stream]
+        if any(job.read for job in planned):
+            raise OutOfOrder(f"{stream}'s files were asked for a second time: each file is deleted once read")
         first_unread = next((job for job in self._jobs if not job.read), None)
-        if planned and first_unread is not planned[0]:
-            before = first_unread.exporter.stream if first_unread is not None else stream
+        if planned and first_unread is not None and first_unread.exporter.stream != stream:
             order = ", ".join(dict.fromkeys(job.exporter.stream for job in self._jobs))
             raise OutOfOrder(
-                f"{stream}'s files were asked for before {before}'s were all read: the run downloads files "
-                f"in the order its streams were planned ({order}), and streams must be synced in that order"
+                f"{stream}'s files were asked for before {first_unread.exporter.stream}'s were all read: the run "
+                f"downloads files in the order its streams were planned ({order}), and streams must be synced "
+                "in that order"
             )
 
     def _wait(self, job: _Job) -> list[ExportedFile]:
@@ -522,35 +524,43 @@ class ReportExporter:
         while attempt < DOWNLOAD_TRIES:
             if export.status != STATUS_COMPLETED or not export.download_url or export.link_expired():
                 export = self._refresh(export, window, "link expired")
-            claim = claims() if claims is not None else None
             try:
                 started = time.monotonic()
-                size = self.client.download(export.link, path, claim)
-            except BaseException as error:
-                path.unlink(missing_ok=True)
-                if claim is not None:
-                    claim.give_back()
-                if isinstance(error, NoRoom) and claim is not None:  # not a failed try: it waits its turn
-                    self._say(window, f"{error.needed / 1e6:.1f} MB wait for room on disk (max_disk_mb)")
-                    claim.wait_for_room(error.needed)
-                    continue
+                size = self._fetch(export.link, path, claims)
+            except NoRoom as full:  # not a failed try: the download waits its turn for room
+                assert claims is not None  # only a claim says NoRoom
+                self._say(window, f"{full.needed / 1e6:.1f} MB wait for room on disk (max_disk_mb)")
+                claims().wait_for_room(full.needed)
+                continue
+            except LinkExpired:
                 attempt += 1
-                if isinstance(error, LinkExpired):
-                    export = self._refresh(export, window, "link refused (403)")
-                    continue
-                if not isinstance(error, TransientError):
-                    raise
+                export = self._refresh(export, window, "link refused (403)")
+                continue
+            except TransientError as error:
+                attempt += 1
                 if attempt == DOWNLOAD_TRIES:
                     raise WindowFailed(f"{self.stream} {window}: {error}") from None
                 self._say(window, f"download interrupted ({error}); retrying")
                 continue
-            if claim is not None:
-                claim.keep(size)
             self.stats.add(bytes=size)
             seconds = max(time.monotonic() - started, 1e-6)
             self._say(window, f"downloaded {size / 1e6:.1f} MB in {seconds:.1f} s from {redact(export.link)}")
             return ExportedFile(window, path, export.zipped, size, export.export_id)
         raise WindowFailed(f"{self.stream} {window}: the download link kept being refused")
+
+    def _fetch(self, link: str, path: Path, claims: Callable[[], DiskClaim] | None) -> int:
+        """Download one file, its room on disk claimed as it arrives; a failed one leaves no file and no claim."""
+        claim = claims() if claims is not None else None
+        try:
+            size = self.client.download(link, path, claim)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            if claim is not None:
+                claim.give_back()
+            raise
+        if claim is not None:
+            claim.keep(size)
+        return size
 
     def _refresh(self, export: ExportStatus, window: Window, why: str) -> ExportStatus:
         self.stats.add(link_refreshes=1)
