@@ -116,6 +116,22 @@ def bearer(config: dict) -> dict:
     return {key: value for key, value in {**config, **BEARER}.items() if value is not None}
 
 
+def test_a_signal_during_a_download_that_never_answers_stops_the_run_and_sends_nothing_more(
+    simulator, catalog, tmp_path
+):
+    sim = simulator(silent_host="downloads")
+    config = tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY, max_concurrent_exports=1)
+    process = start_tap(tmp_path, catalog, config)
+    wait_until(lambda: "ready after" in (tmp_path / "stderr").read_text())  # polls done: the download is held
+    sent = len(sim.api_requests)
+    process.send_signal(signal.SIGTERM)
+    run = finish(process, tmp_path, timeout=60)  # well inside request_timeout_seconds' 30 s of silence x 5 tries
+    assert run.returncode == STOPPED_BY_SIGTERM
+    assert len(sim.api_requests) == sent  # no fresh link, no new export
+    assert "Stopped by signal 15: the state covers the windows finished so far" in run.stderr
+    assert_clean(run, config, sim)
+
+
 # --- no secret in any output ----------------------------------------------------------
 
 
