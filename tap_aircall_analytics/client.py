@@ -22,11 +22,11 @@ from urllib.parse import quote, urlsplit
 import requests
 import urllib3
 
+from tap_aircall_analytics.budget import Clock, RequestBudget
 from tap_aircall_analytics.redaction import scrub
 from tap_aircall_analytics.reports import (
     EXPORTS_PATH,
     FAILED_STATUSES,
-    REMAINING_HEADER,
     RESET_HEADER,
     STATUS_COMPLETED,
 )
@@ -68,6 +68,21 @@ def pause(stop: threading.Event, seconds: float) -> None:
     """
     if stop.wait(max(0.0, seconds)):
         raise Stopped("the run was stopped")
+
+
+@dataclass(frozen=True)
+class RunClock:
+    """The real clock of a run: its waits end at once when the run stops."""
+
+    stop: threading.Event
+
+    def now(self) -> float:
+        """UNIX time, in seconds."""
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait, or raise Stopped when the run stops."""
+        pause(self.stop, seconds)
 
 
 def redact(url: str) -> str:
@@ -158,45 +173,6 @@ def _moment(text: object) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
-class RateLimiter:
-    """Paces API requests from the rate-limit headers, across threads.
-
-    When a response says no request is left in the current window, further requests
-    wait for the reset time instead of running into 429s.
-    """
-
-    def __init__(self, reserve: int = 1, clock: Callable[[], float] = time.time) -> None:
-        self._reserve = reserve
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._resume_at = 0.0
-
-    def wait(self, stop: threading.Event) -> None:
-        """Block until a request may be sent; raise Stopped at once if the run stops meanwhile."""
-        while True:
-            with self._lock:
-                delay = self._resume_at - self._clock()
-            pause(stop, min(delay, 5))  # short steps: a pause made longer by another thread is seen
-            if delay <= 0:
-                return
-
-    def observe(self, response: requests.Response) -> None:
-        """Learn the remaining budget from a response's headers."""
-        remaining, reset = response.headers.get(REMAINING_HEADER), response.headers.get(RESET_HEADER)
-        if remaining is None or reset is None:
-            return
-        try:
-            if int(remaining) <= self._reserve:
-                self.pause_until(float(reset))
-        except ValueError:
-            return
-
-    def pause_until(self, moment: float) -> None:
-        """Hold every request until `moment` (UNIX time)."""
-        with self._lock:
-            self._resume_at = max(self._resume_at, moment)
-
-
 class AircallClient:
     """Requests, polls and downloads exports."""
 
@@ -209,7 +185,8 @@ class AircallClient:
         backoff_seconds: float = 0.5,
         max_backoff_seconds: float = 30.0,
         stop: threading.Event | None = None,
-        rate_limiter: RateLimiter | None = None,
+        budget: RequestBudget | None = None,
+        clock: Clock | None = None,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> None:
         self.api_url = api_url.rstrip("/")
@@ -221,7 +198,8 @@ class AircallClient:
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
         self.stop = stop or threading.Event()
-        self.rate_limiter = rate_limiter or RateLimiter()
+        self.clock = clock or RunClock(self.stop)
+        self.budget = budget or RequestBudget()
         self.timeout_seconds = timeout_seconds
         self.retries = 0  # transient failures retried, for the run summary
 
@@ -238,17 +216,19 @@ class AircallClient:
     def _call(self, method: str, path: str, json: dict | None = None) -> dict:
         url = self.api_url + path
         for attempt in range(1, self.max_tries + 1):
-            self.rate_limiter.wait(self.stop)
+            self.budget.acquire(self.clock)
             try:
                 response = self._api.request(method, url, json=json, timeout=self.timeout_seconds)
             except requests.Timeout:
+                self.budget.settle(None)
                 self._retry_or_raise(attempt, f"{method} {path}: {self._silence('the API')}")
                 continue
             except requests.ConnectionError as error:
+                self.budget.settle(None)
                 self._retry_or_raise(attempt, f"{method} {path}: {type(error).__name__}")
                 continue
-            self.rate_limiter.observe(response)
             status = response.status_code
+            self.budget.settle(status, response.headers)
             if status < 400:
                 try:
                     return response.json()
@@ -273,11 +253,12 @@ class AircallClient:
     def _wait_for_rate_limit(self, response: requests.Response) -> None:
         retry_after = response.headers.get("Retry-After")
         reset = response.headers.get(RESET_HEADER)
+        now = self.clock.now()
         try:
-            moment = time.time() + float(retry_after) if retry_after else float(reset or 0)
+            moment = now + float(retry_after) if retry_after else float(reset or 0)
         except ValueError:
             moment = 0.0
-        self.rate_limiter.pause_until(moment or time.time() + self.backoff_seconds)
+        self.budget.hold_until(moment or now + self.backoff_seconds)
 
     def _retry_or_raise(self, attempt: int, what: str, *, wait: bool = True) -> None:
         if attempt >= self.max_tries:
@@ -286,7 +267,7 @@ class AircallClient:
         logger.warning("Retrying %s (try %d of %d)", what, attempt + 1, self.max_tries)
         if wait:
             delay = min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1))
-            pause(self.stop, delay * random.uniform(0.5, 1.0))
+            self.clock.sleep(delay * random.uniform(0.5, 1.0))
 
     @staticmethod
     def _client_error(status: int, message: str, method: str, path: str) -> AircallError:

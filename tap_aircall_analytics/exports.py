@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import random
 import shutil
 import tempfile
 import threading
@@ -44,9 +43,9 @@ from tap_aircall_analytics.client import (
     LinkExpired,
     Stopped,
     TransientError,
-    pause,
     redact,
 )
+from tap_aircall_analytics.polls import RECHECK_SECONDS, ExportTimings, PollPolicy, PollSchedule
 from tap_aircall_analytics.reports import STATUS_COMPLETED, STATUS_FAILED, STATUS_PENDING, Report
 from tap_aircall_analytics.windows import Window
 
@@ -56,6 +55,7 @@ DOWNLOAD_TRIES = 5
 WORKDIR_PREFIX = "tap-aircall-analytics-"
 PROGRESS_SECONDS = 3  # while a stream waits for its next file, the run-wide picture is logged this often
 STOP_GRACE_SECONDS = 3  # how long a stopped run waits for its worker threads before removing their files
+CLOCK_GRAIN_SECONDS = 1e-3  # a poll due sooner than this goes now (a wait that short may not move a clock)
 REQUESTS_PER_EXPORT = 3  # re-requests of an export that the API forgot (404)
 
 
@@ -207,15 +207,6 @@ class ExportStats:
         with self.lock:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
-
-
-@dataclass(frozen=True)
-class PollPolicy:
-    """How often and how long an export is polled."""
-
-    first_wait: float
-    max_wait: float
-    timeout: float
 
 
 class ExportPipeline:
@@ -430,6 +421,7 @@ class ReportExporter:
         request_body: Callable[[Window], dict],
         *,
         poll: PollPolicy,
+        timings: ExportTimings | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
@@ -437,9 +429,9 @@ class ReportExporter:
         self.stream = report.stream_name
         self.request_body = request_body
         self.poll = poll
+        self.timings = timings or ExportTimings()
         self.stats = ExportStats()
         self._progress = progress or (lambda message: logger.info("%s", message))
-        self._stop = client.stop
 
     def export_window(
         self, window: Window, workdir: Path, claims: Callable[[], DiskClaim] | None = None
@@ -490,27 +482,38 @@ class ReportExporter:
         return export
 
     def _await(self, export: ExportStatus, window: Window) -> ExportStatus:
-        started = time.monotonic()
-        wait = self.poll.first_wait
+        """Poll until the export is done, when `PollSchedule` says (see polls.py)."""
+        clock = self.client.clock
+        started = clock.now()
+        schedule = PollSchedule(self.timings, self.report.api_name, window.days, self.poll)
         statuses = {STATUS_PENDING}  # those seen so far: one the tap does not know is said once
-        while not export.done:
-            if export.status not in statuses:
-                statuses.add(export.status)
-                self._say(
-                    window, f"export {export.export_id} is {export.status}, a status the tap does not know; waiting"
-                )
-            elapsed = time.monotonic() - started
-            if elapsed > self.poll.timeout:
-                raise WindowFailed(
-                    f"{self.stream} {window}: export {export.export_id} still {export.status} after "
-                    f"{elapsed / 60:.1f} minutes (export_timeout_minutes); the window was not read"
-                )
-            pause(self._stop, min(wait * random.uniform(0.8, 1.2), self.poll.max_wait))
-            wait = min(wait * 2, self.poll.max_wait)
-            export = self.client.get_export(export.export_id)
+        try:
+            while not export.done:
+                if export.status not in statuses:
+                    statuses.add(export.status)
+                    self._say(
+                        window, f"export {export.export_id} is {export.status}, a status the tap does not know; waiting"
+                    )
+                elapsed = clock.now() - started
+                if elapsed > self.poll.timeout:
+                    raise WindowFailed(
+                        f"{self.stream} {window}: export {export.export_id} still {export.status} after "
+                        f"{elapsed / 60:.1f} minutes (export_timeout_minutes); the window was not read"
+                    )
+                due, may_come_sooner = schedule.next_poll()
+                if due - elapsed > CLOCK_GRAIN_SECONDS:
+                    clock.sleep(min(due - elapsed, RECHECK_SECONDS) if may_come_sooner else due - elapsed)
+                    continue
+                export = self.client.get_export(export.export_id)
+                schedule.polled(clock.now() - started, export.done)
+        finally:
+            schedule.abandon()
         if export.failed:
             raise _ExportFailed(export)
-        self._say(window, f"export {export.export_id} ready after {time.monotonic() - started:.1f} s")
+        self._say(
+            window,
+            f"export {export.export_id} ready after {clock.now() - started:.1f} s ({schedule.polls} poll(s))",
+        )
         return export
 
     def _download(

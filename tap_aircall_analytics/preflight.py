@@ -39,9 +39,9 @@ def plan(settings: Settings, streams: list[ReportStream], write: t.Callable[[str
         return
     write(
         f"Plan (nothing is exported): timezone {settings.timezone}, today {settings.today()}, "
-        f"window_days {settings.window_days}, lookback_days {settings.lookback_days}"
+        f"lookback_days {settings.lookback_days}"
     )
-    write(f"{'stream':<54}{'from':<12}{'to':<12}{'exports':>8}{'API calls':>11}  bookmark")
+    write(f"{'stream':<54}{'from':<12}{'to':<12}{'days':>5}{'exports':>8}{'API calls':>11}  bookmark")
     total = 0
     for stream in streams:
         windows = stream.planned_windows()
@@ -50,7 +50,8 @@ def plan(settings: Settings, streams: list[ReportStream], write: t.Callable[[str
         last = windows[-1].last.isoformat() if windows else "-"
         total += len(windows)
         write(
-            f"{stream.name:<54}{first:<12}{last:<12}{len(windows):>8}{len(windows) * CALLS_PER_EXPORT:>11}  "
+            f"{stream.name:<54}{first:<12}{last:<12}{settings.window_days_for(stream.report):>5}"
+            f"{len(windows):>8}{len(windows) * CALLS_PER_EXPORT:>11}  "
             f"{bookmark or 'none (first run)'}"
         )
         if windows:

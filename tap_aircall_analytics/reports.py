@@ -34,6 +34,12 @@ LIMIT_HEADER = "X-AircallApi-Limit"
 REMAINING_HEADER = "X-AircallApi-Remaining"
 RESET_HEADER = "X-AircallApi-Reset"
 
+#: Days per export by default. An event report's file grows with the company's calls, so its
+#: windows stay a week; a per-user-per-day report has one row per user and day (a few kB a
+#: week), so a month per export costs a fourth of the exports, and of the API budget.
+EVENT_WINDOW_DAYS = 7
+PER_USER_DAY_WINDOW_DAYS = 31
+
 #: Tap setting -> request filter key, for the filters the tap can send.
 FILTER_SETTINGS = {
     "user_ids": "userIDs",
@@ -111,6 +117,7 @@ class Report:
     retention_months: int | None = None
     retention_days: int | None = None
     daily_breakdown: bool = False
+    window_days: int = EVENT_WINDOW_DAYS  # days per export unless a setting says otherwise
     filters: tuple[str, ...] = ("userIDs", "teamIDs")
     catalogued: bool = True  # False: named by the `extra_reports` setting, columns read from its files
 
@@ -176,6 +183,7 @@ def _per_user_day(api_name: str, metrics: str) -> Report:
         primary_key=("date", "user_id"),
         replication_key="date",
         daily_breakdown=True,
+        window_days=PER_USER_DAY_WINDOW_DAYS,
     )
 
 

@@ -13,8 +13,10 @@ from tap_aircall_analytics import clock
 from tap_aircall_analytics.clock import ClockError
 from tap_aircall_analytics.reports import (
     DEFAULT_API_URL,
+    EVENT_WINDOW_DAYS,
     FILTER_SETTINGS,
     KIND_NAMES,
+    PER_USER_DAY_WINDOW_DAYS,
     REPORTS,
     CatalogueError,
     Column,
@@ -96,8 +98,15 @@ SETTINGS_SCHEMA = th.PropertiesList(
         "window_days",
         th.IntegerType,
         title="Window days",
-        default=7,
-        description="Days per export. Smaller windows mean smaller files and earlier checkpoints.",
+        description="Days per export, for every report (default: each report's own, "
+        f"{EVENT_WINDOW_DAYS} for the event reports, {PER_USER_DAY_WINDOW_DAYS} for the per-user-per-day "
+        "ones). Smaller windows mean smaller files and earlier checkpoints; larger ones, fewer exports.",
+    ),
+    th.Property(
+        "stream_window_days",
+        th.ObjectType(additional_properties=th.IntegerType),
+        title="Window days per stream",
+        description='Days per export for some streams, over `window_days`: `{"calls_history": 3}`.',
     ),
     th.Property(
         "lookback_days",
@@ -154,6 +163,21 @@ SETTINGS_SCHEMA = th.PropertiesList(
         description="How long the API or the download host may stay silent (while connecting, or between "
         "two bytes of an answer) before the request is given up and retried. A host that stays silent is "
         "given up after a few minutes; raise this for a slow link.",
+    ),
+    th.Property(
+        "rate_limit_reserve",
+        th.IntegerType,
+        title="Rate limit reserve",
+        description="Requests of the company's rate limit (shared by all its integrations) the tap leaves "
+        "to the others: it waits rather than take `X-AircallApi-Remaining` below this, or below what the "
+        "others are seen to spend before the reset. Default: a fifth of `X-AircallApi-Limit`. 0 spends it all.",
+    ),
+    th.Property(
+        "max_requests_per_minute",
+        th.IntegerType,
+        title="Max requests per minute",
+        description="Most API requests the tap sends in any 60 seconds, whatever the headers allow. "
+        "Default: no cap but the reserve.",
     ),
     th.Property(
         "plan_only",
@@ -343,6 +367,32 @@ def _positive(config: dict, name: str, *, allow_zero: bool = False) -> float:
     return value
 
 
+def _count(config: dict, name: str, *, allow_zero: bool = False) -> int | None:
+    """An optional whole number of `name`: None when unset."""
+    if config.get(name) in (None, ""):
+        return None
+    value = _positive(config, name, allow_zero=allow_zero)
+    if value != int(value):
+        raise ConfigError(f"{name} must be a whole number, not {value:g}")
+    return int(value)
+
+
+def _stream_window_days(config: dict) -> dict[str, int]:
+    given = config.get("stream_window_days") or {}
+    if not isinstance(given, dict):
+        raise ConfigError('stream_window_days must be an object: {"<stream>": <days>}')
+    streams = {report.stream_name for report in catalogue(config)}
+    windows = {}
+    for stream, days in given.items():
+        if stream not in streams:
+            raise ConfigError(f"stream_window_days names the stream '{stream}', which is not a stream of this tap")
+        count = _count({stream: days}, stream) if isinstance(days, (int, float, str)) else None
+        if count is None:
+            raise ConfigError(f"stream_window_days.{stream} must be a number of days, not {days!r}")
+        windows[stream] = count
+    return windows
+
+
 @dataclass(frozen=True)
 class Settings:
     """Checked settings, read once before any request."""
@@ -352,7 +402,7 @@ class Settings:
     start_date: dt.date
     end_date: dt.date | None
     timezone: str
-    window_days: int
+    window_days: int | None  # None: each report's own
     lookback_days: int
     max_concurrent_exports: int
     max_disk_mb: float
@@ -362,12 +412,19 @@ class Settings:
     request_timeout_seconds: float
     filters: dict[str, list[int]]
     column_types: dict[str, list[dict]] = field(default_factory=dict)  # as the user gave them
+    stream_window_days: dict[str, int] = field(default_factory=dict)
+    rate_limit_reserve: int | None = None  # None: a fifth of the limit the API reports
+    max_requests_per_minute: int | None = None
     strict_values: bool = False
     plan_only: bool = False
     check_schema: bool = False
 
     def __repr__(self) -> str:
         return f"Settings(api_url={self.api_url!r}, timezone={self.timezone!r}, start_date={self.start_date})"
+
+    def window_days_for(self, report: Report) -> int:
+        """Days per export of `report`: its `stream_window_days`, else `window_days`, else its own."""
+        return self.stream_window_days.get(report.stream_name) or self.window_days or report.window_days
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -427,7 +484,7 @@ class Settings:
             start_date=start_date,
             end_date=end_date,
             timezone=timezone,
-            window_days=int(_positive(config, "window_days")),
+            window_days=_count(config, "window_days"),
             lookback_days=int(_positive(config, "lookback_days", allow_zero=True)),
             max_concurrent_exports=int(_positive(config, "max_concurrent_exports")),
             max_disk_mb=_positive(config, "max_disk_mb"),
@@ -437,6 +494,9 @@ class Settings:
             request_timeout_seconds=_positive(config, "request_timeout_seconds"),
             filters={key: list(config[name]) for name, key in FILTER_SETTINGS.items() if config.get(name)},
             column_types=dict(config.get("column_types") or {}),
+            stream_window_days=_stream_window_days(config),
+            rate_limit_reserve=_count(config, "rate_limit_reserve", allow_zero=True),
+            max_requests_per_minute=_count(config, "max_requests_per_minute"),
             strict_values=bool(config.get("strict_values")),
             plan_only=bool(config.get("plan_only")),
             check_schema=bool(config.get("check_schema")),

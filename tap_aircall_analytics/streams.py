@@ -18,7 +18,8 @@ from singer_sdk.streams import Stream
 from tap_aircall_analytics import batches, halves
 from tap_aircall_analytics.bookmarks import stored_bookmark
 from tap_aircall_analytics.client import AircallClient
-from tap_aircall_analytics.exports import ExportedFile, ExportPipeline, ExportStats, PollPolicy, ReportExporter
+from tap_aircall_analytics.exports import ExportedFile, ExportPipeline, ExportStats, ReportExporter
+from tap_aircall_analytics.polls import PollPolicy
 from tap_aircall_analytics.records import RecordReader, json_schema
 from tap_aircall_analytics.reports import Report, export_request_body
 from tap_aircall_analytics.settings import ConfigError
@@ -102,7 +103,7 @@ class ReportStream(Stream):
         client = AircallClient(
             settings.api_url,
             settings.authorization,
-            rate_limiter=self.owner.rate_limiter,
+            budget=self.owner.budget,
             stop=stop,
             timeout_seconds=settings.request_timeout_seconds,
         )
@@ -115,6 +116,7 @@ class ReportStream(Stream):
             poll=PollPolicy(
                 settings.poll_interval_seconds, settings.max_poll_interval_seconds, settings.export_timeout_seconds
             ),
+            timings=self.owner.export_timings,
             progress=self.logger.info,
         )
         return self._exporter
@@ -147,7 +149,7 @@ class ReportStream(Stream):
                 days.first,
                 days.clamped_from,
             )
-        return plan_windows(days.first, days.last, settings.window_days)
+        return plan_windows(days.first, days.last, settings.window_days_for(self.report))
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         """Export each window and yield its records (or write them, see `_sync_records`); checkpoint each."""

@@ -13,9 +13,11 @@ from singer_sdk import Tap
 
 from tap_aircall_analytics import preflight, redaction
 from tap_aircall_analytics.bookmarks import StateError, check_state, parse_state_file
-from tap_aircall_analytics.client import AircallError, RateLimiter
+from tap_aircall_analytics.budget import RequestBudget
+from tap_aircall_analytics.client import AircallError
 from tap_aircall_analytics.exports import ExportPipeline, remove_orphaned_downloads
 from tap_aircall_analytics.messages import BufferedMessageWriter
+from tap_aircall_analytics.polls import ExportTimings
 from tap_aircall_analytics.records import FileFormatError
 from tap_aircall_analytics.settings import (
     NUMBER_SETTINGS,
@@ -49,10 +51,19 @@ class TapAircallAnalytics(Tap):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         redaction.install()  # before the SDK's first log line
         self._settings: Settings | None = None
-        self.rate_limiter = RateLimiter()
+        self._budget: RequestBudget | None = None
+        self.export_timings = ExportTimings()  # what the run learns of its exports' times, for the polls
         self.export_pipeline: ExportPipeline | None = None  # the exports of the run under way (sync_all)
         self._stop: threading.Event | None = None  # the stop of the latest pipeline: a signal sets it
         super().__init__(*args, **kwargs)
+
+    @property
+    def budget(self) -> RequestBudget:
+        """The run's API budget, shared by every stream's requests."""
+        if self._budget is None:
+            settings = self.settings
+            self._budget = RequestBudget(settings.rate_limit_reserve, settings.max_requests_per_minute)
+        return self._budget
 
     def plan_exports(self, plan: list[tuple[ReportStream, list[Window]]]) -> ExportPipeline:
         """One pipeline for the windows of these streams, under the run's limits."""

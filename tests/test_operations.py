@@ -85,7 +85,7 @@ def test_plan_mode_lists_windows_from_the_state_and_exports_nothing(simulator, r
     lines = run.stderr.splitlines()
     calls = next(line for line in lines if line.startswith("calls_history "))
     first = TODAY - dt.timedelta(days=12)
-    assert calls.split()[1:6] == [first.isoformat(), TODAY.isoformat(), "3", "6", bookmark]
+    assert calls.split()[1:7] == [first.isoformat(), TODAY.isoformat(), "5", "3", "6", bookmark]
     assert any(line.strip().startswith(f"{first}..{first + dt.timedelta(days=4)}, ") for line in lines)
     status = next(line for line in lines if line.startswith("user_status_history "))
     assert status.split()[1] == (TODAY - dt.timedelta(days=7)).isoformat()  # the retention limit

@@ -62,6 +62,8 @@ class SimulatorConfig:
     calls_per_day: int = 40
     # Faults and timings
     export_seconds: float = 0.2  # time for an export to complete
+    export_seconds_per_day: float = 0.0  # and this much more per day of its range
+    export_jitter: float = 0.0  # times vary by up to this share either way (0.5: +-50%), seeded per request
     fail_first_export: bool = False  # the first export of each report fails
     fail_over_days: int | None = None  # exports over this many days fail with "too many rows"
     fail_days: frozenset[dt.date] = frozenset()  # exports that include one of these days fail
@@ -76,6 +78,8 @@ class SimulatorConfig:
     export_ttl_seconds: float | None = None  # an export is forgotten (404) after this long
     rate_limit: int = 120  # API requests per rate window
     rate_window_seconds: float = 60.0
+    background_per_minute: int = 0  # the company's other integrations: requests a minute on the same budget
+    background_burst: int = 5  # sent this many at once
     zipped: bool = False
     bom: bool = False
     crlf: bool = False
@@ -153,6 +157,34 @@ class Export:
 
 
 @dataclass
+class BudgetRecord:
+    """What the company's rate limit saw: the tap's requests and the other integrations'."""
+
+    requests: int = 0  # the tap's (every API request the simulator served)
+    refused: int = 0  # the tap's requests answered 429
+    lowest_remaining: int | None = None  # the lowest Remaining answered to the tap
+    background_requests: int = 0
+    background_refused: int = 0  # the other integrations' requests over the limit
+    lowest_remaining_overall: int | None = None  # after any request, the others' included
+
+    def count(self, requests: int, refused: int, remaining: int, *, background: bool) -> None:
+        """Count requests on the budget (with the simulator's lock held)."""
+        if background:
+            self.background_requests += requests
+            self.background_refused += refused
+        else:
+            self.requests += requests
+            self.refused += refused
+            if not refused:
+                self.lowest_remaining = _lowest(self.lowest_remaining, remaining)
+        self.lowest_remaining_overall = _lowest(self.lowest_remaining_overall, remaining)
+
+
+def _lowest(current: int | None, value: int) -> int:
+    return value if current is None else min(current, value)
+
+
+@dataclass
 class DownloadRecord:
     """What the download host saw of one request."""
 
@@ -192,6 +224,8 @@ class Simulator:
         self._cut_done = False
         self._made: dict[str, tuple[str, int | None]] = {}  # request -> the file made for it
         self.exports_created: Counter[str] = Counter()
+        self.export_seconds: list[tuple[str, int, float]] = []  # (report, days, seconds to complete) per export
+        self.budget = BudgetRecord()
         self.api_requests: list[tuple[str, str, dict | None]] = []
         self.downloads: list[DownloadRecord] = []
         self.links: list[str] = []  # every download link minted: tests look for their signatures in logs
@@ -217,11 +251,13 @@ class Simulator:
         return f"http://{host!s}:{port}"
 
     def start(self) -> Simulator:
-        """Serve both hosts in background threads."""
+        """Serve both hosts in background threads (and the other integrations' requests, if asked)."""
         for server in (self._api, self._files):
             thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
             thread.start()
             self._threads.append(thread)
+        if self.config.background_per_minute > 0:
+            threading.Thread(target=self._background, name="background-integrations", daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -306,24 +342,37 @@ class Simulator:
             return rejected.status, {"message": message}, {**headers, **rejected.headers}
 
     def _count_rate(self, request: BaseHTTPRequestHandler) -> dict[str, str]:
+        headers, refused, wait = self._spend(1, background=False)
+        if refused:
+            request.rate_limited = (headers, wait)  # type: ignore[attr-defined]  # read by _check_faults_and_auth
+        return headers
+
+    def _spend(self, requests: int, *, background: bool) -> tuple[dict[str, str], int, int]:
+        """Count `requests` on the company's budget; return the headers, how many were refused, Retry-After."""
         config = self.config
         with self._lock:
             now = time.time()
             if now >= self._rate_window_start + config.rate_window_seconds:
                 self._rate_window_start, self._rate_used = now, 0
-            self._rate_used += 1
-            self._request_count += 1
+            refused = max(0, min(requests, self._rate_used + requests - config.rate_limit))
+            self._rate_used += requests
+            self._request_count += 0 if background else requests
             reset = self._rate_window_start + config.rate_window_seconds
-            headers = {
-                LIMIT_HEADER: str(config.rate_limit),
-                REMAINING_HEADER: str(max(0, config.rate_limit - self._rate_used)),
-                RESET_HEADER: str(int(reset + 0.999)),
-            }
-            over = self._rate_used > config.rate_limit
-        if over:
-            wait = max(1, int(reset - now + 0.999))
-            request.rate_limited = (headers, wait)  # type: ignore[attr-defined]  # read by _check_faults_and_auth
-        return headers
+            remaining = max(0, config.rate_limit - self._rate_used)
+            self.budget.count(requests, refused, remaining, background=background)
+        headers = {
+            LIMIT_HEADER: str(config.rate_limit),
+            REMAINING_HEADER: str(remaining),
+            RESET_HEADER: str(int(reset + 0.999)),
+        }
+        return headers, refused, max(1, int(reset - now + 0.999))
+
+    def _background(self) -> None:
+        """The company's other integrations: bursts of requests on the same budget, until stopped."""
+        config = self.config
+        interval = 60.0 * config.background_burst / config.background_per_minute
+        while not self._stopping.wait(interval):
+            self._spend(config.background_burst, background=True)
 
     def _check_faults_and_auth(self, request: BaseHTTPRequestHandler) -> None:
         limited = getattr(request, "rate_limited", None)
@@ -366,7 +415,8 @@ class Simulator:
         config = self.config
         now = time.time()
         export_id = config.export_id_prefix + str(uuid.uuid4())
-        export = Export(export_id, report, now, now + config.export_seconds, body, zipped=config.zipped)
+        seconds = self._export_seconds(body, (last - first).days + 1)
+        export = Export(export_id, report, now, now + seconds, body, zipped=config.zipped)
         with self._lock:
             self.exports_created[report] += 1
             if config.fail_first_export and report not in self._failed_reports:
@@ -382,6 +432,7 @@ class Simulator:
             if config.forget_first_export and not self._exports:
                 export.forgotten = True
             self._exports[export.export_id] = export
+            self.export_seconds.append((report, (last - first).days + 1, export.ready_at - now))
         if export.error:
             export.done.set()
         elif config.reuse_files and self._made.get(json.dumps(body, sort_keys=True)):
@@ -393,6 +444,16 @@ class Simulator:
                 target=self._write_file, args=(export, data, json.dumps(body, sort_keys=True)), daemon=True
             ).start()
         return self._export_object(export)
+
+    def _export_seconds(self, body: dict, days: int) -> float:
+        """How long an export stays PENDING: longer for longer ranges, varying (the same request, the same time)."""
+        config = self.config
+        seconds = config.export_seconds + config.export_seconds_per_day * days
+        if not config.export_jitter:
+            return seconds
+        digest = hashlib.sha256(f"{config.seed}:{json.dumps(body, sort_keys=True)}".encode()).digest()
+        share = int.from_bytes(digest[:8], "big") / 2**64  # uniform in [0, 1), from the seed and the request
+        return seconds * (1 + config.export_jitter * (2 * share - 1))
 
     def _validate(self, body: dict) -> tuple[str, dt.date, dt.date, str, dict, bool]:
         request_input = body.get("input")
@@ -643,6 +704,7 @@ def _send_file(
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # a run's requests can arrive together: a short backlog would delay them by a SYN retry
 
     def handle_error(self, request: t.Any, client_address: t.Any) -> None:
         """A client that hangs up (a killed tap) is not the server's error: stay quiet then."""

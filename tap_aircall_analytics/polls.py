@@ -1,0 +1,166 @@
+"""When to poll an export: near its expected completion, learned from the run's earlier exports.
+
+Each poll that finds an export still PENDING spends one request of the company's rate
+limit, and each second between an export's completion and the poll that sees it holds
+one of the `max_concurrent_exports` slots. A fixed schedule (2, 4, 8, 16, 32 s) does both:
+a 13-s export costs four polls and is seen at 14 s, a 20-s one at 30 s. So polls are timed
+from what the run has seen:
+
+- An export's expected time grows with its range: it is taken as a factor times
+  (its days + `FIXED_COST_DAYS`), the factor learned per report (a month of one report
+  takes longer than a month of another). A report with no export seen yet uses the run's.
+- The first poll goes at that time. The factor tracks the time at which about three
+  exports in four are done: a first poll that finds the export PENDING raises it, one that
+  finds it done lowers it a little, so a run converges on about 1.3 polls per export.
+- A prediction that misses is followed by polls backing off from a fifth of it, up to
+  `max_poll_interval_seconds` apart; `export_timeout_minutes` bounds the whole wait.
+- Before any export of the run has completed, nothing is known: one export (the scout)
+  polls on the backoff schedule from `poll_interval_seconds`, and the others wait for what
+  it learns (polling at most `max_poll_interval_seconds` apart meanwhile).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+#: An export's expected time is a factor times (its days + this): a fixed cost, as much as a
+#: week of data, and a cost per day. A report whose exports are all one length only needs the
+#: factor; the days matter for the last, shorter window of a backfill and for daily runs.
+FIXED_COST_DAYS = 7
+#: The share of first polls that may find their export PENDING. The factor goes up by
+#: FACTOR_STEP on a miss and down by FACTOR_STEP * q / (1 - q) on a hit, which settles where
+#: a fraction q of first polls miss.
+TARGET_MISS_SHARE = 0.25
+FACTOR_STEP = 0.15
+#: The first estimate, from an export seen between two polls, is put at 1.25 times its time:
+#: exports of one report and length vary by about half their time either way.
+FIRST_ESTIMATE_MARGIN = 1.25
+MISS_BACKOFF = 0.2  # after a miss, the next poll comes this share of the prediction later (then doubling)
+ON_TIME = 1.1  # a first poll later than this times its prediction says nothing of a prediction that was early
+RECHECK_SECONDS = 0.1  # how often an export waiting for the scout looks for what it learned
+
+
+def _size(days: int) -> float:
+    return days + FIXED_COST_DAYS
+
+
+class ExportTimings:
+    """What the run has learned of its exports' times, per report. Shared by every thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._factors: dict[str, float] = {}  # seconds per (day + FIXED_COST_DAYS), per report
+        self._run_factor: float | None = None
+        self._scout: object | None = None
+
+    def first_poll(self, report: str, days: int) -> float | None:
+        """Seconds after its request to first poll an export of `days` days; None while nothing is known."""
+        with self._lock:
+            factor = self._factors.get(report, self._run_factor)
+        return None if factor is None else factor * _size(days)
+
+    def is_scout(self, schedule: object) -> bool:
+        """True for the one export that polls on the backoff schedule while nothing is known."""
+        with self._lock:
+            if self._scout is None:
+                self._scout = schedule
+            return self._scout is schedule
+
+    def release(self, schedule: object) -> None:
+        """An export stops polling (done, failed or abandoned): another may scout."""
+        with self._lock:
+            if self._scout is schedule:
+                self._scout = None
+
+    def learn(self, report: str, days: int, *, pending_at: float, done_at: float, first_poll_hit: bool | None) -> None:
+        """Learn from an export seen PENDING at `pending_at` and done at `done_at` (seconds after its request).
+
+        `first_poll_hit` says whether its first poll at the predicted time found it done
+        (None: it was not polled on a prediction, or that poll came too late to tell).
+        """
+        with self._lock:
+            if first_poll_hit is None:
+                if report not in self._factors or self._run_factor is None:
+                    factor = FIRST_ESTIMATE_MARGIN * (pending_at + done_at) / 2 / _size(days)
+                    self._factors.setdefault(report, factor)
+                    self._run_factor = self._run_factor or factor
+                return
+            if first_poll_hit:
+                change = 1 - FACTOR_STEP * TARGET_MISS_SHARE / (1 - TARGET_MISS_SHARE)
+            else:
+                change = 1 + FACTOR_STEP
+            assert self._run_factor is not None, "a first poll was predicted, so a factor is known"
+            self._factors[report] = self._factors.get(report, self._run_factor) * change
+            self._run_factor *= change
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How often and how long an export is polled, from the settings."""
+
+    first_wait: float  # poll_interval_seconds: the scout's first wait, doubling
+    max_wait: float  # max_poll_interval_seconds: the longest wait between two polls
+    timeout: float  # export_timeout_minutes, in seconds
+
+
+class PollSchedule:
+    """The polls of one export: when the next one goes, and what its outcome teaches the run."""
+
+    def __init__(self, timings: ExportTimings, report: str, days: int, policy: PollPolicy) -> None:
+        self.timings = timings
+        self.report = report
+        self.days = days
+        self.policy = policy
+        self.polls = 0
+        self.last_answer = 0.0  # seconds after the request of the latest answer (the request's own: 0)
+        self.predicted: float | None = None  # when the first poll on a prediction was due
+        self._polls_before_prediction = 0
+        self._first_poll_hit: bool | None = None
+        self._blind_wait = policy.first_wait
+
+    def next_poll(self) -> tuple[float, bool]:
+        """When to poll next (seconds after the request), and whether that may come sooner.
+
+        It may come sooner while the export waits for the scout: the caller looks again
+        every RECHECK_SECONDS.
+        """
+        policy = self.policy
+        latest = self.last_answer + policy.max_wait
+        if self.predicted is None:
+            predicted = self.timings.first_poll(self.report, self.days)
+            if predicted is not None:
+                self.predicted, self._polls_before_prediction = predicted, self.polls
+        if self.predicted is not None:
+            misses = self.polls - self._polls_before_prediction
+            if misses == 0:
+                return min(self.predicted, latest), False
+            return min(self.last_answer + self.predicted * MISS_BACKOFF * 2 ** (misses - 1), latest), False
+        if self.timings.is_scout(self):
+            return min(self.last_answer + self._blind_wait, latest), False
+        return latest, True
+
+    def polled(self, at: float, done: bool) -> None:
+        """Count a poll answered `at` seconds after the request; learn from it if the export is done."""
+        if self.predicted is not None and self.polls == self._polls_before_prediction:
+            if not done:
+                self._first_poll_hit = False
+            elif at <= self.predicted * ON_TIME:
+                self._first_poll_hit = True
+        if self.predicted is None:
+            self._blind_wait = min(self._blind_wait * 2, self.policy.max_wait)
+        self.polls += 1
+        if done:
+            self.timings.learn(
+                self.report,
+                self.days,
+                pending_at=self.last_answer,
+                done_at=at,
+                first_poll_hit=self._first_poll_hit,
+            )
+            self.timings.release(self)
+        self.last_answer = at
+
+    def abandon(self) -> None:
+        """The export stops being polled without an outcome (an error, a stop)."""
+        self.timings.release(self)

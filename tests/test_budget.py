@@ -1,0 +1,210 @@
+"""The company's API budget: a reserve left to the others, the tap's own cap, the first request alone.
+
+The pacing is driven by a fake clock and a fake company rate limit in virtual time: these
+tests count requests and read headers, they never wait for real seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+
+from conftest import CREDENTIALS, tap_config
+from tap_aircall_analytics.budget import RequestBudget
+from tap_aircall_analytics.client import RunClock, Stopped
+from tap_aircall_analytics.reports import LIMIT_HEADER, REMAINING_HEADER, REPORTS, RESET_HEADER
+
+TODAY = dt.datetime.now(dt.timezone.utc).date()
+
+
+class FakeClock:
+    """Virtual time: a sleep moves it on at once."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.time = start
+        self.sleeps = 0
+
+    def now(self) -> float:
+        return self.time
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        self.time += seconds
+
+
+class FakeCompany:
+    """A company's per-minute rate limit, shared by the tap and other integrations, in virtual time.
+
+    The others send `burst` requests every `every` seconds; their refused requests are counted.
+    """
+
+    def __init__(self, clock: FakeClock, limit: int = 60, burst: int = 0, every: float = 15.0, phase: float = 0.0):
+        self.clock, self.limit, self.burst, self.every = clock, limit, burst, every
+        self.window_start = clock.now()
+        self.used = 0
+        self.next_burst = clock.now() + phase
+        self.tap_remaining: list[int] = []  # Remaining answered to each tap request
+        self.tap_refused = 0
+        self.others_refused = 0
+
+    def _roll(self, moment: float) -> None:
+        if moment >= self.window_start + 60:
+            self.window_start, self.used = moment, 0
+
+    def _catch_up(self) -> None:
+        """Send the others' bursts due by now, each at its own moment."""
+        while self.burst and self.next_burst <= self.clock.now():
+            self._roll(self.next_burst)
+            self.others_refused += max(0, min(self.burst, self.used + self.burst - self.limit))
+            self.used += self.burst
+            self.next_burst += self.every
+
+    def tap_request(self) -> tuple[int, dict[str, str]]:
+        self._catch_up()
+        self._roll(self.clock.now())
+        self.used += 1
+        remaining = max(0, self.limit - self.used)
+        headers = {
+            LIMIT_HEADER: str(self.limit),
+            REMAINING_HEADER: str(remaining),
+            RESET_HEADER: str(self.window_start + 60),
+        }
+        if self.used > self.limit:
+            self.tap_refused += 1
+            return 429, headers
+        self.tap_remaining.append(remaining)
+        return 200, headers
+
+
+def spend(budget: RequestBudget, company: FakeCompany, clock: FakeClock, requests: int) -> list[float]:
+    """Send `requests` requests through the budget, one after another; return when each went."""
+    sent = []
+    for _ in range(requests):
+        budget.acquire(clock)
+        sent.append(clock.now())
+        status, headers = company.tap_request()
+        budget.settle(status, headers)
+        clock.time += 0.05  # each answer takes a moment
+    return sent
+
+
+def test_the_tap_stops_at_the_reserve_and_goes_on_after_the_reset():
+    clock = FakeClock()
+    company = FakeCompany(clock, limit=60)
+    budget = RequestBudget()
+    sent = spend(budget, company, clock, 60)
+    reset = company.window_start
+    first_window = [moment for moment in sent if moment < sent[0] + 60]
+    assert len(first_window) == 48  # 60 less the default reserve of a fifth
+    assert min(company.tap_remaining) == 12 and company.tap_refused == 0
+    assert budget.kept == 12 and budget.lowest_remaining == 12
+    assert sent[48] >= sent[0] + 60 and reset > sent[0]  # the 49th waited for the reset, then the budget was whole
+
+
+@pytest.mark.parametrize("reserve", [0, 30])
+def test_the_reserve_is_a_setting(reserve):
+    clock = FakeClock()
+    company = FakeCompany(clock, limit=60)
+    sent = spend(RequestBudget(reserve=reserve), company, clock, 61)
+    assert len([moment for moment in sent if moment < sent[0] + 60]) == 60 - reserve
+    assert min(company.tap_remaining) == reserve and company.tap_refused == 0
+
+
+@pytest.mark.parametrize("phase", [0.0, 4.0, 9.0, 14.0])
+def test_other_integrations_bursts_are_never_refused_and_the_tap_leaves_the_reserve(phase):
+    """Others send 20 a minute in bursts of 5: whenever their bursts fall, none is refused."""
+    clock = FakeClock()
+    company = FakeCompany(clock, limit=60, burst=5, every=15, phase=phase)
+    budget = RequestBudget()
+    sent = spend(budget, company, clock, 150)
+    assert company.others_refused == 0 and company.tap_refused == 0
+    assert min(company.tap_remaining) >= 12
+    minutes = (sent[-1] - sent[0]) / 60
+    assert 150 / minutes >= 30  # and the tap still gets most of what the others leave (40 a minute)
+
+
+def test_max_requests_per_minute_caps_the_tap_in_any_60_seconds():
+    clock = FakeClock()
+    company = FakeCompany(clock, limit=1000)
+    sent = spend(RequestBudget(max_per_minute=10), company, clock, 35)
+    for index in range(len(sent) - 10):
+        assert sent[index + 10] - sent[index] >= 60  # never 11 in a minute
+    assert sent[-1] - sent[0] < 3 * 60 + 5  # and no slower than that
+
+
+def test_a_429_holds_every_request_until_retry_after():
+    clock = FakeClock()
+    budget = RequestBudget()
+    budget.acquire(clock)
+    budget.settle(429, {LIMIT_HEADER: "60", REMAINING_HEADER: "0", RESET_HEADER: str(clock.now() + 30)})
+    budget.hold_until(clock.now() + 7)
+    before = clock.now()
+    budget.acquire(clock)
+    assert clock.now() - before >= 7
+
+
+def test_the_first_request_goes_alone_and_the_rest_follow_once_it_is_accepted():
+    budget = RequestBudget()
+    clock = FakeClock()
+    budget.acquire(clock)  # the first request, unanswered
+    waited = threading.Event()
+    went = threading.Event()
+
+    class Watching(FakeClock):
+        def sleep(self, seconds: float) -> None:
+            waited.set()
+            threading.Event().wait(0.001)
+
+    def second() -> None:
+        budget.acquire(Watching())
+        went.set()
+
+    thread = threading.Thread(target=second, daemon=True)
+    thread.start()
+    assert waited.wait(10) and not went.is_set()  # it waits while the first is unanswered
+    budget.settle(201, {LIMIT_HEADER: "60", REMAINING_HEADER: "59", RESET_HEADER: str(clock.now() + 60)})
+    assert went.wait(10)
+    thread.join(10)
+
+
+def test_after_a_refused_first_request_nothing_more_goes_until_the_run_stops():
+    budget = RequestBudget()
+    stop = threading.Event()
+    budget.acquire(RunClock(stop))
+    budget.settle(401)
+    stopped = []
+
+    def second() -> None:
+        try:
+            budget.acquire(RunClock(stop))
+        except Stopped:
+            stopped.append(True)
+
+    thread = threading.Thread(target=second, daemon=True)
+    thread.start()
+    thread.join(0.3)
+    assert thread.is_alive()  # held: the run is ending
+    stop.set()
+    thread.join(10)
+    assert stopped == [True] and budget.sent == 1
+
+
+@pytest.mark.parametrize(
+    ("sim_settings", "credentials", "message"),
+    [
+        ({}, {**CREDENTIALS, "api_token": "wrong"}, "Aircall refused the credentials (401"),
+        ({"analytics_plus": False}, CREDENTIALS, "the Analytics+ add-on must be enabled"),
+    ],
+)
+def test_a_refused_credential_costs_one_request_and_one_line(simulator, run_tap, sim_settings, credentials, message):
+    sim = simulator(**sim_settings)
+    first = (TODAY - dt.timedelta(days=10)).isoformat()
+    run = run_tap({**tap_config(sim, start_date=first), **credentials}, check=False)  # all twelve reports
+    assert run.returncode != 0
+    assert len(sim.api_requests) == 1 and sim.budget.requests == 1
+    errors = [line for line in run.stderr.splitlines() if message in line]
+    assert errors and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith("tap-aircall-analytics: ")
+    assert len(REPORTS) == 12
