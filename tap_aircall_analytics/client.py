@@ -27,6 +27,8 @@ from tap_aircall_analytics.redaction import scrub
 from tap_aircall_analytics.reports import (
     EXPORTS_PATH,
     FAILED_STATUSES,
+    LIMIT_HEADER,
+    PROBE_EXPORT_ID,
     RESET_HEADER,
     STATUS_COMPLETED,
 )
@@ -212,6 +214,22 @@ class AircallClient:
     def get_export(self, export_id: str) -> ExportStatus:
         """Poll an export; a completed export comes with a freshly minted link."""
         return ExportStatus.from_json(self._call("GET", f"{EXPORTS_PATH}/{quote(export_id, safe='')}"))
+
+    def read_rate_limit(self) -> int | None:
+        """The company's requests a minute, as one answer's headers say (None if they do not).
+
+        The request polls an export that does not exist: it costs one request and creates
+        nothing. Raises AircallError when the API does not answer or refuses the credentials.
+        """
+        path = f"{EXPORTS_PATH}/{quote(PROBE_EXPORT_ID, safe='')}"
+        try:
+            response = self._api.get(self.api_url + path, timeout=self.timeout_seconds)
+        except requests.RequestException as error:
+            raise AircallError(f"the API did not answer ({type(error).__name__})") from None
+        if response.status_code in (401, 403):
+            raise self._client_error(response.status_code, _message(response), "GET", EXPORTS_PATH)
+        limit = response.headers.get(LIMIT_HEADER, "")
+        return int(limit) if limit.isdigit() else None
 
     def _call(self, method: str, path: str, json: dict | None = None) -> dict:
         url = self.api_url + path

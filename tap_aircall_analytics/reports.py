@@ -18,6 +18,9 @@ from enum import Enum
 DEFAULT_API_URL = "https://api.aircall.io"
 EXPORTS_PATH = "/v1/analytics/report/export"  # POST here; GET {EXPORTS_PATH}/{exportID}
 
+#: An export ID no export has: polling it (404) costs one request and tells the rate limit.
+PROBE_EXPORT_ID = "00000000-0000-0000-0000-000000000000"
+
 STATUS_PENDING = "PENDING"
 STATUS_COMPLETED = "COMPLETED"
 STATUS_FAILED = "FAILED"

@@ -139,7 +139,9 @@ SETTINGS_SCHEMA = th.PropertiesList(
         th.NumberType,
         title="Poll interval (seconds)",
         default=2,
-        description="First wait before polling an export; it doubles up to `max_poll_interval_seconds`.",
+        description="Until an export of the run has completed, the first wait before polling one; it "
+        "doubles up to `max_poll_interval_seconds`. Later polls go near each export's expected completion, "
+        "learned from the run's earlier exports (per report, by range length).",
     ),
     th.Property(
         "max_poll_interval_seconds",
@@ -386,10 +388,13 @@ def _stream_window_days(config: dict) -> dict[str, int]:
     for stream, days in given.items():
         if stream not in streams:
             raise ConfigError(f"stream_window_days names the stream '{stream}', which is not a stream of this tap")
-        count = _count({stream: days}, stream) if isinstance(days, (int, float, str)) else None
-        if count is None:
-            raise ConfigError(f"stream_window_days.{stream} must be a number of days, not {days!r}")
-        windows[stream] = count
+        try:
+            count = float(days) if isinstance(days, (int, float, str)) and not isinstance(days, bool) else 0.0
+        except ValueError:
+            count = 0.0
+        if count < 1 or count != int(count):
+            raise ConfigError(f"stream_window_days.{stream} must be a whole number of days, 1 or more, not {days!r}")
+        windows[stream] = int(count)
     return windows
 
 

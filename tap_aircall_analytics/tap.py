@@ -167,7 +167,7 @@ class TapAircallAnalytics(Tap):
                 stream for stream in self.streams.values() if isinstance(stream, ReportStream) and stream.selected
             ]
             if settings.plan_only:
-                preflight.plan(settings, selected, _to_stderr)
+                preflight.plan(settings, selected, preflight.read_rate_limit(settings), _to_stderr)
                 return
             if settings.check_schema:
                 sample = preflight.sample_window(settings)

@@ -11,12 +11,11 @@ import threading
 
 import pytest
 
-from conftest import CREDENTIALS, tap_config
+from conftest import CREDENTIALS, TODAY, tap_config
 from tap_aircall_analytics.budget import RequestBudget
 from tap_aircall_analytics.client import RunClock, Stopped
 from tap_aircall_analytics.reports import LIMIT_HEADER, REMAINING_HEADER, REPORTS, RESET_HEADER
-
-TODAY = dt.datetime.now(dt.timezone.utc).date()
+from tap_aircall_analytics.settings import ConfigError, Settings
 
 
 class FakeClock:
@@ -208,3 +207,80 @@ def test_a_refused_credential_costs_one_request_and_one_line(simulator, run_tap,
     assert errors and "Traceback" not in run.stderr
     assert run.stderr.strip().splitlines()[-1].startswith("tap-aircall-analytics: ")
     assert len(REPORTS) == 12
+
+
+def plan_lines(run_tap, config: dict) -> list[str]:
+    run = run_tap({**config, "plan_only": True})
+    assert run.stdout == ""
+    return run.stderr.splitlines()
+
+
+def test_a_two_year_backfill_plans_a_third_of_the_exports_and_tells_the_budget(simulator, run_tap):
+    sim = simulator(rate_limit=60)
+    lines = plan_lines(run_tap, tap_config(sim, start_date=(TODAY - dt.timedelta(days=731)).isoformat()))
+    total = next(line for line in lines if line.startswith("Total: "))
+    exports, requests = int(total.split()[1]), int(total.split()[4])
+    assert exports <= 1559 // 3  # seven-day windows for all twelve reports planned 1,559 from 2024-01-01
+    rows = {line.split()[0]: line.split() for line in lines if line.split() and line.split()[0] in STREAMS}
+    assert set(rows) == set(STREAMS)
+    for report in REPORTS:
+        days = rows[report.stream_name][3]
+        assert days == ("31" if report.daily_breakdown else "7"), report.stream_name
+    assert sum(int(row[4]) for row in rows.values()) == exports
+    budget = next(line for line in lines if line.startswith("Budget: "))
+    assert "rate limit is 60 requests a minute (X-AircallApi-Limit)" in budget
+    assert "leaves 12 of them to the others" in budget and "takes at most 48 a minute" in budget
+    assert f"take about {requests / 48:.0f} min" in budget
+    assert sum(float(row[6]) for row in rows.values()) == pytest.approx(requests / 48, abs=0.1 * len(rows))
+    assert sim.exports_created == {} and len(sim.api_requests) == 1
+
+
+def test_a_plan_without_an_answer_assumes_60_a_minute_and_the_settings_shape_it(run_tap):
+    config = {
+        **CREDENTIALS,
+        "api_url": "http://127.0.0.1:9",  # nothing listens there
+        "start_date": (TODAY - dt.timedelta(days=60)).isoformat(),
+        "stream_window_days": {"calls_history": 3},
+        "window_days": 10,
+        "rate_limit_reserve": 30,
+        "max_requests_per_minute": 20,
+    }
+    lines = plan_lines(run_tap, config)
+    rows = {line.split()[0]: line.split() for line in lines if line.split() and line.split()[0] in STREAMS}
+    assert rows["calls_history"][3] == "3" and rows["user_activity_calls_handled"][3] == "10"
+    budget = next(line for line in lines if line.startswith("Budget: "))
+    assert "rate limit is 60 requests a minute (assumed: the API did not answer" in budget
+    assert "leaves 30 of them" in budget and "takes at most 20 a minute (max_requests_per_minute)" in budget
+
+
+STREAMS = [report.stream_name for report in REPORTS]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"stream_window_days": {"calls": 3}}, "stream_window_days names the stream 'calls', which is not a stream"),
+        ({"stream_window_days": {"calls_history": 0}}, "stream_window_days.calls_history must be a whole number"),
+        ({"stream_window_days": {"calls_history": "a week"}}, "stream_window_days.calls_history must be a whole"),
+        ({"stream_window_days": [3]}, 'stream_window_days must be an object: {"<stream>": <days>}'),
+        ({"window_days": 2.5}, "window_days must be a whole number, not 2.5"),
+        ({"rate_limit_reserve": -1}, "rate_limit_reserve must be zero or more, not -1"),
+        ({"max_requests_per_minute": 0}, "max_requests_per_minute must be more than zero, not 0"),
+    ],
+)
+def test_a_wrong_window_or_budget_setting_is_one_line_naming_it(settings, message):
+    config = {**CREDENTIALS, "start_date": TODAY.isoformat(), **settings}
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_config(config)
+    assert message in str(raised.value)
+
+
+def test_window_lengths_come_from_the_stream_then_the_tap_then_the_report():
+    reports = {report.stream_name: report for report in REPORTS}
+    calls, handled = reports["calls_history"], reports["user_activity_calls_handled"]
+    default = Settings.from_config({**CREDENTIALS, "start_date": TODAY.isoformat()})
+    assert (default.window_days_for(calls), default.window_days_for(handled)) == (7, 31)
+    chosen = Settings.from_config(
+        {**CREDENTIALS, "start_date": TODAY.isoformat(), "window_days": 10, "stream_window_days": {"calls_history": 2}}
+    )
+    assert (chosen.window_days_for(calls), chosen.window_days_for(handled)) == (2, 10)

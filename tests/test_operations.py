@@ -7,6 +7,7 @@ import hashlib
 import json
 
 from conftest import TODAY, tap_config
+from tap_aircall_analytics.reports import EXPORTS_PATH, PROBE_EXPORT_ID
 
 # Inside Call History's retention, not inside User Status History's.
 SIXTY_DAYS_AGO = (TODAY - dt.timedelta(days=60)).isoformat()
@@ -81,15 +82,22 @@ def test_plan_mode_lists_windows_from_the_state_and_exports_nothing(simulator, r
         streams=["calls_history", "user_status_history"],
         state=state,
     )
-    assert run.stdout == "" and sim.api_requests == []
+    assert run.stdout == "" and not sim.exports_created
+    assert sim.api_requests == [("GET", f"{EXPORTS_PATH}/{PROBE_EXPORT_ID}", None)]  # one request, for the limit
     lines = run.stderr.splitlines()
     calls = next(line for line in lines if line.startswith("calls_history "))
     first = TODAY - dt.timedelta(days=12)
-    assert calls.split()[1:7] == [first.isoformat(), TODAY.isoformat(), "5", "3", "6", bookmark]
+    assert calls.split()[1:8] == [first.isoformat(), TODAY.isoformat(), "5", "3", "7", "0.1", bookmark]
     assert any(line.strip().startswith(f"{first}..{first + dt.timedelta(days=4)}, ") for line in lines)
     status = next(line for line in lines if line.startswith("user_status_history "))
     assert status.split()[1] == (TODAY - dt.timedelta(days=7)).isoformat()  # the retention limit
-    assert any(line.startswith("Total: 5 exports, at least 10 API calls") for line in lines)
+    assert any(line.startswith("Total: 5 exports, about 12 API requests") for line in lines)
+    assert any(
+        line.startswith("Budget: the company's rate limit is 120 requests a minute (X-AircallApi-Limit)")
+        and "leaves 24 of them to the others" in line
+        and "takes at most 96 a minute" in line
+        for line in lines
+    )
     assert any(
         line.startswith("Run-wide: up to 12 exports in flight at once") and "about 1 export(s) in a row" in line
         for line in lines
