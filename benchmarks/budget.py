@@ -91,9 +91,10 @@ def main() -> None:
     args = parser.parse_args()
     yesterday = clock.today(dt.timezone.utc) - dt.timedelta(days=1)
     first = yesterday - dt.timedelta(days=7 * args.weeks - 1)
-    with tempfile.TemporaryDirectory(prefix="tap-aircall-budget-") as temp, Simulator(
-        SimulatorConfig(seed=args.seed, **SIMULATED)
-    ) as sim:
+    with (
+        tempfile.TemporaryDirectory(prefix="tap-aircall-budget-") as temp,
+        Simulator(SimulatorConfig(seed=args.seed, **SIMULATED)) as sim,
+    ):
         config = {
             "api_id": "demo-api-id",
             "api_token": "demo-api-token",
@@ -114,7 +115,8 @@ def main() -> None:
         "exports 5 s + 1 s/day +-50%"
     )
     print(f"  exports {exports}, API requests {budget.requests}: {budget.requests / exports:.2f} per export")
-    print(f"  429s: tap {budget.refused}, other integrations {budget.background_refused} (of {budget.background_requests})")
+    others = f"{budget.background_refused} (of {budget.background_requests})"
+    print(f"  429s: tap {budget.refused}, other integrations {others}")
     print(
         f"  lowest Remaining answered to the tap {budget.lowest_remaining} (reserve {reserve}); "
         f"after anyone's request {budget.lowest_remaining_overall}"
