@@ -218,6 +218,17 @@ class TapAircallAnalytics(Tap):
             pipeline.peak_files,
             pipeline.peak_disk / 1e6,
         )
+        exports = sum(stats.exports for _, stats in synced)
+        budget = self.budget
+        self.logger.info(
+            "  API: %d requests for %d exports (%.2f each); lowest X-AircallApi-Remaining %s of %s, reserve %s",
+            budget.sent,
+            exports,
+            budget.sent / max(1, exports),
+            "-" if budget.lowest_remaining is None else budget.lowest_remaining,
+            budget.limit or "-",
+            "-" if budget.kept is None else budget.kept,
+        )
 
 
 def _to_stderr(line: str) -> None:
