@@ -10,12 +10,23 @@ import datetime as dt
 import threading
 
 import pytest
+import requests
 
 from conftest import CREDENTIALS, TODAY, tap_config
 from tap_aircall_analytics.budget import RequestBudget
 from tap_aircall_analytics.client import RunClock, Stopped
-from tap_aircall_analytics.reports import LIMIT_HEADER, REMAINING_HEADER, REPORTS, RESET_HEADER
+from tap_aircall_analytics.reports import (
+    EXPORTS_PATH,
+    LIMIT_HEADER,
+    PROBE_EXPORT_ID,
+    REMAINING_HEADER,
+    REPORTS,
+    RESET_HEADER,
+)
 from tap_aircall_analytics.settings import ConfigError, Settings
+
+STREAMS = [report.stream_name for report in REPORTS]
+AUTH = (CREDENTIALS["api_id"], CREDENTIALS["api_token"])
 
 
 class FakeClock:
@@ -253,9 +264,6 @@ def test_a_plan_without_an_answer_assumes_60_a_minute_and_the_settings_shape_it(
     assert "leaves 30 of them" in budget and "takes at most 20 a minute (max_requests_per_minute)" in budget
 
 
-STREAMS = [report.stream_name for report in REPORTS]
-
-
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
@@ -284,3 +292,36 @@ def test_window_lengths_come_from_the_stream_then_the_tap_then_the_report():
         {**CREDENTIALS, "start_date": TODAY.isoformat(), "window_days": 10, "stream_window_days": {"calls_history": 2}}
     )
     assert (chosen.window_days_for(calls), chosen.window_days_for(handled)) == (2, 10)
+
+
+def test_the_simulator_counts_the_other_integrations_requests_on_the_same_budget(simulator):
+    sim = simulator(rate_limit=12, background_burst=5)
+    for _ in range(2):
+        sim.other_integrations_burst()
+    response = requests.get(f"{sim.api_url}{EXPORTS_PATH}/{PROBE_EXPORT_ID}", auth=AUTH, timeout=10)
+    assert response.headers[REMAINING_HEADER] == "1"  # 12 less 10 of theirs, less this one
+    assert sim.other_integrations_burst()[REMAINING_HEADER] == "0"
+    budget = sim.budget
+    assert (budget.background_requests, budget.background_refused) == (15, 4)
+    assert (budget.requests, budget.refused, budget.lowest_remaining, budget.lowest_remaining_overall) == (1, 0, 1, 0)
+
+
+def test_simulated_exports_take_longer_for_longer_ranges_and_vary_the_same_way_each_time(simulator):
+    def times(seed: int) -> list[float]:
+        sim = simulator(seed=seed, export_seconds=5, export_seconds_per_day=1, export_jitter=0.5, rate_limit=1000)
+        for days in (1, 10, 30, 1):
+            first = TODAY - dt.timedelta(days=40)
+            dates = {"fromDate": first.isoformat(), "toDate": (first + dt.timedelta(days=days - 1)).isoformat()}
+            body = {
+                "input": {
+                    "reportName": "USER_ACTIVITY_CALLS_HANDLED",
+                    "filter": {"dateFilter": {"absoluteRange": dates}, "timezone": "UTC"},
+                }
+            }
+            assert requests.post(sim.api_url + EXPORTS_PATH, json=body, auth=AUTH, timeout=10).status_code == 201
+        return [seconds for _, _, seconds in sim.export_seconds]
+
+    day, ten, thirty, day_again = times(seed=1)
+    assert 3 <= day <= 9 and 7.5 <= ten <= 22.5 and 17.5 <= thirty <= 52.5  # 5 s + 1 s a day, +-50%
+    assert day_again == day and times(seed=1) == [day, ten, thirty, day]  # the same request, the same time
+    assert times(seed=2) != [day, ten, thirty, day]

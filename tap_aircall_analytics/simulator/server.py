@@ -368,11 +368,15 @@ class Simulator:
         return headers, refused, max(1, int(reset - now + 0.999))
 
     def _background(self) -> None:
-        """The company's other integrations: bursts of requests on the same budget, until stopped."""
+        """The company's other integrations, until stopped: a burst every so often."""
         config = self.config
         interval = 60.0 * config.background_burst / config.background_per_minute
         while not self._stopping.wait(interval):
-            self._spend(config.background_burst, background=True)
+            self.other_integrations_burst()
+
+    def other_integrations_burst(self) -> dict[str, str]:
+        """Spend one burst of the other integrations' requests on the budget; return its headers."""
+        return self._spend(self.config.background_burst, background=True)[0]
 
     def _check_faults_and_auth(self, request: BaseHTTPRequestHandler) -> None:
         limited = getattr(request, "rate_limited", None)
