@@ -52,7 +52,7 @@ class FakeApi:
             return ExportStatus(export_id, STATUS_PENDING)
         return ExportStatus(export_id, STATUS_COMPLETED, download_url="https://files.example/x.csv")
 
-    def download(self, url: str, destination: Path) -> int:
+    def download(self, url: str, destination: Path, claim=None) -> int:
         destination.write_text("Call ID\n")
         return 8
 
