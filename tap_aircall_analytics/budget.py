@@ -14,7 +14,8 @@ it to zero makes the others fail until the window resets. So the run spends it d
   above the larger of the reserve (`rate_limit_reserve`; by default a fifth of
   `X-AircallApi-Limit`) and what the company's other users are expected to spend before the
   window resets (learned from the headers: what `Remaining` fell by that the run did not
-  spend). Otherwise it waits, never skips: pacing delays a window, it never drops one.
+  spend), plus the largest burst of theirs seen between two answers, which the latest answer
+  may not show yet. Otherwise it waits, never skips: pacing delays a window, never drops one.
 - **The tap's own rate is capped** at `max_requests_per_minute` in any 60 seconds, when set.
 - **A 429 holds every request** until its `Retry-After` (or the reset) has passed.
 
@@ -183,7 +184,8 @@ class RequestBudget:
             if window is not None and not window.assumed:
                 self._others_last_window = window.others
             after = -1.0 if window is None else window.after if window.assumed else window.reset
-            window = self._window = _Window(reset, remaining, after)
+            sent = window.sent if window is not None and window.assumed else 0  # sent in it before it was named
+            window = self._window = _Window(reset, remaining, after, sent=sent)
         assert window is not None
         window.ours += 1
         window.remaining = 0 if rate_limited else min(window.remaining, remaining)
