@@ -13,7 +13,7 @@ import datetime as dt
 import decimal
 import json
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import psycopg
 import pytest
 
 from conftest import POSTGRES, TODAY, Meltano, pg_column_types
+from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
 
 FIRST, LAST = TODAY - dt.timedelta(days=2), TODAY - dt.timedelta(days=1)
 # The unknown column's label is not a valid column name anywhere: its key must land as is.
@@ -60,11 +61,17 @@ def emitted_by(meltano: Meltano) -> Emitted:
     return emitted
 
 
-@pytest.fixture
-def drifting(installed_plugins, simulator, tmp_path) -> tuple[Meltano, Emitted]:
-    """A Meltano project pointed at a drifting simulator, and what the tap emits from it."""
-    meltano = Meltano(tmp_path, simulator(**DRIFT), tap__start_date=FIRST, tap__end_date=LAST)
-    emitted = emitted_by(meltano)
+@pytest.fixture(scope="module")
+def drifting_simulator() -> Iterator[Simulator]:
+    """One drifting simulator for the module: its data depends only on its settings and the days."""
+    with Simulator(SimulatorConfig(**DRIFT)) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def emitted(installed_plugins, drifting_simulator, tmp_path_factory) -> Emitted:
+    """What the tap emits from the drifting simulator, read once for every loader."""
+    emitted = emitted_by(drifting_meltano(tmp_path_factory.mktemp("emitted"), drifting_simulator))
     calls = emitted.records["calls_history"]
     # The export holds every value these tests exist for.
     assert len(emitted.records) == 12 and all(emitted.records.values())
@@ -72,7 +79,17 @@ def drifting(installed_plugins, simulator, tmp_path) -> tuple[Meltano, Emitted]:
     assert any("\n" in (record["_extra_columns"] or {}).get("Zoë Label", "") for record in calls)
     assert any(record["_unparsed_values"] for record in calls)
     assert any("\n" in (record["line_name"] or "") for record in calls)
-    return meltano, emitted
+    return emitted
+
+
+def drifting_meltano(folder: Path, sim: Simulator) -> Meltano:
+    return Meltano(folder, sim, tap__start_date=FIRST, tap__end_date=LAST)
+
+
+@pytest.fixture
+def drifting(emitted, drifting_simulator, tmp_path) -> tuple[Meltano, Emitted]:
+    """A Meltano project of its own pointed at the drifting simulator, and what the tap emits from it."""
+    return drifting_meltano(tmp_path, drifting_simulator), emitted
 
 
 def instant(value: object) -> dt.datetime:
