@@ -22,6 +22,7 @@ from pathlib import Path
 import msgspec
 from singer_sdk.singerlib import Message, SingerMessageType
 from singer_sdk.singerlib.encoding.base import GenericSingerWriter
+from typing_extensions import override  # typing.override from Python 3.12
 
 FLUSH_BYTES = 1 << 20
 
@@ -42,10 +43,12 @@ class BufferedMessageWriter(GenericSingerWriter[bytes, Message]):
             _widen_stdout_pipe()
             atexit.register(self.flush)
 
+    @override
     def serialize_message(self, message: Message) -> bytes:
         """Encode a message as one line of JSON, without the newline."""
         return self._encode(message.to_dict())
 
+    @override
     def write_message(self, message: Message) -> None:
         """Buffer a message; flush the buffer with it when it is a STATE."""
         self._buffer += self.serialize_message(message)
@@ -75,12 +78,12 @@ class BufferedMessageWriter(GenericSingerWriter[bytes, Message]):
         return count
 
     def _stamp_now(self) -> bytes:
-        """The end of a RECORD message: time_extracted, to the second."""
+        """The end of a RECORD message: time_extracted, to the second, spelled as the SDK's messages spell it."""
         now = int(time.time())
         if now != self._stamp_second:
             self._stamp_second = now
-            moment = dt.datetime.fromtimestamp(now, dt.timezone.utc).isoformat()
-            self._stamp = b',"time_extracted":"' + moment.encode() + b'"}\n'
+            moment = self._encode(dt.datetime.fromtimestamp(now, dt.timezone.utc))
+            self._stamp = b',"time_extracted":' + moment + b"}\n"
         return self._stamp
 
     def flush(self) -> None:

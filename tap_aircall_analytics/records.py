@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing_extensions import override  # typing.override from Python 3.12
+
 from tap_aircall_analytics import spellings
 from tap_aircall_analytics.reports import Column, Kind, Report, label_key
 from tap_aircall_analytics.spellings import BadValue, Memo, Reading, WallClockReader
@@ -166,9 +168,11 @@ class _ByteRange(io.RawIOBase):
         self._file.seek(start)
         self._left = (end - start) if end is not None else None
 
+    @override
     def readable(self) -> bool:
         return True
 
+    @override
     def readinto(self, buffer: t.Any) -> int:
         view = memoryview(buffer)
         if self._left is not None:
@@ -178,6 +182,7 @@ class _ByteRange(io.RawIOBase):
             self._left -= count
         return count
 
+    @override
     def close(self) -> None:
         self._file.close()
         super().close()

@@ -26,7 +26,9 @@ SDK_PARTS: tuple[SdkPart, ...] = (
         "singer_sdk:Tap.sync_all",
         "tap.py TapAircallAnalytics.sync_all",
         "final in the SDK; overridden to plan every selected stream's exports before the streams sync, "
-        "to run plan_only and check_schema instead of a sync, and to stop with one line on a known failure",
+        "to run plan_only and check_schema instead of a sync, and to stop with one line on a known failure; "
+        "the SDK's own sync_all, called from it, syncs the selected streams in the order of tap.streams, "
+        "the order the run's exports are planned and their files handed back in",
         ("self",),
     ),
     SdkPart(
@@ -49,7 +51,6 @@ SDK_PARTS: tuple[SdkPart, ...] = (
         ("self", "signum", "frame"),
     ),
     SdkPart("tap._config", "tap.py TapAircallAnalytics._validate_config", "the config dict read before validation"),
-    SdkPart("tap._state_writer", "tap.py TapAircallAnalytics._handle_termination", "writes the last STATE on a signal"),
     SdkPart(
         "singer_sdk.streams:Stream._sync_records",
         "streams.py ReportStream._sync_records",
@@ -94,5 +95,28 @@ SDK_PARTS: tuple[SdkPart, ...] = (
         "singer_sdk.singerlib.encoding.base:GenericSingerWriter",
         "messages.py BufferedMessageWriter",
         "the base of the tap's msgspec message writer (serialize_message, write_message)",
+    ),
+    SdkPart(
+        "tap.state_writer",
+        "tap.py TapAircallAnalytics._handle_termination",
+        "public, but the tap writes the last STATE with it itself, on a signal",
+    ),
+    SdkPart(
+        "singer_sdk.mapper:SameRecordTransform",
+        "streams.py ReportStream._maps_pass_through",
+        "records are written without the SDK only when the stream's one map is the SDK's identity map "
+        "(unaliased, unflattened): the tap reads the map's type, stream_alias and flattening_enabled",
+    ),
+    SdkPart("stream.stream_maps", "streams.py ReportStream._maps_pass_through", "the maps inspected above"),
+    SdkPart(
+        "singer_sdk.streams:Stream.ABORT_AT_RECORD_COUNT",
+        "streams.py ReportStream._sync_records",
+        "the record limit of the SDK's connection test (--test, meltano config test): when it is set, "
+        "the tap leaves records to the SDK, which stops at it",
+    ),
+    SdkPart(
+        "singer_sdk.singerlib:RecordMessage.to_dict",
+        "messages.py BufferedMessageWriter.write_records",
+        "the RECORD envelope is built by hand there, byte for byte as the SDK's RecordMessage gives it",
     ),
 )

@@ -8,6 +8,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 
 from singer_sdk import typing as th
+from typing_extensions import override  # typing.override from Python 3.12
 
 from tap_aircall_analytics import clock
 from tap_aircall_analytics.clock import ClockError
@@ -424,6 +425,7 @@ class Settings:
     plan_only: bool = False
     check_schema: bool = False
 
+    @override
     def __repr__(self) -> str:
         return f"Settings(api_url={self.api_url!r}, timezone={self.timezone!r}, start_date={self.start_date})"
 

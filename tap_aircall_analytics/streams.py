@@ -14,6 +14,7 @@ from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.streams import Stream
+from typing_extensions import override  # typing.override from Python 3.12
 
 from tap_aircall_analytics import batches, halves
 from tap_aircall_analytics.bookmarks import stored_bookmark
@@ -55,6 +56,7 @@ class ReportStream(Stream):
         self._record_counter: metrics.Counter | None = None
 
     @property
+    @override
     def replication_method(self) -> str:
         """Always incremental: a full refresh is a state reset (see the README)."""
         return "INCREMENTAL"
@@ -151,6 +153,7 @@ class ReportStream(Stream):
             )
         return plan_windows(days.first, days.last, settings.window_days_for(self.report))
 
+    @override
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         """Export each window and yield its records (or write them, see `_sync_records`); checkpoint each."""
         reader = self._record_reader()
@@ -166,6 +169,7 @@ class ReportStream(Stream):
                     yield record
             self._emitted(file, rows, time.monotonic() - started)
 
+    @override
     def get_batches(
         self, batch_config: BatchConfig, context: Context | None = None
     ) -> t.Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
@@ -266,6 +270,7 @@ class ReportStream(Stream):
         self.state_manager.is_flushed = False
         self._write_state_message()
 
+    @override
     def _sync_records(
         self, context: Context | None = None, *, write_messages: bool = True
     ) -> t.Generator[dict, t.Any, t.Any]:
@@ -283,11 +288,13 @@ class ReportStream(Stream):
         finally:
             self.owner.writer.flush()
 
+    @override
     def get_record_counter(self, **kwargs: t.Any) -> metrics.Counter:
         """The SDK's record counter, kept: records written directly are counted on it too."""
         self._record_counter = super().get_record_counter(**kwargs)
         return self._record_counter
 
+    @override
     def _process_record(
         self, record: dict, child_context: Context | None = None, partition_context: Context | None = None
     ) -> None:
@@ -311,5 +318,6 @@ class ReportStream(Stream):
         mask = self.mask
         return [name for name in self.schema["properties"] if mask.get(("properties", name), True)]
 
+    @override
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
         """Records do not move the bookmark: finished windows do (see `_checkpoint`)."""

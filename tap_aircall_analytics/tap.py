@@ -10,6 +10,7 @@ import types
 import typing as t
 
 from singer_sdk import Tap
+from typing_extensions import override  # typing.override from Python 3.12
 
 from tap_aircall_analytics import preflight, redaction
 from tap_aircall_analytics.bookmarks import StateError, check_state, parse_state_file
@@ -29,11 +30,6 @@ from tap_aircall_analytics.settings import (
 )
 from tap_aircall_analytics.streams import ReportStream
 from tap_aircall_analytics.windows import Window
-
-if sys.version_info >= (3, 12):
-    from typing import override
-else:
-    from typing_extensions import override
 
 
 class TapAircallAnalytics(Tap):
@@ -144,7 +140,7 @@ class TapAircallAnalytics(Tap):
             self.writer.after_flush = lambda: self._handle_termination(signum, frame)
             return
         self.writer.drop_partial_message()
-        self._state_writer.write_state(self.state)
+        self.state_writer.write_state(self.state)
         self.logger.warning("Stopped by signal %d: the state covers the windows finished so far", signum)
         raise SystemExit(128 + signum)
 

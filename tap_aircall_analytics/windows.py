@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from typing_extensions import override  # typing.override from Python 3.12
+
 from tap_aircall_analytics.reports import Report
 
 ONE_DAY = dt.timedelta(days=1)
@@ -34,6 +36,7 @@ class Window:
         middle = self.first + dt.timedelta(days=(self.days + 1) // 2 - 1)
         return Window(self.first, middle), Window(middle + ONE_DAY, self.last)
 
+    @override
     def __str__(self) -> str:
         if self.first == self.last:
             return self.first.isoformat()

@@ -31,6 +31,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from typing_extensions import override  # typing.override from Python 3.12
+
 from tap_aircall_analytics import clock
 from tap_aircall_analytics.reports import (
     EXPORTS_PATH,
@@ -710,6 +712,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # a run's requests can arrive together: a short backlog would delay them by a SYN retry
 
+    @override
     def handle_error(self, request: t.Any, client_address: t.Any) -> None:
         """A client that hangs up (a killed tap) is not the server's error: stay quiet then."""
         error = sys.exc_info()[1]
@@ -741,6 +744,7 @@ def _handler(simulator: Simulator, handle, host: str):
         def do_POST(self) -> None:
             self._dispatch("POST")
 
+        @override
         def log_message(self, format: str, *args: object) -> None:
             """Stay quiet: the simulator's callers read its request lists instead."""
 
