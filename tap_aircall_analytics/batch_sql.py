@@ -11,15 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from dataclasses import dataclass
-from pathlib import Path
 
 from tap_aircall_analytics import spellings
 from tap_aircall_analytics.records import EXTRA_COLUMNS, RAW_PROPERTIES, UNPARSED_VALUES, HeaderMatch
 from tap_aircall_analytics.reports import LIST_SEPARATOR, Column, Kind, Report
 from tap_aircall_analytics.spellings import Reading, Spelling
 from tap_aircall_analytics.windows import Window
-
-CSV_BUFFER_BYTES = 1 << 20
 
 #: (wall-clock start, UTC offset in seconds) pairs; the first start is None (since ever).
 Offsets = list[tuple[dt.datetime | None, int]]
@@ -63,16 +60,6 @@ def utc_offsets(timezone: str, window: Window) -> Offsets:
     return changes
 
 
-def csv_source(path: Path, width: int) -> str:
-    """The `read_csv` call that reads every cell of the file as text, columns named c0, c1, …"""
-    columns = ", ".join(f"'c{index}': 'VARCHAR'" for index in range(width))
-    return (
-        f"read_csv({sql_text(str(path))}, header = true, auto_detect = false, delim = ',', "
-        f"quote = '\"', escape = '\"', strict_mode = false, buffer_size = {CSV_BUFFER_BYTES}, "
-        f"columns = {{{columns}}})"
-    )
-
-
 @dataclass(frozen=True)
 class BatchSql:
     """The conversion queries of one report's selected properties, for one batch format."""
@@ -99,14 +86,12 @@ class BatchSql:
         """A query of no rows with the stream's columns: the batch of a file without a header."""
         return f"SELECT {', '.join(f'{self._null(name)} AS {quoted(name)}' for name in self.selected)} LIMIT 0"
 
-    def select(
-        self, path: Path, width: int, match: HeaderMatch, offsets: Offsets, primaries: dict[str, Spelling | None]
-    ) -> str:
+    def select(self, source: str, match: HeaderMatch, offsets: Offsets, primaries: dict[str, Spelling | None]) -> str:
         """Convert in an inner query (each cell once), assemble the record in the outer one.
 
+        `source` is the table function that reads the file, its cells as text named c0, c1, …;
         `primaries` holds the spelling of each column's first values (spellings.detect).
         """
-        source = csv_source(path, width)
         lenient = {index for index, _ in self.lenient_columns(match)}
         converted = [
             f"{self._expression(column, f'c{index}', offsets, index in lenient, primaries.get(column.name))} "

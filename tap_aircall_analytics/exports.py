@@ -20,6 +20,7 @@ order are still read.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import queue
@@ -545,6 +546,11 @@ class ReportExporter:
                     raise WindowFailed(f"{self.stream} {window}: {error}") from None
                 self._say(window, f"download interrupted ({error}); retrying")
                 continue
+            except OSError as error:
+                path.unlink(missing_ok=True)
+                if error.errno == errno.ENOSPC:
+                    raise WindowFailed(disk_full(f"{self.stream} {window}", workdir, "the download")) from None
+                raise
             self.stats.add(bytes=size)
             seconds = max(time.monotonic() - started, 1e-6)
             self._say(window, f"downloaded {size / 1e6:.1f} MB in {seconds:.1f} s from {redact(export.link)}")
@@ -575,6 +581,14 @@ class ReportExporter:
 
     def _say(self, window: Window, message: str) -> None:
         self._progress(f"{self.stream} {window}: {message}")
+
+
+def disk_full(where: str, folder: Path, what: str) -> str:
+    """The line that says a disk filled up: where, in which folder, and what to do."""
+    return (
+        f"{where}: no space left in {folder} for {what}; free some space, point TMPDIR at a larger disk "
+        "or lower max_disk_mb, then run again (the window is not bookmarked)"
+    )
 
 
 def remove_orphaned_downloads() -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import tap_aircall_analytics
 from tap_aircall_analytics.messages import BufferedMessageWriter
-from tap_aircall_analytics.records import FileFormatError, FilePart, RecordReader, open_text
+from tap_aircall_analytics.records import FileFormatError, FilePart, RecordReader, is_zip, open_text
 
 logger = logging.getLogger("tap_aircall_analytics")
 
@@ -67,7 +67,7 @@ def split(path: Path) -> tuple[FilePart, FilePart] | None:
 
 def write_records(reader: RecordReader, writer: BufferedMessageWriter, path: Path, zipped: bool, where: str) -> int:
     """Write the RECORD messages of one export file; return how many. Large plain files use two cores."""
-    halves = None if zipped or _one_core.reason else split(path)
+    halves = None if zipped or is_zip(path) or _one_core.reason else split(path)  # a zip announced as CSV too
     if halves is None:
         return _write(reader, writer, path, where, zipped=zipped)
     first, second = halves

@@ -20,7 +20,7 @@ from tap_aircall_analytics import spellings
 from tap_aircall_analytics.budget import DEFAULT_RESERVE_FRACTION
 from tap_aircall_analytics.client import AircallClient, AircallError
 from tap_aircall_analytics.polls import TARGET_MISS_SHARE
-from tap_aircall_analytics.records import FileFormatError, HeaderMatch, RecordReader, infer_kind, open_text
+from tap_aircall_analytics.records import FileFormatError, HeaderMatch, RecordReader, infer_kind, is_zip, open_text
 from tap_aircall_analytics.reports import Column, Kind
 from tap_aircall_analytics.spellings import BadValue, Reading
 from tap_aircall_analytics.windows import Window
@@ -165,7 +165,7 @@ def check_schema(
         unparsed: Counter[str] = Counter()
         failure = ""
         for file in exports.files(stream.name):
-            with open_text(file.path, file.zipped) as text:
+            with open_text(file.path, is_zip(file.path)) as text:
                 rows = csv.reader(text)
                 header = next(rows, [])
                 sample = list(itertools.islice(rows, SAMPLE_ROWS))

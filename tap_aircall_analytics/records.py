@@ -3,19 +3,24 @@
 Columns are matched by label, whatever their order; each gets one converter, chosen
 once from the header, that turns its text into the exact JSON type the schema
 declares. Files are read as a stream from disk (zipped or not, with or without a BOM),
-never whole into memory.
+never whole into memory; a zip member is decompressed a buffer at a time and counted as
+it comes, so a file that expands without end stops at a bound instead of filling memory.
 """
 
 from __future__ import annotations
 
+import bz2
+import codecs
 import csv
 import io
 import itertools
+import struct
 import typing as t
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +31,9 @@ from tap_aircall_analytics.reports import Column, Kind, Report, label_key
 from tap_aircall_analytics.spellings import BadValue, Memo, Reading, WallClockReader
 
 READ_BUFFER = 1 << 20
-csv.field_size_limit(1 << 24)
+MAX_FIELD_BYTES = 1 << 24  # the longest cell read (16 MiB): a longer one is an error, not a memory hog
+csv.field_size_limit(MAX_FIELD_BYTES)
+ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive starts with a member or, empty, with its end
 
 JSON_TYPES: dict[Kind, dict] = {
     Kind.INTEGER: {"type": ["integer", "null"]},
@@ -159,6 +166,105 @@ class FileFormatError(ValueError):
     """An export file that cannot be read; the message names the row and column."""
 
 
+class UnzipLimitError(FileFormatError):
+    """A zip member that expands past the bound set for it."""
+
+
+def is_zip(path: Path) -> bool:
+    """Whether the file is a zip archive, from its first bytes (whatever the API announced)."""
+    with open(path, "rb") as head:
+        return head.read(4) in ZIP_SIGNATURES
+
+
+class _ZipMember(io.RawIOBase):
+    """The one member of a zip archive, decompressed a buffer at a time, counted as it comes.
+
+    zipfile's own reader asks bzip2 for all that a compressed chunk holds (a few KB of a
+    bzip2 bomb are gigabytes of memory) and trusts the sizes written in the headers. Here
+    no call returns more than the buffer asked for, the bytes are counted as they come
+    out, past `limit` the read stops with UnzipLimitError, and the CRC is checked at the end.
+    """
+
+    _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., file name length, extra field length
+    _CHUNK = 1 << 16  # compressed bytes read at a time
+
+    def __init__(self, path: Path, info: zipfile.ZipInfo, limit: float) -> None:
+        super().__init__()
+        if info.flag_bits & 0x1:
+            raise FileFormatError("the zip archive is encrypted")
+        methods: dict[int, Callable[[], t.Any] | None] = {
+            zipfile.ZIP_STORED: None,
+            zipfile.ZIP_DEFLATED: lambda: zlib.decompressobj(-zlib.MAX_WBITS),  # raw deflate, as zip holds it
+            zipfile.ZIP_BZIP2: bz2.BZ2Decompressor,
+        }
+        if info.compress_type not in methods:
+            raise FileFormatError(
+                f"the zip archive uses compression method {info.compress_type}; the tap reads stored, "
+                "deflate and bzip2 members"
+            )
+        make = methods[info.compress_type]
+        self._decompressor: t.Any = make() if make else None
+        self._file = open(path, "rb")  # noqa: SIM115 - closed with this stream
+        self._file.seek(info.header_offset)
+        header = self._file.read(self._LOCAL_HEADER.size)
+        if len(header) < self._LOCAL_HEADER.size or header[:4] != ZIP_SIGNATURES[0]:
+            self._file.close()
+            raise FileFormatError("the zip archive is damaged (its member has no local header)")
+        _, name_length, extra_length = self._LOCAL_HEADER.unpack(header)
+        self._file.seek(name_length + extra_length, io.SEEK_CUR)
+        self._compressed_left = info.compress_size
+        self._expected_crc = info.CRC
+        self._crc = 0
+        self._limit = limit
+        self.size = 0  # bytes decompressed so far
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: t.Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._next(len(view))
+        if not data:
+            if self._crc != self._expected_crc:
+                raise FileFormatError("the zip archive is damaged (its CRC does not match its content)")
+            return 0
+        self.size += len(data)
+        if self.size > self._limit:
+            raise UnzipLimitError(f"the file expands to more than {self._limit / 1e6:,.0f} MB unzipped")
+        self._crc = zlib.crc32(data, self._crc)
+        view[: len(data)] = data
+        return len(data)
+
+    def _next(self, size: int) -> bytes:
+        """Up to `size` decompressed bytes; empty at the end of the member."""
+        decompressor = self._decompressor
+        if decompressor is None:
+            return self._compressed(size)
+        while not decompressor.eof:
+            if isinstance(decompressor, bz2.BZ2Decompressor):
+                data = decompressor.decompress(self._compressed() if decompressor.needs_input else b"", size)
+                starved = decompressor.needs_input
+            else:
+                data = decompressor.decompress(decompressor.unconsumed_tail or self._compressed(), size)
+                starved = not decompressor.unconsumed_tail
+            if data:
+                return data
+            if starved and not self._compressed_left and not decompressor.eof:
+                raise FileFormatError("the zip archive is truncated (its member ends before its data does)")
+        return b""
+
+    def _compressed(self, size: int = _CHUNK) -> bytes:
+        data = self._file.read(min(size, self._compressed_left))
+        self._compressed_left -= len(data)
+        if not data and self._compressed_left:
+            raise FileFormatError("the zip archive is truncated")
+        return data
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
 class _ByteRange(io.RawIOBase):
     """Bytes [start, end) of a file, read as a stream of their own."""
 
@@ -189,25 +295,46 @@ class _ByteRange(io.RawIOBase):
 
 
 @contextmanager
-def open_text(path: Path, zipped: bool, start: int = 0, end: int | None = None) -> Iterator[io.TextIOBase]:
+def open_text(
+    path: Path, zipped: bool, start: int = 0, end: int | None = None, *, unzip_limit: float = float("inf")
+) -> Iterator[io.TextIOBase]:
     """Open an export file as text: unzipped if need be, BOM dropped, newlines kept for csv.
 
     `start` and `end` read a byte range of a plain file (a range starting at a row).
     """
-    if not zipped:
+    with open_bytes(path, zipped, start, end, unzip_limit=unzip_limit) as binary:
         encoding = "utf-8-sig" if start == 0 else "utf-8"
-        with io.TextIOWrapper(
-            io.BufferedReader(_ByteRange(path, start, end), READ_BUFFER), encoding=encoding, newline=""
-        ) as handle:
-            yield handle
+        with io.TextIOWrapper(io.BufferedReader(binary, READ_BUFFER), encoding=encoding, newline="") as text:
+            yield text
+
+
+@contextmanager
+def open_bytes(
+    path: Path, zipped: bool, start: int = 0, end: int | None = None, *, unzip_limit: float = float("inf")
+) -> Iterator[io.RawIOBase]:
+    """The bytes of an export file, unzipped if need be (at most `unzip_limit` of them)."""
+    if not zipped:
+        with _ByteRange(path, start, end) as plain:
+            yield plain
         return
-    with zipfile.ZipFile(path) as archive:
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as error:
+        raise FileFormatError(f"the zip archive is damaged or truncated ({error})") from None
+    with archive:
         members = [info for info in archive.infolist() if not info.is_dir()]
         if len(members) != 1:
             raise FileFormatError(f"the zip archive holds {len(members)} files, not one CSV")
-        with archive.open(members[0]) as binary:
-            member = t.cast(io.RawIOBase, binary)  # a zip member reads like a raw stream
-            yield io.TextIOWrapper(io.BufferedReader(member, READ_BUFFER), encoding="utf-8-sig", newline="")
+        with _ZipMember(path, members[0], unzip_limit) as member:
+            yield member
+
+
+def not_utf8(error: UnicodeDecodeError) -> str:
+    """What to say of a file that does not decode as UTF-8."""
+    if error.object[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return "the file is UTF-16 text, not UTF-8 as Aircall's exports are"
+    byte = error.object[error.start : error.start + 1].hex()
+    return f"the file is not UTF-8 text (byte 0x{byte} cannot start or continue a character)"
 
 
 def _empty_key() -> None:
@@ -273,10 +400,19 @@ class RecordReader:
     stops the run instead. A key cell must always parse.
     """
 
-    def __init__(self, report: Report, timezone: str, warn: Callable[[str], None], *, strict: bool = False) -> None:
+    def __init__(
+        self,
+        report: Report,
+        timezone: str,
+        warn: Callable[[str], None],
+        *,
+        strict: bool = False,
+        unzip_limit: float = float("inf"),
+    ) -> None:
         self.report = report
         self.timezone = timezone
         self.strict = strict
+        self.unzip_limit = unzip_limit  # the most bytes a zipped export may expand to
         self.unparsed: Counter[str] = Counter()  # column label -> cells kept as text this run
         self.examples: dict[str, str] = {}  # column label -> where its first such cell was, for the warning
         self._warn = warn
@@ -290,20 +426,28 @@ class RecordReader:
         where: str = "",
         part: FilePart | None = None,
     ) -> Iterator[dict]:
-        """Yield the records of one file, or of one `part` of it. `where` names the file in error messages."""
+        """Yield the records of one file, or of one `part` of it. `where` names the file in error messages.
+
+        `zipped` is what the API announced; the file's first bytes decide.
+        """
         where = where or path.name
         start, end = (part.start, part.end) if part else (0, None)
-        with open_text(path, zipped, start, end) as handle:
-            reader = csv.reader(handle, strict=True)
-            try:
-                header = part.header if part and part.header is not None else next(reader)
-            except StopIteration:
-                return  # an empty file: no header, no rows
+        with ExitStack() as opened:
+            with self.failures(where):
+                if part is None:
+                    zipped = self.zipped(path, zipped, where)
+                handle = opened.enter_context(open_text(path, zipped, start, end, unzip_limit=self.unzip_limit))
+                reader = csv.reader(handle, strict=True)
+                header = part.header if part and part.header is not None else next(reader, None)
+                if header is None:
+                    self.no_header(path, where)
+                    return
+                self.check_header(header)
             lines_before = part.lines_before if part else 0
             match = self.match(header)
             width = len(header)
             head: list[tuple[list[str], int]] = []  # the first rows, that each column's spelling is chosen from
-            try:
+            with self.failures(where):
                 for row in reader:
                     head.append((row, reader.line_num))
                     if len(head) == SAMPLE_ROWS:
@@ -318,7 +462,7 @@ class RecordReader:
                 row_to_record = _row_function(match, converters, self.report.primary_key)
                 for row, line in itertools.chain(head, ((row, reader.line_num) for row in reader)):
                     if len(row) != width:
-                        if row == [] or row == [""]:
+                        if not row:  # a blank line; a line of "" is a row of one empty field
                             continue
                         raise FileFormatError(
                             f"row {lines_before + line} has {len(row)} fields; the header has {width}"
@@ -328,8 +472,53 @@ class RecordReader:
                     except (BadValue, ValueError, KeyError, TypeError):
                         record = self._lenient(row, match, readings, lines_before + line)
                     yield record
-            except (FileFormatError, csv.Error, UnicodeDecodeError) as error:
-                raise FileFormatError(f"{self.report.stream_name} {where}: {error}") from None
+
+    @contextmanager
+    def failures(self, where: str, bound: str = "max_unzipped_mb") -> Iterator[None]:
+        """Turn what goes wrong reading a file into one FileFormatError naming the stream and `where`.
+
+        `bound` names the setting that bounds what a zipped file may expand to.
+        """
+        try:
+            yield
+        except UnicodeDecodeError as error:
+            raise FileFormatError(f"{self.report.stream_name} {where}: {not_utf8(error)}") from None
+        except UnzipLimitError as error:
+            raise UnzipLimitError(
+                f"{self.report.stream_name} {where}: {error}; the bound is {bound} (raise it, or lower window_days)"
+            ) from None
+        except (FileFormatError, csv.Error) as error:
+            raise FileFormatError(f"{self.report.stream_name} {where}: {error}") from None
+
+    @staticmethod
+    def check_header(header: list[str]) -> None:
+        """Refuse a header row that cannot be one of a UTF-8 CSV."""
+        if any("\x00" in label for label in header):
+            raise FileFormatError("the header row holds NUL characters: the file looks like UTF-16, not UTF-8")
+
+    def zipped(self, path: Path, announced: bool, where: str) -> bool:
+        """Whether `path` is a zip archive, from its first bytes; warn when the API announced otherwise."""
+        actual = is_zip(path)
+        if actual != announced:
+            said, found = ("a zip archive", "a plain CSV") if announced else ("a plain CSV", "a zip archive")
+            self._warn(
+                f"{self.report.stream_name} {where}: the export was announced as {said} but is {found}; "
+                f"it is read as {found}"
+            )
+        return actual
+
+    def no_header(self, path: Path, where: str) -> None:
+        """A file without a header row (0 bytes, or a BOM alone): an empty window, said aloud; an error when strict.
+
+        Called within `failures`.
+        """
+        message = f"the export file has no header row ({path.stat().st_size} bytes)"
+        if self.strict:  # raised within `failures`, which names the stream and `where`
+            raise FileFormatError(f"{message}; with strict_values such a file stops the run")
+        self._warn(
+            f"{self.report.stream_name} {where}: {message}; the window is read as holding no rows "
+            "(set strict_values to stop the run instead)"
+        )
 
     def readings(self, match: HeaderMatch) -> dict[str, Reading]:
         """How each known column of a file is read, by property, in file order."""

@@ -136,6 +136,16 @@ SETTINGS_SCHEMA = th.PropertiesList(
         "may go past it (a file larger than the room left is still read).",
     ),
     th.Property(
+        "max_unzipped_mb",
+        th.NumberType,
+        title="Max unzipped size (MB)",
+        default=5000,
+        description="Most megabytes one zipped export file may expand to; past it the window fails "
+        "(a zip bomb, or a window far larger than it should be: lower window_days). The bytes are "
+        "counted as they are unzipped, whatever the archive claims. In BATCH mode a file is unzipped "
+        "to TMPDIR, so `max_disk_mb` bounds it too.",
+    ),
+    th.Property(
         "poll_interval_seconds",
         th.NumberType,
         title="Poll interval (seconds)",
@@ -412,6 +422,7 @@ class Settings:
     lookback_days: int
     max_concurrent_exports: int
     max_disk_mb: float
+    max_unzipped_mb: float
     poll_interval_seconds: float
     max_poll_interval_seconds: float
     export_timeout_seconds: float
@@ -495,6 +506,7 @@ class Settings:
             lookback_days=int(_positive(config, "lookback_days", allow_zero=True)),
             max_concurrent_exports=int(_positive(config, "max_concurrent_exports")),
             max_disk_mb=_positive(config, "max_disk_mb"),
+            max_unzipped_mb=_positive(config, "max_unzipped_mb"),
             poll_interval_seconds=poll,
             max_poll_interval_seconds=max_poll,
             export_timeout_seconds=_positive(config, "export_timeout_minutes") * 60,

@@ -188,6 +188,7 @@ class ReportStream(Stream):
             batch_config.encoding,
             batch_config.storage,
             batches.file_stem(self.tap_name, self.name),
+            max_disk_bytes=self.owner.settings.max_disk_mb * 1e6,
         )
         for file in self._finished_windows(context):
             started = time.monotonic()
@@ -235,7 +236,11 @@ class ReportStream(Stream):
     def _record_reader(self) -> RecordReader:
         settings = self.owner.settings
         self.record_reader = RecordReader(
-            self.report, settings.timezone, self.logger.warning, strict=settings.strict_values
+            self.report,
+            settings.timezone,
+            self.logger.warning,
+            strict=settings.strict_values,
+            unzip_limit=settings.max_unzipped_mb * 1e6,
         )
         return self.record_reader
 

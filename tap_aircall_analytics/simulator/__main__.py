@@ -49,6 +49,7 @@ HELP = {
     "extra_report": "serve one more report name, unknown to the tap's catalogue (per user and day)",
     "empty_days": "days (YYYY-MM-DD,...) with no data",
     "reuse_files": "serve a request asked before from the file made then (large exports in benchmarks)",
+    "serve_file": "serve this file as every export's file, byte for byte (a hostile file; --zipped announces a zip)",
     "echo_headers": "error answers quote the request's headers, Authorization included",
     "export_status": "a ready export answers this status instead of COMPLETED (e.g. CANCELLED)",
     "drop_export_field": "a completed export is answered without this field (e.g. exportID)",

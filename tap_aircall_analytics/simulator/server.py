@@ -94,6 +94,7 @@ class SimulatorConfig:
     extra_report: str | None = None  # one more report name, unknown to the catalogue (data.queue_report)
     empty_days: frozenset[dt.date] = frozenset()
     reuse_files: bool = False  # a request asked before serves the file made then (for benchmarks)
+    serve_file: str | None = None  # every export serves this file as it is (hostile files), announced as `zipped` says
     # A hostile API
     echo_headers: bool = False  # error answers quote the request's headers, Authorization included
     export_status: str | None = None  # a ready export answers this status instead of COMPLETED
@@ -541,7 +542,9 @@ class Simulator:
     def _write_file(self, export: Export, data: ReportData, request: str) -> None:
         path = os.path.join(self._workdir, quote(export.export_id, safe="") + (".zip" if export.zipped else ".csv"))
         options = self.config.file_options()
-        if export.zipped:
+        if self.config.serve_file:
+            shutil.copyfile(self.config.serve_file, path)
+        elif export.zipped:
             with (
                 zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive,
                 archive.open(f"{export.report.lower()}.csv", "w") as member,
