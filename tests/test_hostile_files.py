@@ -14,7 +14,6 @@ from __future__ import annotations
 import bz2
 import codecs
 import datetime as dt
-import gzip
 import io
 import json
 import os
@@ -24,10 +23,11 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
-import duckdb
 import pytest
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
+from test_batches import batch_records as records_of_batches
 
 from conftest import CREDENTIALS, FAST_POLLING, TAP, TODAY, TapRun, parse_messages, selected_catalog
 from tap_aircall_analytics.batches import BatchFileWriter
@@ -134,25 +134,8 @@ def hostile(simulator, catalog, tmp_path, tmpfs):
 
 
 def batch_records(stdout: str, mode: str) -> list[dict]:
-    """The records of the BATCH messages' files, as RECORD mode would write them."""
-    found: list[dict] = []
-    for line in stdout.splitlines():
-        message = json.loads(line)
-        if message["type"] != "BATCH":
-            continue
-        for url in message["manifest"]:
-            path = url.removeprefix("file://")
-            if mode == "parquet":
-                relation = duckdb.sql(f"select * from read_parquet('{path}')")
-                found += [dict(zip(relation.columns, map(_plain, values))) for values in relation.fetchall()]
-            else:
-                with gzip.open(path, "rt") as lines:
-                    found += map(json.loads, lines)
-    return found
-
-
-def _plain(value: object) -> object:
-    return value.isoformat() if isinstance(value, dt.date) else value
+    """The records of STREAM's BATCH messages' files, as RECORD mode would write them."""
+    return records_of_batches(SimpleNamespace(stdout=stdout), mode).get(STREAM, [])
 
 
 def by_user(records: list[dict]) -> dict[int, dict]:
@@ -316,7 +299,7 @@ def read_in_process(case: Case, mode: str, tmp_path: Path) -> tuple[list[dict] |
             f"batch-{mode}",
         )
         urls = writer.write(path, zipped=case.zipped, window=window, workdir=tmp_path)
-        return batch_records(json.dumps({"type": "BATCH", "manifest": urls}), mode), "", warnings
+        return batch_records(json.dumps({"type": "BATCH", "stream": STREAM, "manifest": urls}), mode), "", warnings
     except FileFormatError as error:
         return None, str(error), warnings
 
