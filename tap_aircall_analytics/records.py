@@ -218,9 +218,11 @@ class _ZipMember(io.RawIOBase):
         self._limit = limit
         self.size = 0  # bytes decompressed so far
 
+    @override
     def readable(self) -> bool:
         return True
 
+    @override
     def readinto(self, buffer: t.Any) -> int:
         view = memoryview(buffer).cast("B")
         data = self._next(len(view))
@@ -260,6 +262,7 @@ class _ZipMember(io.RawIOBase):
             raise FileFormatError("the zip archive is truncated")
         return data
 
+    @override
     def close(self) -> None:
         self._file.close()
         super().close()
