@@ -28,7 +28,7 @@ from typing_extensions import override  # typing.override from Python 3.12
 
 from tap_aircall_analytics import spellings
 from tap_aircall_analytics.reports import Column, Kind, Report, label_key
-from tap_aircall_analytics.spellings import BadValue, Memo, Reading, WallClockReader
+from tap_aircall_analytics.spellings import BadValue, Reader, Reading, WallClockReader
 
 READ_BUFFER = 1 << 20
 MAX_FIELD_BYTES = 1 << 24  # the longest cell read (16 MiB): a longer one is an error, not a memory hog
@@ -345,7 +345,7 @@ def _empty_key() -> None:
 
 
 def _row_function(
-    match: HeaderMatch, converters: dict[str, Callable[[str], object]], keys: tuple[str, ...]
+    match: HeaderMatch, converters: dict[str, Reader], keys: tuple[str, ...]
 ) -> Callable[[list[str]], dict]:
     """Compile the function that turns one CSV row into a record, for one header.
 
@@ -363,6 +363,8 @@ def _row_function(
         empty = "empty_key()" if column.name in keys else "None"  # an empty key cell goes to the careful path
         if column.kind is Kind.STRING:
             value = f"row[{index}] or {empty}"
+        elif isinstance(convert, dict):  # a memo or a table: a value seen before costs a lookup, no call
+            value = f"convert_{index}[v] if (v := row[{index}]) else {empty}"
         elif column.kind is Kind.INTEGER:  # plain digits inline; a sign or a '.0' through the spelling table
             value = (
                 f"(int(v) if v.isdigit() and v.isascii() and len(v) < 19 else convert_{index}(v)) "
@@ -371,17 +373,10 @@ def _row_function(
         elif isinstance(convert, WallClockReader):  # a known minute costs a lookup, no call
             scope[f"minute_{index}"] = convert.minutes.get
             scope[f"convert_{index}"] = convert.convert_minute
-            scope[f"rests_{index}"] = convert.rests.cache
             scope[f"rest_{index}"] = convert.rests
             value = (
-                f"(minute_{index}(v[:16]) or convert_{index}(v)) + "
-                f"(rests_{index}[r] if (r := v[16:]) in rests_{index} else rest_{index}(r)) "
+                f"(minute_{index}(v[:16]) or convert_{index}(v)) + rest_{index}[v[16:]] "
                 f"if (v := row[{index}]) else {empty}"
-            )
-        elif isinstance(convert, Memo):  # a value seen before costs a lookup, no call
-            scope[f"cache_{index}"] = convert.cache
-            value = (
-                f"(cache_{index}[v] if v in cache_{index} else convert_{index}(v)) if (v := row[{index}]) else {empty}"
             )
         else:
             value = f"convert_{index}(v) if (v := row[{index}]) else {empty}"
@@ -449,31 +444,36 @@ class RecordReader:
             lines_before = part.lines_before if part else 0
             match = self.match(header)
             width = len(header)
-            head: list[tuple[list[str], int]] = []  # the first rows, that each column's spelling is chosen from
+            head: list[list[str]] = []  # the first rows, that each column's spelling is chosen from
+            head_lines: list[int] = []
             with self.failures(where):
                 for row in reader:
-                    head.append((row, reader.line_num))
+                    head.append(row)
+                    head_lines.append(reader.line_num)
                     if len(head) == SAMPLE_ROWS:
                         break
+
+                def line_of(row: list[str]) -> int:  # only on the rare paths: no counting in the hot loop
+                    position = next((index for index, seen in enumerate(head) if seen is row), None)
+                    return lines_before + (reader.line_num if position is None else head_lines[position])
+
                 readings = self.readings(match)
                 converters = {
                     name: spellings.column_reader(
-                        reading, (row[index] for row, _ in head if len(row) == width and row[index])
+                        reading, (row[index] for row in head if len(row) == width and row[index])
                     )
                     for (index, _), (name, reading) in zip(match.positions, readings.items())
                 }
                 row_to_record = _row_function(match, converters, self.report.primary_key)
-                for row, line in itertools.chain(head, ((row, reader.line_num) for row in reader)):
+                for row in itertools.chain(head, reader):
                     if len(row) != width:
                         if not row:  # a blank line; a line of "" is a row of one empty field
                             continue
-                        raise FileFormatError(
-                            f"row {lines_before + line} has {len(row)} fields; the header has {width}"
-                        )
+                        raise FileFormatError(f"row {line_of(row)} has {len(row)} fields; the header has {width}")
                     try:
                         record = row_to_record(row)
                     except (BadValue, ValueError, KeyError, TypeError):
-                        record = self._lenient(row, match, readings, lines_before + line)
+                        record = self._lenient(row, match, readings, line_of(row))
                     yield record
 
     @contextmanager

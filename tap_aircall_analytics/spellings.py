@@ -33,6 +33,11 @@ DURATION_UNITS = {"milliseconds": (1, 1000), "seconds": (1, 1), "minutes": (60, 
 DECIMAL_MARKS = (".", ",")
 
 
+#: A column's fast reader: a function, or a dict of every text it reads (a missing text
+#: raises KeyError, and the row is read again cell by cell in each cell's own spelling).
+Reader = Callable[[str], object] | dict[str, object]
+
+
 class BadValue(ValueError):
     """A field that cannot be read as its column's type; the message says what was expected."""
 
@@ -114,7 +119,7 @@ class Spelling:
     sql: Callable[[SqlCell], str]
     guard: Callable[[str], str] | None = None
     fast_sql: Callable[[SqlCell], str] | None = None
-    fast: Callable[[Reading], Callable[[str], object]] | None = None
+    fast: Callable[[Reading], Reader] | None = None
     compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -207,26 +212,26 @@ class Zone:
         return local - offset
 
 
-class Memo:
+class Memo(dict):
     """A bounded memo of a converter, for values that repeat (durations, booleans, dates).
 
-    `cache` is a plain dict, so that the compiled row reader of `records.py` looks a value
-    seen before up without a call.
+    A dict whose missing key is converted (or raises BadValue) once: the compiled row
+    reader of `records.py` looks a value up with one subscript, no call.
     """
 
     def __init__(self, convert: Callable[[str], object]) -> None:
+        super().__init__()
         self.convert = convert
-        self.cache: dict[str, object] = {}
 
     def __call__(self, text: str) -> object:
-        try:
-            return self.cache[text]
-        except KeyError:
-            value = self.convert(text)  # BadValue: not remembered
-            if len(self.cache) > CACHE_LIMIT:
-                self.cache.clear()
-            self.cache[text] = value
-            return value
+        return self[text]
+
+    def __missing__(self, text: str) -> object:
+        value = self.convert(text)
+        if len(self) > CACHE_LIMIT:
+            self.clear()
+        self[text] = value
+        return value
 
 
 class WallClockReader:
@@ -241,14 +246,14 @@ class WallClockReader:
         self._zone = Zone("UTC" if utc else reading.timezone)
         self._spelling = spelling
         self.minutes: dict[str, str] = {}
-        self.rests = Memo(self._rest)  # `rests.cache` is looked up inline
+        self.rests = Memo(self._rest)
         suffix = _UTC_SUFFIX if utc else ""
         self._minute_pattern = re.compile(_DATE + "[ T]" + _MINUTE)
         self._rest_pattern = re.compile(_SECONDS + suffix)
 
     def __call__(self, text: str) -> str:
         minute = self.minutes.get(text[:16]) or self.convert_minute(text)
-        return minute + t.cast(str, self.rests(text[16:]))
+        return minute + t.cast(str, self.rests[text[16:]])
 
     def convert_minute(self, text: str) -> str:
         """Convert and remember the minute of `text` (its first 16 characters)."""
@@ -314,7 +319,7 @@ class UnixReader:
         if not (text.isascii() and text.isdigit() and 9 <= len(text) <= 10):
             raise BadValue(EXPECTED[Kind.TIMESTAMP])
         minute, second = divmod(int(text), 60)
-        return t.cast(str, self.minutes(str(minute))) + self._seconds[second]
+        return t.cast(str, self.minutes[str(minute)]) + self._seconds[second]
 
 
 def _formatted(match: re.Match[str], reading: Reading) -> object:
@@ -424,7 +429,7 @@ def _boolean(true: str, false: str) -> Spelling:
         lambda cell: f"lower({cell.group(1)}) = '{true.lower()}'",
         guard=lambda field: f"{field} IN ({', '.join(_sql_literal(text) for text in spellings)})",
         fast_sql=lambda cell: f"lower({cell.field}) = '{true.lower()}'",
-        fast=lambda reading: Memo(lambda text: _lookup(spellings, text)),
+        fast=lambda reading: dict(spellings),  # a plain dict: the fastest lookup; another case goes the careful way
     )
 
 
@@ -625,19 +630,23 @@ def read(text: str, reading: Reading) -> object:
     raise BadValue(reading.expected)
 
 
-def column_reader(reading: Reading, sample: t.Iterable[str]) -> Callable[[str], object]:
+def column_reader(reading: Reading, sample: t.Iterable[str]) -> Reader:
     """The reader of a whole column: the fast form of the spelling its first values are in.
 
-    Any other cell raises BadValue; `read` then reads it in its own spelling (the records
-    path for such rows), so choosing from a sample changes speed, never values.
+    Any other cell raises BadValue (or KeyError); `read` then reads it in its own spelling
+    (the records path for such rows), so choosing from a sample changes speed, never values.
+    Integers that repeat (user IDs, counts) are memoised; unique ones (call IDs) are not.
     """
     if reading.kind is Kind.STRING:
         return str
     if reading.kind is Kind.LIST:
         return read_list
-    spelling = detect(reading, sample)
+    values = list(sample)
+    spelling = detect(reading, values)
     if spelling is not None and spelling.fast is not None and reading.decimal == ".":
         return spelling.fast(reading)
+    if reading.kind is Kind.INTEGER and len(set(values)) * 2 < len(values):
+        return Memo(lambda text: read(text, reading))
     return lambda text: read(text, reading)
 
 
