@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import uuid
 from pathlib import Path
 
 import duckdb
@@ -223,7 +224,8 @@ def test_offsets_follow_zoneinfo_on_both_daylight_saving_changes():
 
 def test_jsonl_gz_batches_load_into_postgres_like_record_mode(installed_plugins, simulator, tmp_path):
     sim = simulator(rate_limit=100_000)
-    schemas = {"record": "e2e_record_" + tmp_path.name[-6:], "batch": "e2e_batch_" + tmp_path.name[-6:]}
+    suffix = uuid.uuid4().hex[:8]  # unique across concurrent runs, as pg_schema is
+    schemas = {"record": f"e2e_record_{suffix}", "batch": f"e2e_batch_{suffix}"}
     columns = ", ".join(column.name for column in REPORTS_BY_API_NAME["CALLS_HISTORY"].columns)
     try:
         for mode, schema in schemas.items():
