@@ -19,6 +19,7 @@ import json
 import os
 import struct
 import subprocess
+import sys
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -72,6 +73,19 @@ class Outcome:
         return self.run.stderr.strip().splitlines()[-1]
 
 
+#: Runs a command and writes its peak RSS (KiB) to argv[1]. Linux starts a child's peak RSS at
+#: that of the process it was forked from, so the tap is started from this small interpreter,
+#: not from pytest (hundreds of MB late in a full run), to measure the tap alone.
+PEAK_RSS = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as peak:
+    peak.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 @pytest.fixture
 def tmpfs(tmp_path):
     """A folder on a tmpfs of TMPFS_MB, unmounted after the test (the tests run as root, as CI does)."""
@@ -120,15 +134,16 @@ def hostile(simulator, catalog, tmp_path, tmpfs):
         env["TMPDIR"] = str(tmpfs(tmpdir_mb))
         command = [*TAP, "--config", str(tmp_path / "config.json"), "--catalog", str(tmp_path / "catalog.json")]
         stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
+        peak = tmp_path / "peak_rss_kb"
         with open(stdout, "wb") as out, open(stderr, "wb") as err:
-            process = subprocess.Popen(command, stdout=out, stderr=err, env=env)
-            _, status, usage = os.wait4(process.pid, 0)  # the usage of this run alone, its children included
-            process.returncode = os.waitstatus_to_exitcode(status)
+            process = subprocess.run(
+                [sys.executable, "-c", PEAK_RSS, str(peak), *command], stdout=out, stderr=err, env=env
+            )
         run = parse_messages(
             stdout.read_text(), TapRun(process.returncode, stdout.read_text(), stderr.read_text(errors="replace"))
         )
         records = run.records[STREAM] if mode == "record" else batch_records(run.stdout, mode)
-        return Outcome(run, records, usage.ru_maxrss / 1024)
+        return Outcome(run, records, int(peak.read_text()) / 1024)
 
     return run
 
