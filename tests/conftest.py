@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -126,6 +127,25 @@ def run_tap(tmp_path: Path, catalog: dict):
         return run
 
     return run
+
+
+def requirements_venv(name: str, requirements: Path) -> Path:
+    """The virtual environment .cache/venvs/<name> with `requirements` installed: built when missing
+    or out of date, then reused by every run on this machine (for programs that cannot share the
+    tap's environment: orchestrators, warehouse loaders, emulators)."""
+    venv = ROOT / ".cache" / "venvs" / name
+    installed = venv / "requirements.txt"
+    if not (installed.exists() and installed.read_text() == requirements.read_text()):
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
+            check=True,
+            capture_output=True,
+            timeout=1200,
+        )
+        shutil.copyfile(requirements, installed)
+    return venv
 
 
 def _quiet_env() -> dict[str, str]:

@@ -50,8 +50,13 @@ class Emitted:
 
 def emitted_by(meltano: Meltano) -> Emitted:
     """The tap's messages, run through Meltano with the same settings as the pipeline."""
+    return emitted_in(meltano("invoke", "tap-aircall-analytics").stdout)
+
+
+def emitted_in(messages: str) -> Emitted:
+    """The records, schemas and keys of the tap's Singer messages."""
     emitted = Emitted()
-    for line in meltano("invoke", "tap-aircall-analytics").stdout.splitlines():
+    for line in messages.splitlines():
         message = json.loads(line)
         if message["type"] == "RECORD":
             emitted.records[message["stream"]].append(message["record"])

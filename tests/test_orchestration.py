@@ -11,16 +11,14 @@ import datetime as dt
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 from test_pipelines import export_starts
 
-from conftest import MELTANO, ROOT, TODAY, Meltano
+from conftest import MELTANO, ROOT, TODAY, Meltano, requirements_venv
 from tap_aircall_analytics.reports import REPORTS
 
 ORCHESTRATION = ROOT / "orchestration"
@@ -32,20 +30,7 @@ TAP_ERROR = re.compile(
 
 def orchestrator_venv(name: str) -> Path:
     """The virtual environment of orchestration/<name>, built when missing or out of date."""
-    requirements = ORCHESTRATION / name / "requirements.txt"
-    venv = ROOT / ".cache" / "venvs" / name
-    installed = venv / "requirements.txt"
-    if not (installed.exists() and installed.read_text() == requirements.read_text()):
-        shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
-            check=True,
-            capture_output=True,
-            timeout=1200,
-        )
-        shutil.copyfile(requirements, installed)
-    return venv
+    return requirements_venv(name, ORCHESTRATION / name / "requirements.txt")
 
 
 def table_counts(warehouse: Path) -> dict[str, int]:

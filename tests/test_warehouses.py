@@ -1,0 +1,246 @@
+"""BigQuery and Snowflake through the loaders users pick, on local emulators.
+
+The tap reads the drifting simulator; its messages go to the real loader (`z3-target-bigquery`,
+`meltanolabs-target-snowflake`), unmodified, in its own environment (tests/warehouses/<name>/
+requirements.txt, built once into .cache/venvs); the loader writes into an emulator of the
+warehouse. BigQuery: every landed row is compared by key with what the tap emitted, for both
+load methods, then a second run upserts changed and new rows. Snowflake: what fakesnow can show
+(the loader's tables and column types); its stage, COPY and MERGE are not emulated. Loader
+defects are pinned by tests that fail once the loader fixes them. README "Destinations" quotes
+these tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import pytest
+import requests
+from test_destinations import DRIFT, Emitted, Row, assert_landed, emitted_in
+
+from conftest import CREDENTIALS, FAST_POLLING, TAP, TODAY, requirements_venv, selected_catalog
+from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
+
+WAREHOUSES = Path(__file__).parent / "warehouses"
+PROJECT = "aircall-test"  # the emulator's project (tests/warehouses/bqemulator/launch.py)
+# A few streams, every kind of value: timestamps, booleans, an array, two objects (calls_history),
+# a key holding a timestamp (user_status_history), dates and percentages (the per-user-per-day one).
+BIGQUERY_STREAMS = ["calls_history", "user_status_history", "user_activity_percentage_of_time_in_each_status"]
+# The first run reads three days; the second reads them with other bad cells (changed rows) and
+# one more day (new rows), as a run with lookback_days re-reads days whose data changed.
+FIRST_DAYS = (TODAY - dt.timedelta(days=4), TODAY - dt.timedelta(days=2))
+SECOND_DAYS = (TODAY - dt.timedelta(days=4), TODAY - dt.timedelta(days=1))
+SECOND_DRIFT = {**DRIFT, "bad_cells_every": 3}
+
+
+def warehouse_venv(name: str) -> Path:
+    return requirements_venv(name, WAREHOUSES / name / "requirements.txt")
+
+
+def tap_messages(drift: dict, days: tuple[dt.date, dt.date], streams: list[str], catalog: dict, folder: Path) -> str:
+    """The Singer messages of one run of the tap's command line on a drifting simulator."""
+    config = {**CREDENTIALS, **FAST_POLLING, "start_date": days[0].isoformat(), "end_date": days[1].isoformat()}
+    with Simulator(SimulatorConfig(**drift)) as sim:
+        (folder / "tap.json").write_text(json.dumps({**config, "api_url": sim.api_url}))
+        (folder / "catalog.json").write_text(json.dumps(selected_catalog(catalog, streams)))
+        command = [*TAP, "--config", str(folder / "tap.json"), "--catalog", str(folder / "catalog.json")]
+        return subprocess.run(command, capture_output=True, text=True, check=True, timeout=300).stdout
+
+
+def upserted(first: Emitted, second: Emitted) -> Emitted:
+    """What a table holds after `first` then `second` were upserted on their primary keys."""
+    merged = Emitted(schemas=second.schemas, keys=second.keys)
+    for stream in first.records:
+        merged.records[stream] = list({**first.by_key(stream), **second.by_key(stream)}.values())
+    return merged
+
+
+# --- BigQuery ----------------------------------------------------------------------------------
+
+
+@dataclass
+class BigQuery:
+    """A running bqemulator: its REST address and the service-account file the loader signs in with."""
+
+    url: str
+    credentials: Path
+
+    def load(self, messages: str, folder: Path, **settings: object) -> subprocess.CompletedProcess:
+        """Run target-bigquery on `messages` into this emulator."""
+        config = {"project": PROJECT, "credentials_path": str(self.credentials), "denormalized": True, **settings}
+        (folder / "target-bigquery.json").write_text(json.dumps(config))
+        venv = warehouse_venv("target-bigquery")
+        return subprocess.run(
+            [str(venv / "bin" / "target-bigquery"), "--config", str(folder / "target-bigquery.json")],
+            input=messages,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            # The Python client sends its REST calls here (with the scheme), not to Google.
+            env={**os.environ, "BIGQUERY_EMULATOR_HOST": self.url},
+        )
+
+    def columns(self, dataset: str, table: str) -> dict[str, str]:
+        """Each column's BigQuery type as the loader created it: `TIMESTAMP`, `STRING REPEATED`."""
+        url = f"{self.url}/bigquery/v2/projects/{PROJECT}/datasets/{dataset}/tables/{table}"
+        answer = requests.get(url, timeout=30)
+        answer.raise_for_status()
+        return {
+            field["name"]: field["type"].upper() + (" REPEATED" if field.get("mode") == "REPEATED" else "")
+            for field in answer.json()["schema"]["fields"]
+        }
+
+    def rows(self, dataset: str, table: str) -> list[Row]:
+        """Every row of a table, as the REST API answers it, read into Python by each column's type."""
+        types = self.columns(dataset, table)
+        names = list(types)
+        url = f"{self.url}/bigquery/v2/projects/{PROJECT}/datasets/{dataset}/tables/{table}/data"
+        rows: list[Row] = []
+        page: dict[str, str] = {}
+        while True:
+            answer = requests.get(url, params={"formatOptions.useInt64Timestamp": "true", **page}, timeout=30)
+            answer.raise_for_status()
+            body = answer.json()
+            for row in body.get("rows", []):
+                rows.append({name: bigquery_value(cell["v"], types[name]) for name, cell in zip(names, row["f"])})
+            if not body.get("pageToken"):
+                return rows
+            page = {"pageToken": body["pageToken"]}
+
+    def tables(self, dataset: str, streams: list[str]) -> dict[str, list[Row]]:
+        return {stream: self.rows(dataset, stream) for stream in streams}
+
+
+def bigquery_value(value: object, kind: str) -> object:
+    """A cell of the REST API's answer (text, or a list of {"v": ...}) as the Python value it stands for."""
+    if kind.endswith(" REPEATED"):
+        assert isinstance(value, list)
+        return [bigquery_value(item["v"], kind.removesuffix(" REPEATED")) for item in value]
+    if value is None:
+        return None
+    assert isinstance(value, str)
+    if kind == "TIMESTAMP":  # microseconds since the epoch, UTC
+        return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=int(value))
+    if kind == "DATE":
+        return dt.date.fromisoformat(value)
+    if kind == "BOOLEAN":
+        assert value in ("true", "false")
+        return value == "true"
+    if kind == "INTEGER":
+        return int(value)
+    if kind == "FLOAT":
+        return float(value)
+    if kind == "JSON":
+        return json.loads(value)
+    assert kind == "STRING", kind
+    return value
+
+
+@contextmanager
+def bigquery_emulator(folder: Path, *options: str) -> Iterator[BigQuery]:
+    """bqemulator on free ports, as tests/warehouses/bqemulator/launch.py starts it; stopped after."""
+    venv = warehouse_venv("bqemulator")
+    credentials = folder / "service-account.json"
+    with (folder / "bqemulator.log").open("w") as log:
+        emulator = subprocess.Popen(
+            [str(venv / "bin" / "python"), str(WAREHOUSES / "bqemulator" / "launch.py"), str(credentials), *options],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        try:
+            assert emulator.stdout is not None
+            ready = emulator.stdout.readline()  # one line once it listens; nothing if it died
+            assert ready, f"bqemulator did not start:\n{(folder / 'bqemulator.log').read_text()[-3000:]}"
+            yield BigQuery(f"http://127.0.0.1:{json.loads(ready)['rest']}", credentials)
+        finally:
+            emulator.terminate()
+            emulator.wait(timeout=60)
+            emulator.stdout.close()
+
+
+@dataclass
+class BigQueryLoads:
+    """Two runs of the tap loaded by each method, and what the tables held after each."""
+
+    first: Emitted
+    second: Emitted
+    results: dict[str, list[subprocess.CompletedProcess]]
+    landed: dict[str, list[dict[str, list[Row]]]]
+    columns: dict[str, dict[str, str]]
+
+
+METHODS = ("streaming_insert", "batch_job")
+
+
+def load_by_method(bigquery: BigQuery, messages: str, folder: Path, method: str) -> subprocess.CompletedProcess:
+    """Load `messages` with `method` into the dataset of that name, upserting on the primary keys."""
+    (folder / method).mkdir(exist_ok=True)
+    return bigquery.load(messages, folder / method, method=method, dataset=method, upsert=True)
+
+
+@pytest.fixture(scope="module")
+def bigquery_loads(catalog, tmp_path_factory) -> BigQueryLoads:
+    """The tap's two runs, each loaded with both methods at once (into a dataset each) with upsert."""
+    folder = tmp_path_factory.mktemp("bigquery")
+    with ThreadPoolExecutor(2) as pool:  # the two environments build at once on a fresh machine
+        list(pool.map(warehouse_venv, ["bqemulator", "target-bigquery"]))
+    first_messages = tap_messages(DRIFT, FIRST_DAYS, BIGQUERY_STREAMS, catalog, folder)
+    second_messages = tap_messages(SECOND_DRIFT, SECOND_DAYS, BIGQUERY_STREAMS, catalog, folder)
+    results: dict[str, list[subprocess.CompletedProcess]] = {method: [] for method in METHODS}
+    landed: dict[str, list[dict[str, list[Row]]]] = {method: [] for method in METHODS}
+    with bigquery_emulator(folder) as bigquery, ThreadPoolExecutor(len(METHODS)) as pool:
+        for messages in (first_messages, second_messages):
+            # The loader sleeps 5 s after creating each table: both methods load side by side.
+            runs = pool.map(partial(load_by_method, bigquery, messages, folder), METHODS)
+            for method, result in zip(METHODS, runs):
+                results[method].append(result)
+                landed[method].append(bigquery.tables(method, BIGQUERY_STREAMS))
+        columns = {stream: bigquery.columns("batch_job", stream) for stream in BIGQUERY_STREAMS}
+    return BigQueryLoads(emitted_in(first_messages), emitted_in(second_messages), results, landed, columns)
+
+
+def with_empty_arrays(record: Row) -> Row:
+    """BigQuery has no null array: a REPEATED column holds [] where the tap emitted null."""
+    return {name: [] if value is None and name == "tags" else value for name, value in record.items()}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_bigquery_holds_every_value_the_tap_emitted_and_upserts_the_second_run(bigquery_loads, method):
+    loads = bigquery_loads
+    for result in loads.results[method]:
+        assert result.returncode == 0, result.stderr[-3000:]
+    first, after_first = loads.first, loads.landed[method][0]
+    assert any(record["tags"] is None for record in first.records["calls_history"])
+    assert_landed(first, after_first, expected=with_empty_arrays)
+
+    # The second run re-read the three days, some rows changed, and read a new day.
+    second = loads.second
+    for stream in BIGQUERY_STREAMS:
+        before, again = first.by_key(stream), second.by_key(stream)
+        assert before.keys() < again.keys(), stream  # new rows
+    calls_before, calls_again = first.by_key("calls_history"), second.by_key("calls_history")
+    assert any(calls_again[key] != record for key, record in calls_before.items())  # changed rows
+    assert_landed(upserted(first, second), loads.landed[method][1], expected=with_empty_arrays)
+
+
+def test_bigquery_column_types_as_the_loader_creates_them(bigquery_loads):
+    calls = bigquery_loads.columns["calls_history"]
+    assert calls["call_id"] == "INTEGER"
+    assert calls["started_at"] == "TIMESTAMP"
+    assert calls["answered"] == "BOOLEAN"
+    assert calls["tags"] == "STRING REPEATED"
+    assert calls["_extra_columns"] == calls["_unparsed_values"] == "JSON"
+    assert calls["line_name"] == "STRING"
+    percentages = bigquery_loads.columns["user_activity_percentage_of_time_in_each_status"]
+    assert percentages["date"] == "DATE"
+    assert "FLOAT" in percentages.values()
