@@ -1,7 +1,7 @@
 """Start bqemulator 1.4.0 for the BigQuery loader, with the emulator's gaps worked around.
 
 Run by tests/test_warehouses.py with the emulator's own environment (requirements.txt beside
-this file): `python launch.py CREDENTIALS_FILE`. It starts the REST and gRPC servers on free
+this file): `python launch.py CREDENTIALS_FILE [--refuse-gzip]`. It starts the REST and gRPC servers on free
 ports, serves an OAuth token endpoint beside the REST API, writes a service-account file whose
 `token_uri` points at it, and prints one line of JSON ({"rest": PORT, "grpc": PORT}) once both
 servers accept connections. SIGTERM stops it.
@@ -60,7 +60,8 @@ async def _run_gunzipped_load(*, media_path: str, **arguments):  # type: ignore[
     return await _run_load(media_path=media_path, **arguments)
 
 
-upload._run_load = _run_gunzipped_load
+if "--refuse-gzip" not in sys.argv:  # kept to show what the loader does with a refused upload
+    upload._run_load = _run_gunzipped_load
 
 
 # 3. A streaming insert of an object into a JSON column is stored as Python repr (str of a dict),
