@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shlex
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,9 +26,10 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from test_destinations import DRIFT, Emitted, Row, assert_landed, emitted_in
 
-from conftest import CREDENTIALS, FAST_POLLING, TAP, TODAY, requirements_venv, selected_catalog
+from conftest import CREDENTIALS, FAST_POLLING, ROOT, TAP, TODAY, requirements_venv, selected_catalog
 from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
 
 WAREHOUSES = Path(__file__).parent / "warehouses"
@@ -427,3 +429,12 @@ def test_snowflake_stage_path_is_not_emulated_by_fakesnow(snowflake_loads):
     assert "ProgrammingError" in upsert["merge_from_stage"] and "merge_from_stage" not in append
     assert "Cannot perform COPY" in append["copy_from_stage"] and "copy_from_stage" not in upsert
     assert all(rows == [] for rows in loads["upsert"]["rows"].values())  # nothing landed that way
+
+
+def test_meltano_yml_installs_the_loaders_these_tests_run():
+    loaders = yaml.safe_load((ROOT / "meltano.yml").read_text())["plugins"]["loaders"]
+    plugins = {loader["name"]: loader for loader in loaders}
+    for name in ("target-bigquery", "target-snowflake"):
+        lines = (WAREHOUSES / name / "requirements.txt").read_text().splitlines()
+        tested = [line for line in lines if line and not line.startswith("#") and not line.startswith("fakesnow")]
+        assert shlex.split(plugins[name]["pip_url"]) == tested, name
