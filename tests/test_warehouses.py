@@ -203,10 +203,15 @@ def tap_runs(catalog, tmp_path_factory) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def bigquery(tmp_path_factory) -> Iterator[BigQuery]:
+def environments() -> None:
+    """The loaders' and the emulator's environments, built at once on a fresh machine (minutes each)."""
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(warehouse_venv, ["bqemulator", "target-bigquery", "target-snowflake"]))
+
+
+@pytest.fixture(scope="module")
+def bigquery(environments, tmp_path_factory) -> Iterator[BigQuery]:
     """One emulator for the module (each load writes its own dataset)."""
-    with ThreadPoolExecutor(2) as pool:  # the two environments build at once on a fresh machine
-        list(pool.map(warehouse_venv, ["bqemulator", "target-bigquery"]))
     with bigquery_emulator(tmp_path_factory.mktemp("bqemulator")) as emulator:
         yield emulator
 
@@ -378,7 +383,7 @@ def snowflake_load(messages: str, folder: Path, mode: str, load_method: str) -> 
 
 
 @pytest.fixture(scope="module")
-def snowflake_loads(catalog, tmp_path_factory) -> tuple[Emitted, dict[str, dict]]:
+def snowflake_loads(environments, catalog, tmp_path_factory) -> tuple[Emitted, dict[str, dict]]:
     """Every stream of a drifting run, loaded three ways at once: by INSERT; by the stage path, upsert
     and append-only, each step's fakesnow error written down."""
     folder = tmp_path_factory.mktemp("snowflake")
