@@ -5,7 +5,8 @@ The tap reads the drifting simulator; its messages go to the real loader (`z3-ta
 requirements.txt, built once into .cache/venvs); the loader writes into an emulator of the
 warehouse. BigQuery: every landed row is compared by key with what the tap emitted, for both
 load methods, then a second run upserts changed and new rows. Snowflake: what fakesnow can show
-(the loader's tables and column types); its stage, COPY and MERGE are not emulated. Loader
+(the loader's tables and column types; the values, by INSERT in place of the loader's stage); its
+PUT, COPY and MERGE are not emulated, and their errors are pinned. Loader
 defects are pinned by tests that fail once the loader fixes them. README "Destinations" quotes
 these tests.
 """

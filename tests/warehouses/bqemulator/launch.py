@@ -42,9 +42,10 @@ PROJECT = "aircall-test"
 DuckDBEngine._load_spatial = lambda self: None  # type: ignore[method-assign]
 
 
-# 2. A load job's uploaded file is read as it arrives. The loader gzips its newline-delimited
-# JSON (BigQuery reads gzip) and the emulator answers "400 Malformed JSON in request body"; the
-# loader then exits 0 with nothing loaded. The file is gunzipped before the job reads it.
+# 2. The loader uploads its load jobs' newline-delimited JSON gzipped (BigQuery reads gzip); the
+# emulator reads the bytes as they are and fails the job: "400 Error while reading data, error
+# message: Invalid Input Error: Malformed JSON in file …, at byte 1". The loader then exits 0 with
+# nothing loaded. The uploaded file is gunzipped before the job reads it.
 _run_load = upload._run_load
 
 
