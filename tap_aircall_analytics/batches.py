@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import errno
 import importlib
-import itertools
 import re
 import shutil
 import threading
@@ -36,12 +35,13 @@ from tap_aircall_analytics.batch_sql import BatchSql, sql_text, unparsed_counter
 from tap_aircall_analytics.exports import disk_full
 from tap_aircall_analytics.records import (
     MAX_FIELD_BYTES,
-    SAMPLE_ROWS,
     FileFormatError,
     HeaderMatch,
     RecordReader,
+    RowFeed,
     open_bytes,
     open_text,
+    sample,
 )
 from tap_aircall_analytics.spellings import Spelling
 from tap_aircall_analytics.windows import Window
@@ -199,13 +199,14 @@ class BatchFileWriter:
             self._unzip(csv_path, plain, where)
             csv_path = plain
         with self.reader.failures(where), open_text(csv_path, zipped=False) as text:
-            rows = csv.reader(text, strict=True)
+            feed = RowFeed(text)
+            rows = csv.reader(feed, strict=True)
             header = next(rows, None)
             if header is None:
                 self.reader.no_header(csv_path, where)
             else:
                 self.reader.check_header(header)
-            head = list(itertools.islice(rows, SAMPLE_ROWS))
+            head, _ = sample(rows, feed)
         match = None if header is None else self.reader.match(header)
         primaries = {} if match is None else self._primaries(match, head)
         output = workdir / f"{csv_path.stem}.batch"

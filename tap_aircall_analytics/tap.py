@@ -45,7 +45,7 @@ class TapAircallAnalytics(Tap):
         return t.cast(BufferedMessageWriter, self.message_writer)
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        redaction.install()  # before the SDK's first log line
+        redaction.scrub_loggers("tap_aircall_analytics", *redaction.LIBRARY_LOGGERS, self.logger)
         self._settings: Settings | None = None
         self._budget: RequestBudget | None = None
         self.export_timings = ExportTimings()  # what the run learns of its exports' times, for the polls
@@ -100,6 +100,7 @@ class TapAircallAnalytics(Tap):
         catalog: t.IO[str] | None = None,
     ) -> None:
         """Run the command line; a state file that cannot be read stops it in one line first."""
+        redaction.install_cli()  # before the SDK's first log line
         if state is not None:
             text = state.read()
             try:
