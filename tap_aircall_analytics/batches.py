@@ -74,13 +74,15 @@ def csv_source(path: Path, width: int, reading: ReadLimits) -> str:
     the first line is the header; a comma separates; a quote opens a field and a doubled
     quote stands for one; a row with more or fewer cells than the header is an error, not
     padded (null_padding) nor cut (strict_mode); a bad row is an error, not skipped
-    (ignore_errors); no line is a comment and none is skipped before the header.
+    (ignore_errors); no line is a comment and none is skipped before the header. The file is
+    read as it is, never decompressed after its name (a plain CSV announced as a zip ends in `.zip`).
     """
     columns = ", ".join(f"'c{index}': 'VARCHAR'" for index in range(width))
     return (
         f"read_csv({sql_text(str(path))}, header = true, auto_detect = false, delim = ',', quote = '\"', "
         f"escape = '\"', strict_mode = true, null_padding = false, ignore_errors = false, skip = 0, "
-        f"encoding = 'utf-8', max_line_size = {reading.row_bytes}, buffer_size = {reading.row_bytes}, "
+        f"encoding = 'utf-8', compression = 'none', max_line_size = {reading.row_bytes}, "
+        f"buffer_size = {reading.row_bytes}, "
         f"columns = {{{columns}}})"
     )
 

@@ -233,6 +233,7 @@ class Simulator:
         self._rate_used = 0
         self._failed_reports: set[str] = set()
         self._cut_done = False
+        self._bomb: bytes | None = None  # the gzip bomb of gzip_bomb_mb, made on its first download
         self._made: dict[str, tuple[str, int | None]] = {}  # request -> the file made for it
         self.exports_created: Counter[str] = Counter()
         self.export_seconds: list[tuple[str, int, float]] = []  # (report, days, seconds to complete) per export
@@ -673,7 +674,11 @@ class Simulator:
                 while not self._stopping.is_set():
                     request.wfile.write(block)
             else:
-                body = _gzip_bomb(Path(path).read_bytes().split(b"\n", 1)[0] + b"\n", config.gzip_bomb_mb)
+                with self._lock:  # made once: a few seconds of compressing
+                    if self._bomb is None:
+                        header = Path(path).read_bytes().split(b"\n", 1)[0] + b"\n"
+                        self._bomb = _gzip_bomb(header, config.gzip_bomb_mb)
+                body = self._bomb
                 request.send_header("Content-Encoding", "gzip")
                 request.send_header("Content-Length", str(len(body)))
                 request.end_headers()
