@@ -25,7 +25,7 @@ import requests
 import urllib3
 
 from tap_aircall_analytics.budget import Clock, RequestBudget
-from tap_aircall_analytics.redaction import scrub
+from tap_aircall_analytics.redaction import keep_secret, scrub
 from tap_aircall_analytics.reports import (
     EXPORTS_PATH,
     FAILED_STATUSES,
@@ -389,6 +389,8 @@ class AircallClient:
         Content-Length (or of the end of its gzip stream) or the connection drops.
         """
         pause(self.stop, 0)
+        if logging.getLogger("urllib3.connectionpool").isEnabledFor(logging.DEBUG):
+            keep_secret(urlsplit(url).path)  # its DEBUG line quotes the path, where some stores keep a token
         wire = 0
         deadline = time.monotonic() + self.download_seconds
 

@@ -13,7 +13,7 @@ from singer_sdk import Tap
 from typing_extensions import override  # typing.override from Python 3.12
 
 from tap_aircall_analytics import preflight, redaction
-from tap_aircall_analytics.bookmarks import StateError, check_state, parse_state_file
+from tap_aircall_analytics.bookmarks import RESYNC_ALL, StateError, check_state, parse_state_file
 from tap_aircall_analytics.budget import RequestBudget
 from tap_aircall_analytics.client import AircallError
 from tap_aircall_analytics.exports import ExportPipeline, remove_orphaned_downloads
@@ -102,9 +102,23 @@ class TapAircallAnalytics(Tap):
         """Run the command line; a state file that cannot be read stops it in one line first."""
         redaction.install_cli()  # before the SDK's first log line
         if state is not None:
-            text = state.read()
+            name = getattr(state, "name", "given with --state")
             try:
-                check_state(parse_state_file(getattr(state, "name", "given with --state"), text))
+                text = state.read(MAX_STATE_CHARS + 1)
+                if len(text) > MAX_STATE_CHARS:
+                    raise StateError(f"the state file {name} is longer than {MAX_STATE_CHARS >> 20} MiB: {RESYNC_ALL}")
+                parsed = parse_state_file(name, text)
+                if _depth(parsed) > MAX_STATE_DEPTH:
+                    raise StateError(
+                        f"the state file {name} is nested deeper than {MAX_STATE_DEPTH} levels: {RESYNC_ALL}"
+                    )
+                check_state(parsed)
+            except UnicodeDecodeError:
+                message = f"the state file {name} is not UTF-8 text: {RESYNC_ALL}"
+                raise SystemExit(f"tap-aircall-analytics: {message}") from None
+            except RecursionError:
+                message = f"the state file {name} is nested too deep to read: {RESYNC_ALL}"
+                raise SystemExit(f"tap-aircall-analytics: {message}") from None
             except StateError as error:
                 raise SystemExit(f"tap-aircall-analytics: {error}") from None
             state = io.StringIO(text)
@@ -153,6 +167,16 @@ class TapAircallAnalytics(Tap):
         except ConfigError as error:
             raise SystemExit(f"tap-aircall-analytics: {error}") from None
         return [ReportStream(self, report) for report in reports]
+
+    @override  # type: ignore[misc]  # final in the SDK: see tap_aircall_analytics/sdk.py
+    def run_connection_test(self) -> bool:
+        """`--test`: one record of each stream; a known failure stops it in one line, as a sync does."""
+        try:
+            self.settings  # noqa: B018 - every setting is checked before the first request
+            return super().run_connection_test()
+        except (ConfigError, AircallError, FileFormatError) as error:
+            self.logger.error("%s", error)
+            raise SystemExit(redaction.scrub(f"tap-aircall-analytics: {error}")) from None
 
     @override  # type: ignore[misc]  # final in the SDK: see tap_aircall_analytics/sdk.py
     def sync_all(self) -> None:
@@ -226,6 +250,22 @@ class TapAircallAnalytics(Tap):
             budget.limit or "-",
             "-" if budget.kept is None else budget.kept,
         )
+
+
+MAX_STATE_CHARS = 16 << 20  # a state is a few KB: one a thousand times larger is not one
+MAX_STATE_DEPTH = 32  # a state is nested four or five levels deep
+
+
+def _depth(value: object) -> int:
+    """How deep JSON arrays and objects nest in `value` (read without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth <= MAX_STATE_DEPTH:
+                stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _to_stderr(line: str) -> None:

@@ -56,6 +56,7 @@ HELP = {
     "export_id_prefix": "export IDs start with this text (e.g. ../../)",
     "link_scheme": "the scheme of download links (e.g. ftp)",
     "link_userinfo": "USER:PASSWORD written into download links",
+    "link_path_token": "a token written into download links' paths (as some object stores do)",
     "silent_host": "api or downloads: that host takes requests and never answers",
     "trickle_seconds": "the download host sends one byte of the file every this many seconds",
     "endless_download": "downloads have no Content-Length and never end",

@@ -104,6 +104,7 @@ class SimulatorConfig:
     export_id_prefix: str = ""  # export IDs start with this text (say "../../")
     link_scheme: str = "http"  # the scheme of download links (say "ftp")
     link_userinfo: str | None = None  # "USER:PASSWORD" written into download links
+    link_path_token: str | None = None  # a token written into download links' paths, as some object stores do
     silent_host: str | None = None  # "api" or "downloads": that host takes requests and never answers
     trickle_seconds: float | None = None  # the download host sends one byte of the file every this many seconds
     endless_download: bool = False  # downloads have no Content-Length and never end: rows, without end
@@ -557,7 +558,8 @@ class Simulator:
         )
 
     def _write_file(self, export: Export, data: ReportData, request: str) -> None:
-        path = os.path.join(self._workdir, quote(export.export_id, safe="") + (".zip" if export.zipped else ".csv"))
+        name = hashlib.sha256(export.export_id.encode()).hexdigest()  # any ID, even one too long for a file name
+        path = os.path.join(self._workdir, name + (".zip" if export.zipped else ".csv"))
         options = self.config.file_options()
         if self.config.serve_file:
             shutil.copyfile(self.config.serve_file, path)
@@ -618,14 +620,15 @@ class Simulator:
         config = self.config
         host = f"{config.link_userinfo}@" if config.link_userinfo else ""
         host += self.download_url.partition("://")[2]
-        path = f"/exports/{quote(export_id, safe='')}.csv"
+        token = f"{quote(config.link_path_token, safe='')}/" if config.link_path_token else ""
+        path = f"/exports/{token}{quote(export_id, safe='')}.csv"
         link = f"{config.link_scheme}://{host}{path}?X-Expires={stamp}&X-Signature={signature}"
         self.links.append(link)
         return link
 
     def _handle_download(self, request: BaseHTTPRequestHandler, method: str) -> None:
         url = urlsplit(request.path)
-        match = re.fullmatch(r"/exports/([^/]+)\.csv", url.path)
+        match = re.fullmatch(r"/exports/(?:[^/]+/)?([^/]+)\.csv", url.path)
         query = {key: values[0] for key, values in parse_qs(url.query).items()}
         export_id = unquote(match.group(1)) if match else ""
         status = self._download_status(export_id, query)
