@@ -15,6 +15,7 @@ import math
 import random
 import threading
 import time
+import typing as t
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -22,7 +23,10 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import requests
+import requests.adapters
 import urllib3
+import urllib3.connection
+from typing_extensions import override  # typing.override from Python 3.12
 
 from tap_aircall_analytics.budget import Clock, RequestBudget
 from tap_aircall_analytics.redaction import keep_secret, scrub
@@ -73,6 +77,49 @@ class DownloadTooLong(AircallError):
 
 class Stopped(AircallError):
     """The run is stopping (a signal, or a window that failed for good): nothing more is sent."""
+
+
+#: Held while a request's bytes are written, and while a run is stopped (`stop_sending`): a byte
+#: written after a stop would need the stop to come while the bytes' check of it was under way.
+_SEND_GATE = threading.RLock()
+
+
+def stop_sending(stop: threading.Event) -> None:
+    """Stop the run: once this returns, no byte of any request of the run's clients reaches a host."""
+    with _SEND_GATE:
+        stop.set()
+
+
+def _stoppable(session: requests.Session, stop: threading.Event) -> requests.Session:
+    """`session`, its connections checking `stop` before they write any byte (a request that passed
+    `pause` just before the stop came would otherwise still be sent)."""
+
+    def send_unless_stopped(send: Callable[[t.Any], None], data: t.Any) -> None:
+        with _SEND_GATE:
+            if stop.is_set():
+                raise Stopped("the run was stopped")
+            send(data)
+
+    class Connection(urllib3.connection.HTTPConnection):
+        @override
+        def send(self, data: t.Any) -> None:
+            send_unless_stopped(super().send, data)
+
+    class SecureConnection(urllib3.connection.HTTPSConnection):
+        @override
+        def send(self, data: t.Any) -> None:
+            send_unless_stopped(super().send, data)
+
+    class Pool(urllib3.HTTPConnectionPool):
+        ConnectionCls = Connection
+
+    class SecurePool(urllib3.HTTPSConnectionPool):
+        ConnectionCls = SecureConnection
+
+    for adapter in session.adapters.values():
+        if isinstance(adapter, requests.adapters.HTTPAdapter):
+            adapter.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": SecurePool}
+    return session
 
 
 def pause(stop: threading.Event, seconds: float) -> None:
@@ -260,14 +307,14 @@ class AircallClient:
         download_seconds: float = DEFAULT_DOWNLOAD_SECONDS,
     ) -> None:
         self.api_url = api_url.rstrip("/")
-        self._api = requests.Session()
+        self.stop = stop or threading.Event()
+        self._api = _stoppable(requests.Session(), self.stop)
         self._api.headers.update({"Authorization": authorization, "Accept": "application/json"})
-        self._files = requests.Session()  # no credentials, ever: links are presigned
+        self._files = _stoppable(requests.Session(), self.stop)  # no credentials, ever: links are presigned
         self._files.headers["Accept-Encoding"] = "gzip, deflate"  # what `decoded` undoes
         self.max_tries = max_tries
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
-        self.stop = stop or threading.Event()
         self.clock = clock or RunClock(self.stop)
         self.budget = budget or RequestBudget()
         self.timeout_seconds = timeout_seconds

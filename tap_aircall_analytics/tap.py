@@ -15,7 +15,7 @@ from typing_extensions import override  # typing.override from Python 3.12
 from tap_aircall_analytics import preflight, redaction
 from tap_aircall_analytics.bookmarks import RESYNC_ALL, StateError, check_state, parse_state_file
 from tap_aircall_analytics.budget import RequestBudget
-from tap_aircall_analytics.client import AircallError
+from tap_aircall_analytics.client import AircallError, stop_sending
 from tap_aircall_analytics.exports import ExportPipeline, remove_orphaned_downloads
 from tap_aircall_analytics.messages import BufferedMessageWriter
 from tap_aircall_analytics.polls import ExportTimings
@@ -150,7 +150,7 @@ class TapAircallAnalytics(Tap):
         is not in the state), and a buffer on its way out finishes first.
         """
         if self._stop is not None:
-            self._stop.set()
+            stop_sending(self._stop)  # from here on, no byte of a request leaves
         if self.writer.flushing:
             self.writer.after_flush = lambda: self._handle_termination(signum, frame)
             return

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,8 @@ import pytest
 from test_hostile_files import PEAK_RSS, RSS_BOUND_MB
 
 from conftest import TAP, TODAY, selected_catalog, tap_config
-from tap_aircall_analytics.client import AircallError, ExportStatus
+from tap_aircall_analytics import client as client_module
+from tap_aircall_analytics.client import AircallClient, AircallError, ExportStatus, Stopped, stop_sending
 from tap_aircall_analytics.reports import EXPORTS_PATH
 from tap_aircall_analytics.simulator import Simulator
 
@@ -511,3 +513,16 @@ def test_a_connection_test_that_fails_is_one_line(simulator, catalog, tmp_path):
     run = Run(result.returncode, result.stdout, result.stderr)
     assert_fails_in_one_line(run, "Aircall refused the credentials (401")
     assert_clean(run, config, sim)
+
+
+def test_a_request_that_passed_its_stop_check_when_the_stop_came_sends_no_byte(simulator, tmp_path, monkeypatch):
+    sim = simulator()
+    aircall = AircallClient(sim.api_url, "Basic ZGVtbzpkZW1v", stop=threading.Event())
+    # Each request checks the stop first (`pause`); here every check passed just before the stop came.
+    monkeypatch.setattr(client_module, "pause", lambda stop, seconds: None)
+    stop_sending(aircall.stop)  # what a signal does
+    with pytest.raises(Stopped):
+        aircall.download(f"{sim.download_url}/exports/e1.csv?X-Signature=x", tmp_path / "file.csv")
+    with pytest.raises(Stopped):
+        aircall.get_export("e1")
+    assert sim.downloads == [] and sim.api_requests == []
