@@ -289,6 +289,8 @@ REPORT_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,99}")
 MAX_WINDOW_DAYS = 366  # the longest window a setting may ask for
 MAX_LOOKBACK_DAYS = 3660  # the longest lookback (ten years)
 MAX_DAYS_AHEAD = 366  # start_date and end_date at most this many days after today
+DAY_SECONDS = 86_400.0  # the longest wait or timeout a setting may ask for
+MAX_CONCURRENT_EXPORTS = 100  # each export in flight is a thread of the run
 
 
 def catalogue(config: dict) -> tuple[Report, ...]:
@@ -541,8 +543,8 @@ class Settings:
         if end_date is not None and end_date < start_date:
             raise ConfigError(f"end_date {end_date} is before start_date {start_date}")
 
-        poll = _positive(config, "poll_interval_seconds")
-        max_poll = _positive(config, "max_poll_interval_seconds")
+        poll = _positive(config, "poll_interval_seconds", most=DAY_SECONDS)
+        max_poll = _positive(config, "max_poll_interval_seconds", most=DAY_SECONDS)
         if max_poll < poll:
             raise ConfigError(f"max_poll_interval_seconds ({max_poll:g}) is less than poll_interval_seconds ({poll:g})")
         if config.get("plan_only") and config.get("check_schema"):
@@ -555,14 +557,14 @@ class Settings:
             timezone=timezone,
             window_days=_count(config, "window_days", most=MAX_WINDOW_DAYS),
             lookback_days=int(_positive(config, "lookback_days", allow_zero=True, most=MAX_LOOKBACK_DAYS)),
-            max_concurrent_exports=int(_positive(config, "max_concurrent_exports")),
+            max_concurrent_exports=int(_positive(config, "max_concurrent_exports", most=MAX_CONCURRENT_EXPORTS)),
             max_disk_mb=_positive(config, "max_disk_mb"),
             max_unzipped_mb=_positive(config, "max_unzipped_mb"),
             poll_interval_seconds=poll,
             max_poll_interval_seconds=max_poll,
-            export_timeout_seconds=_positive(config, "export_timeout_minutes") * 60,
-            request_timeout_seconds=_positive(config, "request_timeout_seconds"),
-            download_timeout_seconds=_positive(config, "download_timeout_minutes") * 60,
+            export_timeout_seconds=_positive(config, "export_timeout_minutes", most=DAY_SECONDS / 60) * 60,
+            request_timeout_seconds=_positive(config, "request_timeout_seconds", most=DAY_SECONDS),
+            download_timeout_seconds=_positive(config, "download_timeout_minutes", most=DAY_SECONDS / 60) * 60,
             filters={key: list(config[name]) for name, key in FILTER_SETTINGS.items() if config.get(name)},
             column_types=dict(config.get("column_types") or {}),
             stream_window_days=_stream_window_days(config),

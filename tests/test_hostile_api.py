@@ -456,6 +456,8 @@ BAD_SETTINGS = {
     "start_date 9999-12-30": ({"start_date": "9999-12-30"}, "start_date 9999-12-30 is more than 366 days after"),
     "an api_url of file://": ({"api_url": "file:///etc/passwd"}, "api_url must be an http:// or https:// URL"),
     "extra_reports with ../": ({"extra_reports": ["../../outside"]}, "extra_reports holds '../../outside'"),
+    "request_timeout_seconds of 1e300": ({"request_timeout_seconds": 1e300}, "request_timeout_seconds must be at most"),
+    "max_concurrent_exports of 1e9": ({"max_concurrent_exports": 10**9}, "max_concurrent_exports must be at most 100"),
 }
 
 
