@@ -176,7 +176,9 @@ def test_a_run_at_debug_shows_no_credential_and_no_link_signature(simulator, cat
     run = run_tap(tmp_path, catalog, config)
     assert run.returncode == 0, run.stderr[-3000:]
     assert '"type":"RECORD"' in run.stdout and sim.links
-    assert "urllib3.connectionpool" in run.stderr and '"GET /exports/' in run.stderr  # DEBUG lines were written
+    assert (
+        "urllib3.connectionpool" in run.stderr and '"GET [redacted]?[redacted] HTTP/1.1" 200' in run.stderr
+    )  # the download's DEBUG line, its path and query scrubbed
     assert_clean(run, config, sim)
 
 

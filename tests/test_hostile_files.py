@@ -582,4 +582,7 @@ def test_a_40_mb_file_with_a_stray_quote_gives_every_row(hostile, mode):
         names[user] = f"Two\nlines {user}"
     cells = {user: f'"{name}"' if "\n" in name else name for user, name in names.items()}
     outcome = hostile(csv_bytes(*[row(user, cell) for user, cell in cells.items()]), mode)
-    assert_loaded(outcome, names)
+    if mode == "record":
+        assert_loaded(outcome, names)
+    else:  # DuckDB cannot follow a quote that opens no field: one line, and what to do (it ran out of memory)
+        assert_refused(outcome, "although RECORD mode can: run this window without batch_config")
