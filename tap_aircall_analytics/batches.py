@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import errno
 import importlib
-import itertools
 import re
 import shutil
 import threading
@@ -36,12 +35,13 @@ from tap_aircall_analytics.batch_sql import BatchSql, sql_text, unparsed_counter
 from tap_aircall_analytics.exports import disk_full
 from tap_aircall_analytics.records import (
     MAX_FIELD_BYTES,
-    SAMPLE_ROWS,
     FileFormatError,
     HeaderMatch,
     RecordReader,
+    RowFeed,
     open_bytes,
     open_text,
+    sample,
 )
 from tap_aircall_analytics.spellings import Spelling
 from tap_aircall_analytics.windows import Window
@@ -74,13 +74,15 @@ def csv_source(path: Path, width: int, reading: ReadLimits) -> str:
     the first line is the header; a comma separates; a quote opens a field and a doubled
     quote stands for one; a row with more or fewer cells than the header is an error, not
     padded (null_padding) nor cut (strict_mode); a bad row is an error, not skipped
-    (ignore_errors); no line is a comment and none is skipped before the header.
+    (ignore_errors); no line is a comment and none is skipped before the header. The file is
+    read as it is, never decompressed after its name (a plain CSV announced as a zip ends in `.zip`).
     """
     columns = ", ".join(f"'c{index}': 'VARCHAR'" for index in range(width))
     return (
         f"read_csv({sql_text(str(path))}, header = true, auto_detect = false, delim = ',', quote = '\"', "
         f"escape = '\"', strict_mode = true, null_padding = false, ignore_errors = false, skip = 0, "
-        f"encoding = 'utf-8', max_line_size = {reading.row_bytes}, buffer_size = {reading.row_bytes}, "
+        f"encoding = 'utf-8', compression = 'none', max_line_size = {reading.row_bytes}, "
+        f"buffer_size = {reading.row_bytes}, "
         f"columns = {{{columns}}})"
     )
 
@@ -199,13 +201,14 @@ class BatchFileWriter:
             self._unzip(csv_path, plain, where)
             csv_path = plain
         with self.reader.failures(where), open_text(csv_path, zipped=False) as text:
-            rows = csv.reader(text, strict=True)
+            feed = RowFeed(text)
+            rows = csv.reader(feed, strict=True)
             header = next(rows, None)
             if header is None:
                 self.reader.no_header(csv_path, where)
             else:
                 self.reader.check_header(header)
-            head = list(itertools.islice(rows, SAMPLE_ROWS))
+            head, _ = sample(rows, feed)
         match = None if header is None else self.reader.match(header)
         primaries = {} if match is None else self._primaries(match, head)
         output = workdir / f"{csv_path.stem}.batch"

@@ -9,26 +9,33 @@ signature.
 from __future__ import annotations
 
 import datetime as dt
+import json as jsonlib
 import logging
+import math
 import random
 import threading
 import time
+import typing as t
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import requests
+import requests.adapters
 import urllib3
+import urllib3.connection
+from typing_extensions import override  # typing.override from Python 3.12
 
 from tap_aircall_analytics.budget import Clock, RequestBudget
-from tap_aircall_analytics.redaction import scrub
+from tap_aircall_analytics.redaction import keep_secret, scrub
 from tap_aircall_analytics.reports import (
     EXPORTS_PATH,
     FAILED_STATUSES,
     LIMIT_HEADER,
     PROBE_EXPORT_ID,
+    REMAINING_HEADER,
     RESET_HEADER,
     STATUS_COMPLETED,
 )
@@ -40,6 +47,12 @@ DEFAULT_TIMEOUT_SECONDS = 30.0  # silence allowed while connecting or between tw
 #: The Content-Encodings a download may come in (object storage serves a file uploaded
 #: compressed that way): decoded by the tap, so Content-Length is checked on the wire.
 DECODED_ENCODINGS = ("gzip", "x-gzip", "deflate")
+DEFAULT_DOWNLOAD_SECONDS = 30 * 60.0  # the longest a whole download may take (download_timeout_minutes)
+MAX_ANSWER_BYTES = 1 << 20  # the longest API answer read (an export object is a few hundred bytes)
+MAX_HOLD_SECONDS = 3600.0  # the longest a rate-limit header may hold the requests (Retry-After, a reset)
+MAX_RATE_LIMIT = 1_000_000  # the largest request count a rate-limit header may give
+MAX_ERROR_TEXT = 1000  # the most characters of an export's errorMessage kept (to be quoted, scrubbed)
+MAX_EXPORT_ID = 200  # the longest export ID the tap accepts (Aircall's are a few dozen characters)
 
 
 class AircallError(Exception):
@@ -58,8 +71,55 @@ class LinkExpired(AircallError):
     """The download link was refused (403) or is past its expiry."""
 
 
+class DownloadTooLong(AircallError):
+    """A download ran past download_timeout_minutes: the window fails (a host this slow will not do better)."""
+
+
 class Stopped(AircallError):
     """The run is stopping (a signal, or a window that failed for good): nothing more is sent."""
+
+
+#: Held while a request's bytes are written, and while a run is stopped (`stop_sending`): a byte
+#: written after a stop would need the stop to come while the bytes' check of it was under way.
+_SEND_GATE = threading.RLock()
+
+
+def stop_sending(stop: threading.Event) -> None:
+    """Stop the run: once this returns, no byte of any request of the run's clients reaches a host."""
+    with _SEND_GATE:
+        stop.set()
+
+
+def _stoppable(session: requests.Session, stop: threading.Event) -> requests.Session:
+    """`session`, its connections checking `stop` before they write any byte (a request that passed
+    `pause` just before the stop came would otherwise still be sent)."""
+
+    def send_unless_stopped(send: Callable[[t.Any], None], data: t.Any) -> None:
+        with _SEND_GATE:
+            if stop.is_set():
+                raise Stopped("the run was stopped")
+            send(data)
+
+    class Connection(urllib3.connection.HTTPConnection):
+        @override
+        def send(self, data: t.Any) -> None:
+            send_unless_stopped(super().send, data)
+
+    class SecureConnection(urllib3.connection.HTTPSConnection):
+        @override
+        def send(self, data: t.Any) -> None:
+            send_unless_stopped(super().send, data)
+
+    class Pool(urllib3.HTTPConnectionPool):
+        ConnectionCls = Connection
+
+    class SecurePool(urllib3.HTTPSConnectionPool):
+        ConnectionCls = SecureConnection
+
+    for adapter in session.adapters.values():
+        if isinstance(adapter, requests.adapters.HTTPAdapter):
+            adapter.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": SecurePool}
+    return session
 
 
 def pause(stop: threading.Event, seconds: float) -> None:
@@ -88,21 +148,70 @@ class RunClock:
 
 
 def redact(url: str) -> str:
-    """Return a URL as a message may show it: without a user or password, and without its
-    query string, where presigned links keep their signature."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+    """Return a URL as a message may show it: its scheme and host alone. Not its user or password,
+    nor its query string, where presigned links keep their signature, nor its path, where some
+    object stores keep a token."""
+    try:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+    except ValueError:
+        return "a link that is not a URL"
+    return f"{parts.scheme}://{host[:100]}/..."
 
 
-def _message(response: requests.Response) -> str:
+def _message(body: bytes, reason: str) -> str:
     """What an error answer says, scrubbed before it is cut short (a cut secret is still a secret)."""
     try:
-        body = response.json()
+        answer = _json(body)
     except ValueError:
-        return scrub(response.text.strip())[:200] or response.reason
-    if isinstance(body, dict):
-        body = body.get("message") or body.get("error") or body
-    return scrub(str(body))[:500]
+        return scrub(body[:2000].decode("utf-8", "replace").strip())[:200] or reason
+    if isinstance(answer, dict):
+        answer = answer.get("message") or answer.get("error") or answer
+    return scrub(str(answer)[:2000])[:500]
+
+
+def _json(body: bytes) -> object:
+    """An answer's JSON; ValueError when it is not JSON, or nested too deep to read."""
+    try:
+        return jsonlib.loads(body)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+
+
+def _read_answer(response: requests.Response, what: str) -> bytes:
+    """The body of an API answer, at most MAX_ANSWER_BYTES of it (decoded); longer is an error."""
+    with response:
+        body = response.raw.read(MAX_ANSWER_BYTES + 1, decode_content=True)
+    if len(body) > MAX_ANSWER_BYTES:
+        raise AircallError(f"{what} answered more than {MAX_ANSWER_BYTES >> 20} MiB: not an answer of the API")
+    return body
+
+
+def finite_seconds(text: str | None, *, cap: float = MAX_HOLD_SECONDS) -> float | None:
+    """A number of seconds a header gives: None unless finite and not negative; at most `cap`."""
+    try:
+        value = float(text or "")
+    except ValueError:
+        return None
+    return min(value, cap) if math.isfinite(value) and value >= 0 else None
+
+
+def sane_rate_headers(headers: Mapping[str, str], now: float) -> dict[str, str]:
+    """The rate-limit headers of an answer that hold sane values; the others left out, so never believed.
+
+    A limit is a whole number from 1 to MAX_RATE_LIMIT, a remaining count one from 0, and a
+    reset a finite UNIX time at most MAX_HOLD_SECONDS ahead: `X-AircallApi-Limit: 0` or a reset
+    of `inf` would hold every request for ever.
+    """
+    sane: dict[str, str] = {}
+    for name, low in ((LIMIT_HEADER, 1), (REMAINING_HEADER, 0)):
+        value = str(headers.get(name, "")).strip()
+        if value.isdigit() and value.isascii() and low <= int(value) <= MAX_RATE_LIMIT:
+            sane[name] = value
+    reset = finite_seconds(headers.get(RESET_HEADER), cap=math.inf)
+    if reset is not None:
+        sane[RESET_HEADER] = repr(min(reset, now + MAX_HOLD_SECONDS))
+    return sane
 
 
 @dataclass(frozen=True)
@@ -126,14 +235,19 @@ class ExportStatus:
             raise AircallError(
                 f"the API answered an export without {' or '.join(missing)} (it gave: {given or 'nothing'})"
             )
+        export_id = str(body["exportID"])
+        if not export_id or len(export_id) > MAX_EXPORT_ID:
+            raise AircallError(
+                f"the API answered an export ID of {len(export_id):,} characters (at most {MAX_EXPORT_ID} expected)"
+            )
         link = body.get("downloadUrl")
         return cls(
-            export_id=str(body["exportID"]),
+            export_id=export_id,
             status=str(body["status"]).upper(),
             download_url=link if isinstance(link, str) else None,
             expires_at=_moment(body.get("downloadUrlExpiresAt")),
             zipped=body.get("isZipCompressed") in (True, "true", "True", "TRUE"),
-            error_message=None if body.get("errorMessage") is None else str(body["errorMessage"]),
+            error_message=None if body.get("errorMessage") is None else str(body["errorMessage"])[:MAX_ERROR_TEXT],
         )
 
     @property
@@ -190,19 +304,21 @@ class AircallClient:
         budget: RequestBudget | None = None,
         clock: Clock | None = None,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        download_seconds: float = DEFAULT_DOWNLOAD_SECONDS,
     ) -> None:
         self.api_url = api_url.rstrip("/")
-        self._api = requests.Session()
+        self.stop = stop or threading.Event()
+        self._api = _stoppable(requests.Session(), self.stop)
         self._api.headers.update({"Authorization": authorization, "Accept": "application/json"})
-        self._files = requests.Session()  # no credentials, ever: links are presigned
+        self._files = _stoppable(requests.Session(), self.stop)  # no credentials, ever: links are presigned
         self._files.headers["Accept-Encoding"] = "gzip, deflate"  # what `decoded` undoes
         self.max_tries = max_tries
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
-        self.stop = stop or threading.Event()
         self.clock = clock or RunClock(self.stop)
         self.budget = budget or RequestBudget()
         self.timeout_seconds = timeout_seconds
+        self.download_seconds = download_seconds  # the longest a whole download may take
         self.retries = 0  # transient failures retried, for the run summary
 
     # --- exports ----------------------------------------------------------------
@@ -223,35 +339,43 @@ class AircallClient:
         """
         path = f"{EXPORTS_PATH}/{quote(PROBE_EXPORT_ID, safe='')}"
         try:
-            response = self._api.get(self.api_url + path, timeout=self.timeout_seconds)
-        except requests.RequestException as error:
+            response = self._api.get(self.api_url + path, timeout=self.timeout_seconds, stream=True)
+            body = _read_answer(response, f"GET {EXPORTS_PATH}")
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
             raise AircallError(f"the API did not answer ({type(error).__name__})") from None
         if response.status_code in (401, 403):
-            raise self._client_error(response.status_code, _message(response), "GET", EXPORTS_PATH)
-        limit = response.headers.get(LIMIT_HEADER, "")
-        return int(limit) if limit.isdigit() else None
+            raise self._client_error(response.status_code, _message(body, response.reason), "GET", EXPORTS_PATH)
+        limit = sane_rate_headers(response.headers, self.clock.now()).get(LIMIT_HEADER)
+        return int(limit) if limit else None
 
     def _call(self, method: str, path: str, json: dict | None = None) -> dict:
         url = self.api_url + path
         for attempt in range(1, self.max_tries + 1):
             self.budget.acquire(self.clock)
             try:
-                response = self._api.request(method, url, json=json, timeout=self.timeout_seconds)
-            except requests.Timeout:
+                response = self._api.request(method, url, json=json, timeout=self.timeout_seconds, stream=True)
+                body = _read_answer(response, f"{method} {path}")
+            except (requests.Timeout, urllib3.exceptions.TimeoutError):
                 self.budget.settle(None)
                 self._retry_or_raise(attempt, f"{method} {path}: {self._silence('the API')}")
                 continue
-            except requests.ConnectionError as error:
+            except (requests.ConnectionError, urllib3.exceptions.HTTPError) as error:
                 self.budget.settle(None)
                 self._retry_or_raise(attempt, f"{method} {path}: {type(error).__name__}")
                 continue
+            except AircallError:
+                self.budget.settle(None)
+                raise
             status = response.status_code
-            self.budget.settle(status, response.headers)
+            self.budget.settle(status, sane_rate_headers(response.headers, self.clock.now()))
             if status < 400:
                 try:
-                    return response.json()
-                except ValueError:
-                    raise AircallError(f"{method} {path} answered {status} with a body that is not JSON") from None
+                    answer = _json(body)
+                except ValueError as error:
+                    raise AircallError(
+                        f"{method} {path} answered {status} with a body that is not JSON ({error})"
+                    ) from None
+                return answer  # type: ignore[return-value]  # from_json reads any JSON
             if status == 429:
                 self._wait_for_rate_limit(response)
                 self._retry_or_raise(attempt, f"{method} {path}: 429 Too Many Requests", wait=False)
@@ -259,7 +383,7 @@ class AircallClient:
             if status >= 500:
                 self._retry_or_raise(attempt, f"{method} {path}: {status} {response.reason}")
                 continue
-            raise self._client_error(status, _message(response), method, path)
+            raise self._client_error(status, _message(body, response.reason), method, path)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _silence(self, host: str) -> str:
@@ -269,13 +393,10 @@ class AircallClient:
         )
 
     def _wait_for_rate_limit(self, response: requests.Response) -> None:
-        retry_after = response.headers.get("Retry-After")
-        reset = response.headers.get(RESET_HEADER)
         now = self.clock.now()
-        try:
-            moment = now + float(retry_after) if retry_after else float(reset or 0)
-        except ValueError:
-            moment = 0.0
+        retry_after = finite_seconds(response.headers.get("Retry-After"))
+        reset = sane_rate_headers(response.headers, now).get(RESET_HEADER)
+        moment = now + retry_after if retry_after is not None else float(reset or 0)
         self.budget.hold_until(moment or now + self.backoff_seconds)
 
     def _retry_or_raise(self, attempt: int, what: str, *, wait: bool = True) -> None:
@@ -315,13 +436,22 @@ class AircallClient:
         Content-Length (or of the end of its gzip stream) or the connection drops.
         """
         pause(self.stop, 0)
+        if logging.getLogger("urllib3.connectionpool").isEnabledFor(logging.DEBUG):
+            keep_secret(urlsplit(url).path)  # its DEBUG line quotes the path, where some stores keep a token
         wire = 0
+        deadline = time.monotonic() + self.download_seconds
 
-        def counted(chunks: Iterable[bytes]) -> Iterator[bytes]:
+        def counted(raw: urllib3.HTTPResponse) -> Iterator[bytes]:
+            """The body as it comes (each read returns what one read of the socket gave), within the deadline."""
             nonlocal wire
-            for chunk in chunks:
+            while chunk := raw.read1(CHUNK_BYTES, decode_content=False):
                 wire += len(chunk)
                 yield chunk
+                if time.monotonic() > deadline:
+                    raise DownloadTooLong(
+                        f"the download took longer than {self.download_seconds / 60:g} minutes "
+                        "(download_timeout_minutes: raise it for a slow link)"
+                    )
 
         try:
             with self._files.get(url, stream=True, timeout=self.timeout_seconds) as response:
@@ -336,7 +466,7 @@ class AircallClient:
                 plain = encoding.strip().lower() in ("", "identity")  # Content-Length is then the file's size
                 if claim is not None and plain and expected and expected.isdigit():
                     claim(int(expected))  # before the body is read: room for the whole file
-                body = counted(response.raw.stream(CHUNK_BYTES, decode_content=False))
+                body = counted(response.raw)
                 size = 0
                 with open(destination, "wb") as handle:
                     for chunk in decoded(body, encoding):
@@ -353,6 +483,8 @@ class AircallClient:
             raise AircallError(f"the download link {redact(url)} cannot be fetched ({type(error).__name__})") from None
         except TransientError as error:
             raise TransientError(f"download of {redact(url)}: {error}") from None
+        except DownloadTooLong as error:
+            raise DownloadTooLong(f"download of {redact(url)}: {error}") from None
         if expected is not None and wire != int(expected):
             raise TransientError(f"download of {redact(url)} stopped at {wire} of {expected} bytes on the wire")
         return size

@@ -76,6 +76,10 @@ class NoRoom(Exception):
         self.needed = needed
 
 
+class FileTooLarge(AircallError):
+    """A downloaded file would be larger than max_disk_mb: its window fails."""
+
+
 class DiskSpace:
     """The room `max_disk_mb` gives a run's files on disk: claimed as bytes arrive, given back when deleted.
 
@@ -84,7 +88,7 @@ class DiskSpace:
     as it is) and every byte past that as it arrives; a claim that would cross the bound
     raises NoRoom, and the download waits for room and starts again. One claim is always
     granted: that of the file the streams are waiting for, since nothing can be read (and
-    no room made) before it. So the disk holds at most the bound, or one file alone past it.
+    no room made) before it, up to the bound itself: a file larger than the bound fails its window.
     Any other part of the run that writes big files can claim and give back room here too.
     """
 
@@ -137,7 +141,15 @@ class DiskClaim:
     bytes: int = 0
 
     def __call__(self, total: int) -> None:
-        """Claim up to `total` bytes for the file (called before they are written)."""
+        """Claim up to `total` bytes for the file (called before they are written).
+
+        A file larger than the bound itself fails its window, the one the streams wait for included.
+        """
+        if total > self.space.limit:
+            raise FileTooLarge(
+                f"the file is larger than max_disk_mb ({self.space.limit / 1e6:g} MB) allows: "
+                "raise max_disk_mb, or lower window_days"
+            )
         if total > self.bytes:
             try:
                 self.space.claim(total - self.bytes, always=self.always())
@@ -521,7 +533,7 @@ class ReportExporter:
         self, export: ExportStatus, window: Window, workdir: Path, claims: Callable[[], DiskClaim] | None = None
     ) -> ExportedFile:
         path = (
-            workdir / f"{self.stream}_{window.first}_{window.last}_{quote(export.export_id, safe='')}"
+            workdir / f"{quote(self.stream, safe='')}_{window.first}_{window.last}_{quote(export.export_id, safe='')}"
             f".{'zip' if export.zipped else 'csv'}"
         )
         attempt = 0

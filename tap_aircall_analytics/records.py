@@ -14,6 +14,7 @@ import codecs
 import csv
 import io
 import itertools
+import operator
 import struct
 import typing as t
 import zipfile
@@ -33,6 +34,14 @@ from tap_aircall_analytics.spellings import BadValue, Reader, Reading, WallClock
 READ_BUFFER = 1 << 20
 MAX_FIELD_BYTES = 1 << 24  # the longest cell read (16 MiB): a longer one is an error, not a memory hog
 csv.field_size_limit(MAX_FIELD_BYTES)
+#: The longest row read, in characters, whatever its shape (one line, or many in quoted cells): a
+#: longest cell and the others around it. A longer one is an error: a row of 1 GB of commas would be
+#: a list of a billion cells.
+MAX_ROW_CHARS = MAX_FIELD_BYTES + (2 << 20)
+MAX_COLUMNS = 10_000  # the most columns a header may have (Aircall's reports have a few dozen)
+SAMPLE_CHARS = 4 << 20  # the first rows held to choose readers stop here, even before SAMPLE_ROWS
+QUOTED_CELL = 80  # the most characters of a cell a message quotes
+MAX_NAMED = 20  # the most column labels a message names
 ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive starts with a member or, empty, with its end
 
 JSON_TYPES: dict[Kind, dict] = {
@@ -134,32 +143,29 @@ class HeaderMatch:
         positions: list[tuple[int, Column]] = []
         extras: list[tuple[int, str]] = []
         repeated: list[tuple[str, Column]] = []
+        taken: set[str] = set()  # the labels given so far, as kept
+        copies: dict[str, int] = {}  # label -> the last copy number tried for it: never tried again
         for index, label in enumerate(header):
             key = label_key(label)
             column = by_label.pop(key, None)
             if column is not None:
                 matched[key] = column
                 positions.append((index, column))
+                taken.add(column.label)
                 continue
-            taken = {known.label for _, known in positions} | {extra for _, extra in extras}
-            unique, copy = label, 1
-            while unique in taken:
+            unique, copy = label, copies.get(label, 1)
+            if unique in taken:
                 copy += 1
                 unique = f"{label} ({copy})"
+                while unique in taken:
+                    copy += 1
+                    unique = f"{label} ({copy})"
+                copies[label] = copy
             extras.append((index, unique))
+            taken.add(unique)
             if key in matched:
                 repeated.append((unique, matched[key]))
         return cls(tuple(positions), tuple(extras), tuple(by_label.values()), tuple(header), tuple(repeated))
-
-
-@dataclass(frozen=True)
-class FilePart:
-    """Bytes [start, end) of a plain export file, starting at a row."""
-
-    start: int
-    end: int | None
-    lines_before: int  # line endings before `start`: row numbers in messages stay the file's
-    header: list[str] | None  # None: the part starts with the header row
 
 
 class FileFormatError(ValueError):
@@ -168,6 +174,67 @@ class FileFormatError(ValueError):
 
 class UnzipLimitError(FileFormatError):
     """A zip member that expands past the bound set for it."""
+
+
+def quote_cell(text: str) -> str:
+    """A cell as a message quotes it: its first QUOTED_CELL characters, and its length when it is longer."""
+    if len(text) <= QUOTED_CELL:
+        return repr(text)
+    return f"{text[:QUOTED_CELL]!r}... ({len(text):,} characters)"
+
+
+class RowFeed:
+    """The lines of a text file for csv.reader, each row's characters counted: past MAX_ROW_CHARS, an error.
+
+    csv.reader holds a row whole, however many lines and cells it spans; the reader resets
+    `chars` after each row. A line is read at most MAX_ROW_CHARS + 1 characters at a time,
+    so no line is held whole past the bound either.
+    """
+
+    def __init__(self, text: io.TextIOBase, limit: int = MAX_ROW_CHARS) -> None:
+        self._readline = text.readline
+        self.limit = limit
+        self.chars = 0  # of the row being read
+
+    def __iter__(self) -> RowFeed:
+        return self
+
+    def __next__(self) -> str:
+        line = self._readline(self.limit + 1)
+        if not line:
+            raise StopIteration
+        self.chars += len(line)
+        if self.chars > self.limit:
+            raise FileFormatError(f"a row is longer than {self.limit >> 20} MiB, the most the tap reads")
+        return line
+
+
+def sample(rows: Iterator[list[str]], feed: RowFeed) -> tuple[list[list[str]], list[int]]:
+    """The first rows after the header, that each column's spelling is chosen from, and their line numbers.
+
+    At most SAMPLE_ROWS rows, and no more once they hold SAMPLE_CHARS characters.
+    """
+    head: list[list[str]] = []
+    lines: list[int] = []
+    held = 0
+    feed.chars = 0
+    for row in rows:
+        head.append(row)
+        lines.append(rows.line_num)  # type: ignore[attr-defined]  # a csv reader
+        held += feed.chars
+        feed.chars = 0
+        if len(head) == SAMPLE_ROWS or held > SAMPLE_CHARS:
+            break
+    return head, lines
+
+
+def check_width(header: list[str]) -> None:
+    """Refuse a header of more columns than MAX_COLUMNS."""
+    if len(header) > MAX_COLUMNS:
+        raise FileFormatError(
+            f"the header row has {len(header):,} columns; the tap reads at most {MAX_COLUMNS:,} "
+            "(this is not an export of the report)"
+        )
 
 
 def is_zip(path: Path) -> bool:
@@ -382,8 +449,13 @@ def _row_function(
             value = f"convert_{index}(v) if (v := row[{index}]) else {empty}"
         fields.append(f"{column.name!r}: {value}")
     fields += [f"{column.name!r}: None" for column in match.missing]
-    extras = ", ".join(f"{label!r}: row[{index}]" for index, label in match.extras)
-    fields.append(f"{EXTRA_COLUMNS!r}: " + (f"{{{extras}}}" if extras else "None"))
+    if len(match.extras) > MAX_NAMED:  # many: one call, not a display as long as the header
+        scope["extra_labels"] = tuple(label for _, label in match.extras)
+        scope["extra_cells"] = operator.itemgetter(*(index for index, _ in match.extras))
+        fields.append(f"{EXTRA_COLUMNS!r}: dict(zip(extra_labels, extra_cells(row)))")
+    else:
+        extras = ", ".join(f"{label!r}: row[{index}]" for index, label in match.extras)
+        fields.append(f"{EXTRA_COLUMNS!r}: " + (f"{{{extras}}}" if extras else "None"))
     fields.append(f"{UNPARSED_VALUES!r}: None")
     source = "def row_to_record(row):\n    return {" + ", ".join(fields) + "}\n"
     exec(compile(source, "<row_to_record>", "exec"), scope)
@@ -422,40 +494,31 @@ class RecordReader:
         *,
         zipped: bool = False,
         where: str = "",
-        part: FilePart | None = None,
     ) -> Iterator[dict]:
-        """Yield the records of one file, or of one `part` of it. `where` names the file in error messages.
+        """Yield the records of one file. `where` names the file in error messages.
 
         `zipped` is what the API announced; the file's first bytes decide.
         """
         where = where or path.name
-        start, end = (part.start, part.end) if part else (0, None)
         with ExitStack() as opened:
             with self.failures(where):
-                if part is None:
-                    zipped = self.zipped(path, zipped, where)
-                handle = opened.enter_context(open_text(path, zipped, start, end, unzip_limit=self.unzip_limit))
-                reader = csv.reader(handle, strict=True)
-                header = part.header if part and part.header is not None else next(reader, None)
+                zipped = self.zipped(path, zipped, where)
+                handle = opened.enter_context(open_text(path, zipped, unzip_limit=self.unzip_limit))
+                feed = RowFeed(handle)
+                reader = csv.reader(feed, strict=True)
+                header = next(reader, None)
                 if header is None:
                     self.no_header(path, where)
                     return
                 self.check_header(header)
-            lines_before = part.lines_before if part else 0
             match = self.match(header)
             width = len(header)
-            head: list[list[str]] = []  # the first rows, that each column's spelling is chosen from
-            head_lines: list[int] = []
             with self.failures(where):
-                for row in reader:
-                    head.append(row)
-                    head_lines.append(reader.line_num)
-                    if len(head) == SAMPLE_ROWS:
-                        break
+                head, head_lines = sample(reader, feed)  # the first rows, that each column's spelling is chosen from
 
                 def line_of(row: list[str]) -> int:  # only on the rare paths: no counting in the hot loop
                     position = next((index for index, seen in enumerate(head) if seen is row), None)
-                    return lines_before + (reader.line_num if position is None else head_lines[position])
+                    return reader.line_num if position is None else head_lines[position]
 
                 readings = self.readings(match)
                 converters = {
@@ -466,6 +529,7 @@ class RecordReader:
                 }
                 row_to_record = _row_function(match, converters, self.report.primary_key)
                 for row in itertools.chain(head, reader):
+                    feed.chars = 0
                     if len(row) != width:
                         if not row:  # a blank line; a line of "" is a row of one empty field
                             continue
@@ -495,7 +559,8 @@ class RecordReader:
 
     @staticmethod
     def check_header(header: list[str]) -> None:
-        """Refuse a header row that cannot be one of a UTF-8 CSV."""
+        """Refuse a header row that cannot be one of a UTF-8 CSV, or that has more than MAX_COLUMNS columns."""
+        check_width(header)
         if any("\x00" in label for label in header):
             raise FileFormatError("the header row holds NUL characters: the file looks like UTF-16, not UTF-8")
 
@@ -541,7 +606,7 @@ class RecordReader:
                     self._explain(row, match, line)
                 record[column.name] = None
                 unparsed[column.name] = text
-                self.count_unparsed(column, example=f" ({text!r} in row {line} is not {expected})")
+                self.count_unparsed(column, example=f" ({quote_cell(text)} in row {line} is not {expected})")
         record.update({column.name: None for column in match.missing})
         record[EXTRA_COLUMNS] = {label: row[index] for index, label in match.extras} or None
         record[UNPARSED_VALUES] = unparsed or None
@@ -578,22 +643,25 @@ class RecordReader:
                     else " (a key column: declare another type for it in column_types, e.g. string, to load it)"
                 )
                 raise FileFormatError(
-                    f"row {line}, column '{column.label}': {text!r} is not {expected}{hint}"
+                    f"row {line}, column '{column.label}': {quote_cell(text)} is not {expected}{hint}"
                 ) from None
 
     def match(self, header: list[str]) -> HeaderMatch:
         """Match a file's header to the catalogue; warn once per run of unknown or missing columns."""
         match = HeaderMatch.of(self.report, header)
-        for label, column in match.repeated:
+        for label, column in match.repeated[:MAX_NAMED]:
             self._warn_once(
-                f"{self.report.stream_name}: column '{label}' matches '{column.label}' like a column before it; "
+                f"{self.report.stream_name}: column '{label[:QUOTED_CELL]}' matches '{column.label}' like a column "
+                "before it; "
                 f"the first is read into {column.name}, this one is kept as text in {EXTRA_COLUMNS}"
             )
         twice = {label for label, _ in match.repeated}
         new = [label for label in match.unknown if f"extra:{label}" not in self._warned and label not in twice]
         if new:
             self._warned.update(f"extra:{label}" for label in new)
-            names = ", ".join(f"'{label}'" for label in new)
+            names = ", ".join(f"'{label[:QUOTED_CELL]}'" for label in new[:MAX_NAMED]) + (
+                f" and {len(new) - MAX_NAMED:,} more" if len(new) > MAX_NAMED else ""
+            )
             self._warn(
                 f"{self.report.stream_name}: column(s) {names} are not in the catalogue; they are loaded as "
                 f"text in {EXTRA_COLUMNS} (run with check_schema to get the column_types setting that "

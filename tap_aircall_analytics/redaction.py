@@ -3,11 +3,15 @@
 The tap never logs a credential itself, but other text can carry one: an API error body
 that echoes the request's headers, a library's DEBUG line holding a presigned link (whose
 query string is the signature, a credential to the file for an hour), an exception that
-quotes a URL. So every log record is scrubbed as it is made, whichever logger made it
-(urllib3 at DEBUG included) and whichever handler writes it, and so is any traceback that
-reaches stderr. Scrubbing removes the credentials the run holds (`keep_secret`), the value
+quotes a URL. Scrubbing removes the credentials the run holds (`keep_secret`), the value
 of anything that looks like an Authorization header, the user and password of a URL, and
 every query string.
+
+Records are scrubbed by a logging filter (`ScrubFilter`), set on the tap's own loggers and,
+by the command line, on the handlers it writes to (urllib3's DEBUG lines included): a
+program that runs the tap in-process keeps its own log record factory and exception hooks.
+Scrubbing is linear in the text, whatever the text: every pattern reads a character a
+bounded number of times (no pattern can backtrack over a run of characters it already read).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import threading
 import traceback
 import types
 from urllib.parse import quote
+
+from typing_extensions import override  # typing.override from Python 3.12
 
 REDACTED = "[redacted]"
 
@@ -32,10 +38,14 @@ _HEADER = re.compile(
     r"(?!(?:(?:basic|bearer|digest|token)\s+)?\[redacted\])"  # scrubbed already
     r"((?:basic|bearer|digest|token)\s+)?[^\s\"',;}\]]+"
 )
-#: The user (and password) of a URL: `https://user:password@host`.
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@\"'<>]+@")
-#: A query string (`?X-Amz-Signature=...&...`), wherever a link is quoted, even without its host.
-_QUERY = re.compile(r"\?(?=[^\s\"'<>#]*=)[^\s\"'<>#]+")
+#: The user (and password) of a URL: `https://user:password@host`. A scheme is at most 32
+#: characters (a longer run of letters is tried from one start only), and a user cannot hold `/`,
+#: which every scheme's `://` holds: no two tries read the same characters.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}://)[^/\s@\"'<>]+@")
+#: A word from a `?` on: a query string (`?X-Amz-Signature=...&...`) when it holds a `=`, wherever
+#: a link is quoted, even without its host. The match always succeeds and takes the whole rest of the
+#: word, so every character is read once (a look-ahead for `=` from each `?` read `????...` n² times).
+_QUERY = re.compile(r"\?[^\s\"'<>#]+")
 #: A signature or token parameter quoted apart from its query string.
 _PARAMETER = re.compile(
     r"(?i)\b((?:x-amz-|x-goog-)?(?:signature|credential|security-token)|sig|access_token|api_token|password)=[^\s&\"'<>]+"
@@ -60,26 +70,65 @@ def scrub(text: str) -> str:
             text = text.replace(secret, REDACTED)
     text = _HEADER.sub(lambda match: f"{match[1]}{match[2]}{match[3] or ''}{REDACTED}", text)
     text = _USERINFO.sub(rf"\1{REDACTED}@", text)
-    text = _QUERY.sub(f"?{REDACTED}", text)
+    text = _QUERY.sub(_query, text)
     return _PARAMETER.sub(rf"\1={REDACTED}", text)
 
 
-def install() -> None:
-    """Scrub every log record as it is made, and every traceback printed to stderr, from now on."""
+def _query(match: re.Match[str]) -> str:
+    return f"?{REDACTED}" if "=" in match[0] else match[0]
+
+
+class ScrubFilter(logging.Filter):
+    """Scrubs every record it sees (its message, arguments, traceback and extras); drops none."""
+
+    @override
+    def filter(self, record: logging.LogRecord) -> bool:
+        _scrub_record(record)
+        return True
+
+
+SCRUB = ScrubFilter()
+#: Loggers whose records may quote a link or a credential, outside the tap's own: urllib3 at DEBUG.
+LIBRARY_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry")
+
+
+def scrub_loggers(*loggers: logging.Logger | str) -> None:
+    """Scrub the records made through these loggers (a logger's filter sees the records it makes)."""
+    for logger in loggers:
+        (logging.getLogger(logger) if isinstance(logger, str) else logger).addFilter(SCRUB)  # once: a set
+
+
+def install_cli() -> None:
+    """For the command line: scrub whatever its handlers write, and print an uncaught error in one scrubbed line.
+
+    Only the command line's own process is concerned: a program that runs the tap in-process
+    keeps its record factory and exception hooks (the tap's loggers scrub their records there).
+    """
     global _installed
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(SCRUB)
     if _installed:
         return
     _installed = True
-    make_record = logging.getLogRecordFactory()
+    sys.excepthook = _print_uncaught
+    threading.excepthook = lambda hook: _print_uncaught(hook.exc_type, hook.exc_value, hook.exc_traceback)
 
-    def scrubbed_record(*args: object, **kwargs: object) -> logging.LogRecord:
-        record = make_record(*args, **kwargs)
-        _scrub_record(record)
-        return record
 
-    logging.setLogRecordFactory(scrubbed_record)
-    sys.excepthook = _print_scrubbed
-    threading.excepthook = lambda hook: _print_scrubbed(hook.exc_type, hook.exc_value, hook.exc_traceback)
+#: The most characters of an error's text an uncaught-error line quotes.
+MAX_QUOTED = 300
+
+
+def quoted(text: str, limit: int = MAX_QUOTED) -> str:
+    """`text` as a message may quote it: at most `limit` characters, cut with its length said."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def _print_uncaught(kind: type[BaseException], error: BaseException | None, trace: types.TracebackType | None) -> None:
+    """One scrubbed line; the scrubbed traceback before it only at DEBUG."""
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        _print_scrubbed(kind, error, trace)
+    text = quoted(scrub(" ".join(str(error).split())) if error is not None else "")
+    sys.stderr.write(f"tap-aircall-analytics: unexpected {kind.__name__}{': ' + text if text else ''}\n")
 
 
 _FORMATTER = logging.Formatter()

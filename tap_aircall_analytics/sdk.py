@@ -32,6 +32,13 @@ SDK_PARTS: tuple[SdkPart, ...] = (
         ("self",),
     ),
     SdkPart(
+        "singer_sdk:Tap.run_connection_test",
+        "tap.py TapAircallAnalytics.run_connection_test",
+        "final in the SDK; overridden so that `--test` checks the settings first and stops with one line on a "
+        "known failure, as a sync does",
+        ("self",),
+    ),
+    SdkPart(
         "singer_sdk:Tap.invoke",
         "tap.py TapAircallAnalytics.invoke",
         "the command line hands the --state file to invoke, which parses it before any tap code runs: "

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import math
+import re
 import zoneinfo
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
 from typing_extensions import override  # typing.override from Python 3.12
@@ -133,7 +136,7 @@ SETTINGS_SCHEMA = th.PropertiesList(
         description="Most megabytes of downloaded export files on disk (in TMPDIR) at once, waiting to be "
         "emitted or being downloaded, counted as their bytes arrive: a download that would cross it waits, "
         "and no export is requested, until emitted files are deleted. Only the file the run waits for next "
-        "may go past it (a file larger than the room left is still read).",
+        "may go past the room left, never past the bound itself: a file larger than it fails its window.",
     ),
     th.Property(
         "max_unzipped_mb",
@@ -176,6 +179,15 @@ SETTINGS_SCHEMA = th.PropertiesList(
         description="How long the API or the download host may stay silent (while connecting, or between "
         "two bytes of an answer) before the request is given up and retried. A host that stays silent is "
         "given up after a few minutes; raise this for a slow link.",
+    ),
+    th.Property(
+        "download_timeout_minutes",
+        th.NumberType,
+        title="Download timeout (minutes)",
+        default=30,
+        description="The longest one download of an export file may take, whole: a host that sends its "
+        "file slower than that (a byte now and then, or without end) fails the window. "
+        "`request_timeout_seconds` bounds each silence, this the whole download.",
     ),
     th.Property(
         "rate_limit_reserve",
@@ -272,6 +284,15 @@ SETTINGS_SCHEMA = th.PropertiesList(
 ).to_dict()
 
 
+#: A report name as the API spells them; it becomes a stream name, and part of file names.
+REPORT_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,99}")
+MAX_WINDOW_DAYS = 366  # the longest window a setting may ask for
+MAX_LOOKBACK_DAYS = 3660  # the longest lookback (ten years)
+MAX_DAYS_AHEAD = 366  # start_date and end_date at most this many days after today
+DAY_SECONDS = 86_400.0  # the longest wait or timeout a setting may ask for
+MAX_CONCURRENT_EXPORTS = 100  # each export in flight is a thread of the run
+
+
 def catalogue(config: dict) -> tuple[Report, ...]:
     """The reports this run knows: the catalogue, the `extra_reports`, the `column_types`.
 
@@ -280,8 +301,11 @@ def catalogue(config: dict) -> tuple[Report, ...]:
     reports = list(REPORTS)
     known = {report.api_name for report in reports}
     for name in config.get("extra_reports") or ():
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigError(f"extra_reports holds {name!r}: give report names such as USER_ACTIVITY_CALLS_HANDLED")
+        if not isinstance(name, str) or not REPORT_NAME.fullmatch(name.strip().upper()):
+            raise ConfigError(
+                f"extra_reports holds {str(name)[:80]!r}: give report names such as USER_ACTIVITY_CALLS_HANDLED "
+                "(letters, digits and underscores)"
+            )
         name = name.strip().upper()
         if name not in known:
             known.add(name)
@@ -373,21 +397,42 @@ def _day(config: dict, name: str) -> dt.date | None:
         raise ConfigError(f"{name} '{value}' is not a date: use YYYY-MM-DD") from None
 
 
-def _positive(config: dict, name: str, *, allow_zero: bool = False) -> float:
-    value = float(config.get(name, SETTINGS_SCHEMA["properties"][name].get("default", 0)))
+def _positive(config: dict, name: str, *, allow_zero: bool = False, most: float = math.inf) -> float:
+    """A number setting: finite (nan and inf, which the environment can give, are refused), within its bounds."""
+    given = config.get(name, SETTINGS_SCHEMA["properties"][name].get("default", 0))
+    try:
+        value = float(given) if not isinstance(given, bool) else math.nan
+    except (TypeError, ValueError, OverflowError):
+        value = math.nan
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, not {str(given)[:40]!r}")
     if value < 0 or (value == 0 and not allow_zero):
         raise ConfigError(f"{name} must be {'zero or more' if allow_zero else 'more than zero'}, not {value:g}")
+    if value > most:
+        raise ConfigError(f"{name} must be at most {most:g}, not {value:g}")
     return value
 
 
-def _count(config: dict, name: str, *, allow_zero: bool = False) -> int | None:
+def _count(config: dict, name: str, *, allow_zero: bool = False, most: float = math.inf) -> int | None:
     """An optional whole number of `name`: None when unset."""
     if config.get(name) in (None, ""):
         return None
-    value = _positive(config, name, allow_zero=allow_zero)
+    value = _positive(config, name, allow_zero=allow_zero, most=most)
     if value != int(value):
         raise ConfigError(f"{name} must be a whole number, not {value:g}")
     return int(value)
+
+
+def _api_url(config: dict) -> str:
+    """The API's base URL: an http(s) URL with a host."""
+    url = str(config.get("api_url") or DEFAULT_API_URL).rstrip("/")
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = urlsplit("")
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"api_url must be an http:// or https:// URL with a host, not {url[:80]!r}")
+    return url
 
 
 def _stream_window_days(config: dict) -> dict[str, int]:
@@ -401,10 +446,13 @@ def _stream_window_days(config: dict) -> dict[str, int]:
             raise ConfigError(f"stream_window_days names the stream '{stream}', which is not a stream of this tap")
         try:
             count = float(days) if isinstance(days, (int, float, str)) and not isinstance(days, bool) else 0.0
-        except ValueError:
+        except (ValueError, OverflowError):
             count = 0.0
-        if count < 1 or count != int(count):
-            raise ConfigError(f"stream_window_days.{stream} must be a whole number of days, 1 or more, not {days!r}")
+        if not 1 <= count <= MAX_WINDOW_DAYS or count != int(count):
+            raise ConfigError(
+                f"stream_window_days.{stream} must be a whole number of days, from 1 to {MAX_WINDOW_DAYS}, "
+                f"not {str(days)[:40]!r}"
+            )
         windows[stream] = int(count)
     return windows
 
@@ -427,6 +475,7 @@ class Settings:
     max_poll_interval_seconds: float
     export_timeout_seconds: float
     request_timeout_seconds: float
+    download_timeout_seconds: float
     filters: dict[str, list[int]]
     column_types: dict[str, list[dict]] = field(default_factory=dict)  # as the user gave them
     stream_window_days: dict[str, int] = field(default_factory=dict)
@@ -487,30 +536,35 @@ class Settings:
         if start_date is None:
             raise ConfigError("start_date is missing: set the first day to export (YYYY-MM-DD)")
         end_date = _day(config, "end_date")
+        latest = clock.today(zone) + dt.timedelta(days=MAX_DAYS_AHEAD)
+        for name, day in (("start_date", start_date), ("end_date", end_date)):
+            if day is not None and day > latest:
+                raise ConfigError(f"{name} {day} is more than {MAX_DAYS_AHEAD} days after today: no export can hold it")
         if end_date is not None and end_date < start_date:
             raise ConfigError(f"end_date {end_date} is before start_date {start_date}")
 
-        poll = _positive(config, "poll_interval_seconds")
-        max_poll = _positive(config, "max_poll_interval_seconds")
+        poll = _positive(config, "poll_interval_seconds", most=DAY_SECONDS)
+        max_poll = _positive(config, "max_poll_interval_seconds", most=DAY_SECONDS)
         if max_poll < poll:
             raise ConfigError(f"max_poll_interval_seconds ({max_poll:g}) is less than poll_interval_seconds ({poll:g})")
         if config.get("plan_only") and config.get("check_schema"):
             raise ConfigError("plan_only and check_schema are two different runs: set one of them")
         return cls(
             authorization=authorization,
-            api_url=str(config.get("api_url") or DEFAULT_API_URL).rstrip("/"),
+            api_url=_api_url(config),
             start_date=start_date,
             end_date=end_date,
             timezone=timezone,
-            window_days=_count(config, "window_days"),
-            lookback_days=int(_positive(config, "lookback_days", allow_zero=True)),
-            max_concurrent_exports=int(_positive(config, "max_concurrent_exports")),
+            window_days=_count(config, "window_days", most=MAX_WINDOW_DAYS),
+            lookback_days=int(_positive(config, "lookback_days", allow_zero=True, most=MAX_LOOKBACK_DAYS)),
+            max_concurrent_exports=int(_positive(config, "max_concurrent_exports", most=MAX_CONCURRENT_EXPORTS)),
             max_disk_mb=_positive(config, "max_disk_mb"),
             max_unzipped_mb=_positive(config, "max_unzipped_mb"),
             poll_interval_seconds=poll,
             max_poll_interval_seconds=max_poll,
-            export_timeout_seconds=_positive(config, "export_timeout_minutes") * 60,
-            request_timeout_seconds=_positive(config, "request_timeout_seconds"),
+            export_timeout_seconds=_positive(config, "export_timeout_minutes", most=DAY_SECONDS / 60) * 60,
+            request_timeout_seconds=_positive(config, "request_timeout_seconds", most=DAY_SECONDS),
+            download_timeout_seconds=_positive(config, "download_timeout_minutes", most=DAY_SECONDS / 60) * 60,
             filters={key: list(config[name]) for name, key in FILTER_SETTINGS.items() if config.get(name)},
             column_types=dict(config.get("column_types") or {}),
             stream_window_days=_stream_window_days(config),

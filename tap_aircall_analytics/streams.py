@@ -16,7 +16,7 @@ from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.streams import Stream
 from typing_extensions import override  # typing.override from Python 3.12
 
-from tap_aircall_analytics import batches, halves
+from tap_aircall_analytics import batches, redaction
 from tap_aircall_analytics.bookmarks import stored_bookmark
 from tap_aircall_analytics.client import AircallClient
 from tap_aircall_analytics.exports import ExportedFile, ExportPipeline, ExportStats, ReportExporter
@@ -47,6 +47,7 @@ class ReportStream(Stream):
     def __init__(self, tap: TapAircallAnalytics, report: Report) -> None:
         self.report = report
         super().__init__(tap, schema=json_schema(report), name=report.stream_name)
+        redaction.scrub_loggers(self.logger)
         self.primary_keys = list(report.primary_key)
         self.replication_key = report.replication_key or None  # a report of extra_reports has none
         self.record_reader: RecordReader | None = None
@@ -108,6 +109,7 @@ class ReportStream(Stream):
             budget=self.owner.budget,
             stop=stop,
             timeout_seconds=settings.request_timeout_seconds,
+            download_seconds=settings.download_timeout_seconds,
         )
         self._exporter = ReportExporter(
             client,
@@ -159,8 +161,9 @@ class ReportStream(Stream):
         reader = self._record_reader()
         for file in self._finished_windows(context):
             started, rows = time.monotonic(), 0
-            if self._write_directly:  # a large file is read on two cores
-                rows = halves.write_records(reader, self.owner.writer, file.path, file.zipped, str(file.window))
+            if self._write_directly:
+                records = reader.read(file.path, zipped=file.zipped, where=str(file.window))
+                rows = self.owner.writer.write_records(self.name, records)
                 if self._record_counter is not None:
                     self._record_counter.increment(rows)
             else:

@@ -13,9 +13,9 @@ from singer_sdk import Tap
 from typing_extensions import override  # typing.override from Python 3.12
 
 from tap_aircall_analytics import preflight, redaction
-from tap_aircall_analytics.bookmarks import StateError, check_state, parse_state_file
+from tap_aircall_analytics.bookmarks import RESYNC_ALL, StateError, check_state, parse_state_file
 from tap_aircall_analytics.budget import RequestBudget
-from tap_aircall_analytics.client import AircallError
+from tap_aircall_analytics.client import AircallError, stop_sending
 from tap_aircall_analytics.exports import ExportPipeline, remove_orphaned_downloads
 from tap_aircall_analytics.messages import BufferedMessageWriter
 from tap_aircall_analytics.polls import ExportTimings
@@ -45,7 +45,7 @@ class TapAircallAnalytics(Tap):
         return t.cast(BufferedMessageWriter, self.message_writer)
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        redaction.install()  # before the SDK's first log line
+        redaction.scrub_loggers("tap_aircall_analytics", *redaction.LIBRARY_LOGGERS, self.logger)
         self._settings: Settings | None = None
         self._budget: RequestBudget | None = None
         self.export_timings = ExportTimings()  # what the run learns of its exports' times, for the polls
@@ -100,10 +100,25 @@ class TapAircallAnalytics(Tap):
         catalog: t.IO[str] | None = None,
     ) -> None:
         """Run the command line; a state file that cannot be read stops it in one line first."""
+        redaction.install_cli()  # before the SDK's first log line
         if state is not None:
-            text = state.read()
+            name = getattr(state, "name", "given with --state")
             try:
-                check_state(parse_state_file(getattr(state, "name", "given with --state"), text))
+                text = state.read(MAX_STATE_CHARS + 1)
+                if len(text) > MAX_STATE_CHARS:
+                    raise StateError(f"the state file {name} is longer than {MAX_STATE_CHARS >> 20} MiB: {RESYNC_ALL}")
+                parsed = parse_state_file(name, text)
+                if _depth(parsed) > MAX_STATE_DEPTH:
+                    raise StateError(
+                        f"the state file {name} is nested deeper than {MAX_STATE_DEPTH} levels: {RESYNC_ALL}"
+                    )
+                check_state(parsed)
+            except UnicodeDecodeError:
+                message = f"the state file {name} is not UTF-8 text: {RESYNC_ALL}"
+                raise SystemExit(f"tap-aircall-analytics: {message}") from None
+            except RecursionError:
+                message = f"the state file {name} is nested too deep to read: {RESYNC_ALL}"
+                raise SystemExit(f"tap-aircall-analytics: {message}") from None
             except StateError as error:
                 raise SystemExit(f"tap-aircall-analytics: {error}") from None
             state = io.StringIO(text)
@@ -135,7 +150,7 @@ class TapAircallAnalytics(Tap):
         is not in the state), and a buffer on its way out finishes first.
         """
         if self._stop is not None:
-            self._stop.set()
+            stop_sending(self._stop)  # from here on, no byte of a request leaves
         if self.writer.flushing:
             self.writer.after_flush = lambda: self._handle_termination(signum, frame)
             return
@@ -152,6 +167,16 @@ class TapAircallAnalytics(Tap):
         except ConfigError as error:
             raise SystemExit(f"tap-aircall-analytics: {error}") from None
         return [ReportStream(self, report) for report in reports]
+
+    @override  # type: ignore[misc]  # final in the SDK: see tap_aircall_analytics/sdk.py
+    def run_connection_test(self) -> bool:
+        """`--test`: one record of each stream; a known failure stops it in one line, as a sync does."""
+        try:
+            self.settings  # noqa: B018 - every setting is checked before the first request
+            return super().run_connection_test()
+        except (ConfigError, AircallError, FileFormatError) as error:
+            self.logger.error("%s", error)
+            raise SystemExit(redaction.scrub(f"tap-aircall-analytics: {error}")) from None
 
     @override  # type: ignore[misc]  # final in the SDK: see tap_aircall_analytics/sdk.py
     def sync_all(self) -> None:
@@ -225,6 +250,22 @@ class TapAircallAnalytics(Tap):
             budget.limit or "-",
             "-" if budget.kept is None else budget.kept,
         )
+
+
+MAX_STATE_CHARS = 16 << 20  # a state is a few KB: one a thousand times larger is not one
+MAX_STATE_DEPTH = 32  # a state is nested four or five levels deep
+
+
+def _depth(value: object) -> int:
+    """How deep JSON arrays and objects nest in `value` (read without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth <= MAX_STATE_DEPTH:
+                stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _to_stderr(line: str) -> None:

@@ -5,25 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
-import json
-import logging
-import subprocess
-import sys
-import textwrap
 import threading
 import zlib
 
 import pytest
-from test_faults import emitted_keys, expected_keys, exported_windows, exporter_for
-from test_halves import CALLS, calls_file, messages
+from test_faults import exported_windows, exporter_for
 
-from conftest import TODAY, TapRun, parse_messages, tap_config
-from tap_aircall_analytics import client, halves
+from conftest import TODAY, tap_config
+from tap_aircall_analytics import client
 from tap_aircall_analytics.client import AircallClient
-from tap_aircall_analytics.exports import ExportPipeline, OutOfOrder
-from tap_aircall_analytics.records import RecordReader
-from tap_aircall_analytics.reports import REPORTS_BY_API_NAME, REPORTS_BY_STREAM
-from tap_aircall_analytics.simulator.data import FileOptions, ReportData, write_csv
+from tap_aircall_analytics.exports import ExportPipeline, OutOfOrder, WindowFailed
+from tap_aircall_analytics.reports import REPORTS_BY_API_NAME
+from tap_aircall_analytics.simulator.data import ReportData, write_csv
 from tap_aircall_analytics.tap import TapAircallAnalytics
 from tap_aircall_analytics.windows import Window
 
@@ -96,76 +89,6 @@ def test_an_encoding_the_tap_cannot_decode_is_named():
         list(client.decoded(iter([b"..."]), "br"))
 
 
-# --- A large file read on two cores ----------------------------------------------------
-
-
-def test_a_script_without_a_main_guard_syncs_once_with_a_large_file_on_two_cores(simulator, tmp_path):
-    sim = simulator(export_seconds=0, calls_per_day=500, rate_limit=100_000)
-    config = tap_config(sim, start_date=YESTERDAY.first.isoformat(), end_date=YESTERDAY.last.isoformat())
-    script = tmp_path / "sync.py"
-    script.write_text(
-        textwrap.dedent(f"""
-            import sys
-            from tap_aircall_analytics import halves
-            from tap_aircall_analytics.tap import TapAircallAnalytics
-
-            halves.SPLIT_BYTES = 1000  # every file is read on two cores
-            print("the script runs", file=sys.stderr)
-            tap = TapAircallAnalytics(config={config!r})
-            for name, stream in tap.streams.items():
-                stream.selected = name == "calls_history"
-            tap.sync_all()
-        """)
-    )
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stderr.count("the script runs") == 1  # the second half's process did not run the script again
-    assert "one core" not in result.stderr  # and it did read its half
-    run = parse_messages(result.stdout, TapRun(0, result.stdout, result.stderr))
-    report = REPORTS_BY_STREAM["calls_history"]
-    keys = emitted_keys(report, run.records["calls_history"])
-    assert sorted(keys) == sorted(expected_keys(sim, report, YESTERDAY.first, YESTERDAY.last)) and len(keys) > 400
-    assert [json.loads(line)["type"] for line in result.stdout.splitlines()].count("SCHEMA") == 1
-
-
-@pytest.mark.parametrize(
-    "child",
-    [
-        "import sys; sys.exit(3)",  # stops before it reads its part
-        "import sys; sys.stdin.buffer.read(); sys.exit(3)",  # stops after
-        "import sys; sys.stdin.buffer.read(); print('not an answer')",  # answers what the tap cannot read
-    ],
-)
-def test_a_second_half_process_that_stops_costs_speed_not_the_window(child, tmp_path, monkeypatch, caplog):
-    path = calls_file(tmp_path)
-    reader = RecordReader(CALLS, "UTC", lambda message: None)
-    whole, _ = messages(reader, path, two_cores=False, monkeypatch=monkeypatch)
-    started = []
-    monkeypatch.setattr(halves, "_one_core", halves._OneCore())
-    monkeypatch.setattr(halves, "child_command", lambda: started.append(child) or [sys.executable, "-c", child])
-    with caplog.at_level(logging.WARNING, logger="tap_aircall_analytics"):
-        for _ in range(2):  # two large files of one run
-            records, count = messages(
-                RecordReader(CALLS, "UTC", lambda message: None), path, two_cores=True, monkeypatch=monkeypatch
-            )
-            assert records == whole and count == len(whole)
-    assert len(started) == 1  # the second file went to one core at once
-    (warning,) = [record.getMessage() for record in caplog.records]
-    assert "the process reading the second half stopped" in warning and "read on one core" in warning
-    assert not list(tmp_path.glob("*.second-half"))
-
-
-def test_bad_cells_counted_by_the_tap_itself_after_a_fallback_are_those_of_the_whole_file(tmp_path, monkeypatch):
-    path = calls_file(tmp_path, FileOptions(bad_cells_every=7))
-    whole_reader = RecordReader(CALLS, "UTC", lambda message: None)
-    whole, _ = messages(whole_reader, path, two_cores=False, monkeypatch=monkeypatch)
-    monkeypatch.setattr(halves, "_one_core", halves._OneCore())
-    monkeypatch.setattr(halves, "child_command", lambda: [sys.executable, "-c", "import sys; sys.exit(1)"])
-    reader = RecordReader(CALLS, "UTC", lambda message: None)
-    records, _ = messages(reader, path, two_cores=True, monkeypatch=monkeypatch)
-    assert records == whole and reader.unparsed == whole_reader.unparsed and sum(reader.unparsed.values()) > 10
-
-
 # --- max_disk_mb bounds the files on disk, downloads under way included -------------------
 
 LAST_SIX_DAYS = [Window(TODAY - dt.timedelta(days=d), TODAY - dt.timedelta(days=d)) for d in range(6, 0, -1)]
@@ -213,24 +136,36 @@ def test_downloads_under_way_do_not_take_the_disk_past_max_disk_mb(simulator, mo
     assert read == list(zip(LAST_SIX_DAYS, contents))  # every file whole, in order, after the waits
 
 
-def test_a_file_larger_than_max_disk_mb_is_still_read(simulator):
-    sim = simulator(rate_limit=100_000)
+def one_file_of_room(simulator, tmp_path) -> tuple[object, int]:
+    """A simulator serving one file (the same bytes) for every export, and that file's size: room for one file."""
+    served = tmp_path / "served.csv"
+    served.write_bytes(served_csv(simulator(), "USER_ACTIVITY_CALLS_HANDLED", LAST_SIX_DAYS[0]))
+    return simulator(rate_limit=100_000, serve_file=str(served)), served.stat().st_size
+
+
+def test_a_file_larger_than_max_disk_mb_fails_its_window_in_one_line(simulator, tmp_path):
+    sim, size = one_file_of_room(simulator, tmp_path)
     exporter, _ = exporter_for(sim, "USER_ACTIVITY_CALLS_HANDLED")
-    pipeline = ExportPipeline(max_concurrent=3, max_disk_bytes=1, stop=exporter.client.stop)
+    pipeline = ExportPipeline(max_concurrent=3, max_disk_bytes=size - 1, stop=exporter.client.stop)
     pipeline.add(exporter, LAST_SIX_DAYS)
-    with pipeline:
-        assert [file.window for file in pipeline.files(exporter.stream)] == LAST_SIX_DAYS
-    assert pipeline.peak_disk <= max(len(served_csv(sim, "USER_ACTIVITY_CALLS_HANDLED", w)) for w in LAST_SIX_DAYS)
+    with pipeline, pytest.raises(WindowFailed) as failed:
+        list(pipeline.files(exporter.stream))
+    window, _, reason = str(failed.value).removeprefix("user_activity_calls_handled ").partition(": ")
+    assert window in [str(day) for day in LAST_SIX_DAYS[:3]]  # one of the three in flight
+    assert reason == (
+        f"the file is larger than max_disk_mb ({(size - 1) / 1e6:g} MB) allows: raise max_disk_mb, or lower window_days"
+    )
+    assert pipeline.peak_disk <= size - 1  # not a byte past the bound, the file waited for included
 
 
 # --- Streams read their files in the order they were planned --------------------------------
 
 
-def test_a_stream_that_asks_for_its_files_out_of_turn_is_told_at_once(simulator):
-    sim = simulator(rate_limit=100_000)
+def test_a_stream_that_asks_for_its_files_out_of_turn_is_told_at_once(simulator, tmp_path):
+    sim, size = one_file_of_room(simulator, tmp_path)
     planned_first, _ = exporter_for(sim, "USER_ACTIVITY_CALLS_HANDLED")
     planned_second, _ = exporter_for(sim, "USER_ACTIVITY_CALL_VOLUME_AND_TIME")
-    pipeline = ExportPipeline(max_concurrent=1, max_disk_bytes=1, stop=planned_first.client.stop)
+    pipeline = ExportPipeline(max_concurrent=1, max_disk_bytes=size, stop=planned_first.client.stop)
     pipeline.add(planned_first, LAST_SIX_DAYS[:2])
     pipeline.add(planned_second, LAST_SIX_DAYS[:1])
     outcome: list[BaseException] = []

@@ -14,6 +14,8 @@ import json
 import os
 import signal
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,9 +23,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from test_hostile_files import PEAK_RSS, RSS_BOUND_MB
 
 from conftest import TAP, TODAY, selected_catalog, tap_config
-from tap_aircall_analytics.client import AircallError, ExportStatus
+from tap_aircall_analytics import client as client_module
+from tap_aircall_analytics.client import AircallClient, AircallError, ExportStatus, Stopped, stop_sending
 from tap_aircall_analytics.reports import EXPORTS_PATH
 from tap_aircall_analytics.simulator import Simulator
 
@@ -44,22 +48,51 @@ class Run:
         return self.stderr.strip().splitlines()[-1]
 
 
-def start_tap(tmp_path: Path, catalog: dict, config: dict, *, streams=("calls_history",), state_text=None):
-    """Start the tap at DEBUG on `config`; stdout and stderr go to files (a chatty run never blocks)."""
+def start_tap(
+    tmp_path: Path,
+    catalog: dict,
+    config: dict,
+    *,
+    streams=("calls_history",),
+    state_text: str | bytes | None = None,
+    environment: dict[str, str] | None = None,
+    measured: bool = False,
+):
+    """Start the tap at DEBUG on `config`; stdout and stderr go to files (a chatty run never blocks).
+
+    `environment` adds variables (and reads settings from them); `measured` starts the tap from a small
+    interpreter that writes its peak RSS and CPU seconds to tmp_path / "usage" (see `usage`).
+    """
     (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / "catalog.json").write_text(json.dumps(selected_catalog(catalog, list(streams))))
     command = [*TAP, "--config", str(tmp_path / "config.json"), "--catalog", str(tmp_path / "catalog.json")]
+    if environment:
+        command += ["--config", "ENV"]
     if state_text is not None:
-        (tmp_path / "state.json").write_text(state_text)
+        state = tmp_path / "state.json"
+        state.write_bytes(state_text) if isinstance(state_text, bytes) else state.write_text(state_text)
         command += ["--state", str(tmp_path / "state.json")]
+    if measured:
+        command = [sys.executable, "-c", PEAK_RSS, str(tmp_path / "usage"), *command]
     env = {key: value for key, value in os.environ.items() if not key.startswith("TAP_AIRCALL_ANALYTICS_")}
-    env.update({"PYTHONUNBUFFERED": "1", "LOGLEVEL": "DEBUG", "TMPDIR": str(tmp_path)})
+    env.update({"PYTHONUNBUFFERED": "1", "LOGLEVEL": "DEBUG", "TMPDIR": str(tmp_path), **(environment or {})})
     with open(tmp_path / "stdout", "w") as stdout, open(tmp_path / "stderr", "w") as stderr:
-        return subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env)
+        return subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env, start_new_session=True)
+
+
+def usage(tmp_path: Path) -> tuple[float, float]:
+    """The peak RSS (MB) and CPU seconds of a run started with `measured`."""
+    peak_kb, cpu = (tmp_path / "usage").read_text().split()
+    return int(peak_kb) / 1024, float(cpu)
 
 
 def finish(process: subprocess.Popen, tmp_path: Path, timeout: float = 120) -> Run:
-    process.wait(timeout=timeout)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # the tap, and the interpreter measuring it if any
+        process.wait()
+        pytest.fail(f"the run took more than {timeout} s: a wait without a deadline")
     return Run(process.returncode, (tmp_path / "stdout").read_text(), (tmp_path / "stderr").read_text())
 
 
@@ -143,7 +176,9 @@ def test_a_run_at_debug_shows_no_credential_and_no_link_signature(simulator, cat
     run = run_tap(tmp_path, catalog, config)
     assert run.returncode == 0, run.stderr[-3000:]
     assert '"type":"RECORD"' in run.stdout and sim.links
-    assert "urllib3.connectionpool" in run.stderr and '"GET /exports/' in run.stderr  # DEBUG lines were written
+    assert (
+        "urllib3.connectionpool" in run.stderr and '"GET [redacted]?[redacted] HTTP/1.1" 200' in run.stderr
+    )  # the download's DEBUG line, its path and query scrubbed
     assert_clean(run, config, sim)
 
 
@@ -292,6 +327,10 @@ BAD_STATES = {
         json.dumps({"bookmarks": {"calls_history": {**CALLS, "replication_key_value": "2026-13-45"}}}),
         "not a date (YYYY-MM-DD)",
     ),
+    # Read within bounds: a state nested too deep for the JSON reader, or for the SDK's copies of it.
+    "nested 100,000 deep": ('{"bookmarks": {"calls_history": ' + "[" * 100_000 + "]" * 100_000 + "}}", "nested"),
+    "nested 100 deep": ('{"bookmarks": {"calls_history": {"x": ' + "[" * 100 + "]" * 100 + "}}}", "nested deeper"),
+    "not UTF-8": (b'{"bookmarks": {"calls_history": {"replication_key_value": "\xff"}}}', "is not UTF-8 text"),
 }
 
 
@@ -350,3 +389,130 @@ def test_a_completed_export_whose_link_is_not_a_string_fails_in_words():
     export = ExportStatus.from_json({"exportID": "e1", "status": "COMPLETED", "downloadUrl": ["x"]})
     with pytest.raises(AircallError, match="gave no downloadUrl"):
         export.link  # noqa: B018 - reading it is the check
+
+
+# --- bounds: every answer, header, setting and state read within a bound, every wait with a deadline ---------
+
+
+def test_a_failed_export_with_an_error_message_of_100000_question_marks_costs_seconds(simulator, catalog, tmp_path):
+    sim = simulator(fail_report="CALLS_HISTORY", error_message="?" * 100_000)
+    config = tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY)
+    run = finish(start_tap(tmp_path, catalog, config, measured=True), tmp_path)
+    assert_fails_in_one_line(run, f"calls_history {YESTERDAY}: the export failed twice, even for one day")
+    assert len(run.last_line) < 1500  # the message is quoted cut short
+    _, cpu = usage(tmp_path)
+    assert cpu < 30  # scrubbing it three times took 33 s for half as many: quadratic
+    assert_clean(run, config, sim)
+
+
+def test_retry_after_inf_is_not_believed(simulator, catalog, tmp_path):
+    sim, config, run = one_day(
+        simulator, catalog, tmp_path, dict(rate_limit=0, rate_window_seconds=1, answer_headers="Retry-After=inf")
+    )
+    assert_fails_in_one_line(run, "429 Too Many Requests (gave up after 6 tries)")
+    assert len(sim.api_requests) == 6  # each try waited for the window's reset, none for ever
+    assert_clean(run, config, sim)
+
+
+def test_a_rate_limit_of_zero_is_not_believed(simulator, catalog, tmp_path):
+    sim, config, run = one_day(simulator, catalog, tmp_path, dict(answer_headers="X-AircallApi-Limit=0"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert '"type":"RECORD"' in run.stdout
+    assert_clean(run, config, sim)
+
+
+def test_a_poll_answer_of_100_mb_is_refused_with_memory_flat(simulator, catalog, tmp_path):
+    sim = simulator(poll_answer="huge")
+    config = tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY)
+    run = finish(start_tap(tmp_path, catalog, config, measured=True), tmp_path)
+    assert_fails_in_one_line(run, f"calls_history {YESTERDAY}", "answered more than 1 MiB")
+    peak_rss_mb, _ = usage(tmp_path)
+    assert peak_rss_mb < RSS_BOUND_MB
+    assert_clean(run, config, sim)
+
+
+def test_a_poll_answer_nested_100000_deep_is_one_line(simulator, catalog, tmp_path):
+    sim, config, run = one_day(simulator, catalog, tmp_path, dict(poll_answer="deep"))
+    assert_fails_in_one_line(run, f"calls_history {YESTERDAY}", "a body that is not JSON (JSON nested too deep)")
+    assert_clean(run, config, sim)
+
+
+def test_an_export_id_of_300_characters_is_one_line(simulator, catalog, tmp_path):
+    sim, config, run = one_day(simulator, catalog, tmp_path, dict(export_id_prefix="x" * 300))
+    assert_fails_in_one_line(run, f"calls_history {YESTERDAY}", "an export ID of 336 characters")
+    assert_clean(run, config, sim)
+
+
+def test_a_token_in_a_download_links_path_is_never_logged(simulator, catalog, tmp_path):
+    token = "path-token-0123456789abcdef"
+    sim, config, run = one_day(simulator, catalog, tmp_path, dict(link_path_token=token))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sim.downloads and all(download.status == 200 for download in sim.downloads)
+    assert '"GET [redacted]?[redacted] HTTP/1.1"' in run.stderr  # urllib3's DEBUG line of the download
+    assert_clean(run, config, sim, token)
+
+
+BAD_SETTINGS = {
+    "window_days of 1e7": ({"window_days": 10_000_000}, "window_days must be at most 366"),
+    "lookback_days of 1e7": ({"lookback_days": 10_000_000}, "lookback_days must be at most 3660"),
+    "start_date 9999-12-30": ({"start_date": "9999-12-30"}, "start_date 9999-12-30 is more than 366 days after"),
+    "an api_url of file://": ({"api_url": "file:///etc/passwd"}, "api_url must be an http:// or https:// URL"),
+    "extra_reports with ../": ({"extra_reports": ["../../outside"]}, "extra_reports holds '../../outside'"),
+    "request_timeout_seconds of 1e300": ({"request_timeout_seconds": 1e300}, "request_timeout_seconds must be at most"),
+    "max_concurrent_exports of 1e9": ({"max_concurrent_exports": 10**9}, "max_concurrent_exports must be at most 100"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SETTINGS))
+def test_a_setting_out_of_bounds_stops_the_run_in_one_line_before_any_request(simulator, catalog, tmp_path, case):
+    settings, words = BAD_SETTINGS[case]
+    sim = simulator()
+    config = {**tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY), **settings}
+    if "start_date" in settings:
+        config.pop("end_date")
+    run = run_tap(tmp_path, catalog, config)
+    assert_fails_in_one_line(run, words)
+    assert sim.api_requests == [] and run.stdout == ""
+    assert_clean(run, config, sim)
+
+
+@pytest.mark.parametrize("name", ["max_disk_mb", "export_timeout_minutes", "max_unzipped_mb"])
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_number_setting_of_nan_or_inf_from_the_environment_is_refused(simulator, catalog, tmp_path, name, value):
+    sim = simulator()
+    config = tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY)
+    process = start_tap(tmp_path, catalog, config, environment={f"TAP_AIRCALL_ANALYTICS_{name.upper()}": value})
+    run = finish(process, tmp_path)
+    assert_fails_in_one_line(run, f"{name} must be a finite number, not '{value}'")
+    assert sim.api_requests == []
+    assert_clean(run, config, sim)
+
+
+def test_a_connection_test_that_fails_is_one_line(simulator, catalog, tmp_path):
+    sim = simulator()
+    config = {**tap_config(sim, start_date=YESTERDAY, end_date=YESTERDAY), "api_token": "wrong-api-token-0123"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TAP_AIRCALL_ANALYTICS_")}
+    result = subprocess.run(
+        [*TAP, "--config", str(tmp_path / "config.json"), "--test"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    run = Run(result.returncode, result.stdout, result.stderr)
+    assert_fails_in_one_line(run, "Aircall refused the credentials (401")
+    assert_clean(run, config, sim)
+
+
+def test_a_request_that_passed_its_stop_check_when_the_stop_came_sends_no_byte(simulator, tmp_path, monkeypatch):
+    sim = simulator()
+    aircall = AircallClient(sim.api_url, "Basic ZGVtbzpkZW1v", stop=threading.Event())
+    # Each request checks the stop first (`pause`); here every check passed just before the stop came.
+    monkeypatch.setattr(client_module, "pause", lambda stop, seconds: None)
+    stop_sending(aircall.stop)  # what a signal does
+    with pytest.raises(Stopped):
+        aircall.download(f"{sim.download_url}/exports/e1.csv?X-Signature=x", tmp_path / "file.csv")
+    with pytest.raises(Stopped):
+        aircall.get_export("e1")
+    assert sim.downloads == [] and sim.api_requests == []

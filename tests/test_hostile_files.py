@@ -17,6 +17,7 @@ import datetime as dt
 import io
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -32,7 +33,14 @@ from test_batches import batch_records as records_of_batches
 
 from conftest import CREDENTIALS, FAST_POLLING, TAP, TODAY, TapRun, parse_messages, selected_catalog
 from tap_aircall_analytics.batches import BatchFileWriter
-from tap_aircall_analytics.records import FileFormatError, RecordReader, json_schema
+from tap_aircall_analytics.records import (
+    MAX_ROW_CHARS,
+    SAMPLE_CHARS,
+    FileFormatError,
+    HeaderMatch,
+    RecordReader,
+    json_schema,
+)
 from tap_aircall_analytics.reports import REPORTS_BY_API_NAME
 from tap_aircall_analytics.windows import Window
 
@@ -43,6 +51,7 @@ HEADER = "Date,User ID,User name,Team,Inbound calls answered,Outbound calls answ
 MODES = ("record", "jsonl", "parquet")
 TMPFS_MB = 96  # the TMPDIR of every run
 RSS_BOUND_MB = 300  # the tap reads every file here within this (it needs about 100 MB; DuckDB buffers add some)
+RUN_SECONDS = 300  # the longest a run may take: a wait without a deadline fails the test instead of hanging it
 
 
 def row(user: int, name: str = "Ann", team: str = "Support") -> str:
@@ -63,6 +72,7 @@ class Outcome:
     run: TapRun
     records: list[dict]
     peak_rss_mb: float
+    cpu_seconds: float  # the tap's own, user and system
 
     @property
     def bookmark(self) -> str | None:
@@ -73,7 +83,7 @@ class Outcome:
         return self.run.stderr.strip().splitlines()[-1]
 
 
-#: Runs a command and writes its peak RSS (KiB) to argv[1]. Linux starts a child's peak RSS at
+#: Runs a command and writes its peak RSS (KiB) and CPU seconds to argv[1]. Linux starts a child's peak RSS at
 #: that of the process it was forked from, so the tap is started from this small interpreter,
 #: not from pytest (hundreds of MB late in a full run), to measure the tap alone.
 PEAK_RSS = """
@@ -81,7 +91,7 @@ import os, subprocess, sys
 child = subprocess.Popen(sys.argv[2:])
 _, status, usage = os.wait4(child.pid, 0)
 with open(sys.argv[1], "w") as peak:
-    peak.write(str(usage.ru_maxrss))
+    peak.write(f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}")
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
@@ -107,11 +117,19 @@ def tmpfs(tmp_path):
 def hostile(simulator, catalog, tmp_path, tmpfs):
     """Serve `data` as every export's file and run the tap on one day of STREAM, in `mode`."""
 
-    def run(data: bytes | Path, mode: str, *, zipped: bool = False, tmpdir_mb: int = TMPFS_MB, **settings) -> Outcome:
+    def run(
+        data: bytes | Path,
+        mode: str,
+        *,
+        zipped: bool = False,
+        tmpdir_mb: int = TMPFS_MB,
+        faults: dict | None = None,
+        **settings,
+    ) -> Outcome:
         served = data if isinstance(data, Path) else tmp_path / "served"
         if not isinstance(data, Path):
             served.write_bytes(data)
-        sim = simulator(serve_file=str(served), zipped=zipped, rate_limit=100_000)
+        sim = simulator(serve_file=str(served), zipped=zipped, rate_limit=100_000, **(faults or {}))
         config = {
             **CREDENTIALS,
             **FAST_POLLING,
@@ -136,14 +154,25 @@ def hostile(simulator, catalog, tmp_path, tmpfs):
         stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
         peak = tmp_path / "peak_rss_kb"
         with open(stdout, "wb") as out, open(stderr, "wb") as err:
-            process = subprocess.run(
-                [sys.executable, "-c", PEAK_RSS, str(peak), *command], stdout=out, stderr=err, env=env
+            process = subprocess.Popen(
+                [sys.executable, "-c", PEAK_RSS, str(peak), *command],
+                stdout=out,
+                stderr=err,
+                env=env,
+                start_new_session=True,  # the tap with it: a run past its time is ended whole
             )
+            try:
+                process.wait(timeout=RUN_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                pytest.fail(f"the run took more than {RUN_SECONDS} s: a wait without a deadline")
         run = parse_messages(
             stdout.read_text(), TapRun(process.returncode, stdout.read_text(), stderr.read_text(errors="replace"))
         )
         records = run.records[STREAM] if mode == "record" else batch_records(run.stdout, mode)
-        return Outcome(run, records, int(peak.read_text()) / 1024)
+        peak_kb, cpu = peak.read_text().split()
+        return Outcome(run, records, int(peak_kb) / 1024, float(cpu))
 
     return run
 
@@ -271,6 +300,7 @@ CASES = {
         ONE_TO_THREE,
         zipped=True,
         warning="the export was announced as a zip archive but is a plain CSV",
+        end_to_end=True,
     ),
     **{
         f"{name}-zip-announced-as-csv": Case(
@@ -445,3 +475,114 @@ def test_a_zip_that_unzips_past_a_full_tmpdir_is_one_line_in_batch_mode_and_read
         assert_loaded(outcome, names)
     else:
         assert_refused(outcome, "no space left in", "for the batch", "TMPDIR")
+
+
+# --- bounds by construction: time, memory, disk and wall clock, whatever the input's shape ---------------------
+
+CPU_BUDGET_SECONDS = 30  # a run here needs a few seconds of CPU; the quadratic passes these sizes met took hours
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_cell_of_1_mb_that_does_not_parse_costs_seconds_and_is_quoted_short(hostile, mode):
+    cell = "?" * 1_000_000
+    outcome = hostile(csv_bytes(row(1), f"{DAY},2,Bo,Support,{cell},2,3,6", row(3)), mode)
+    assert outcome.run.returncode == 0, outcome.run.stderr[-3000:]
+    assert "Traceback" not in outcome.run.stderr
+    records = by_user(outcome.records)
+    assert records[2]["inbound_calls_answered"] is None
+    assert records[2]["_unparsed_values"] == {"inbound_calls_answered": cell}  # kept whole
+    assert max(map(len, outcome.run.stderr.splitlines())) < 1000  # what a log line quotes is cut
+    assert outcome.cpu_seconds < CPU_BUDGET_SECONDS
+    assert outcome.peak_rss_mb < RSS_BOUND_MB
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_header_of_200000_columns_is_refused_in_seconds(hostile, mode):
+    header = HEADER + "".join(f",Extra {index}" for index in range(200_000))
+    data = (header + "\n" + row(1) + "," * 200_000 + "\n").encode()
+    outcome = hostile(data, mode)
+    assert_refused(outcome, "the header row has 200,008 columns; the tap reads at most 10,000")
+    assert outcome.cpu_seconds < CPU_BUDGET_SECONDS
+
+
+def test_a_header_of_many_repeated_and_unknown_columns_is_matched_in_linear_time():
+    report = REPORTS_BY_API_NAME["USER_ACTIVITY_CALLS_HANDLED"]
+    header = HEADER.split(",") + ["Date"] * 50_000 + [f"Date ({index})" for index in range(2, 50_000)]
+    header += [f"Extra {index}" for index in range(100_000)]
+    started = os.times()
+    match = HeaderMatch.of(report, header)  # the width bound comes after: matching itself must be linear
+    spent = os.times()
+    assert spent.user + spent.system - started.user - started.system < 5  # a set rebuilt per column: hours
+    labels = [label for _, label in match.extras]
+    assert len(set(labels)) == len(labels) == len(header) - 8  # every extra column under a label of its own
+    assert labels[:2] == ["Date (2)", "Date (3)"] and labels[49_999:50_001] == ["Date (50001)", "Date (2) (2)"]
+    warnings: list[str] = []
+    RecordReader(report, "UTC", warnings.append).match(header)
+    assert len(warnings) <= 22 and max(map(len, warnings)) < 2000  # 20 labels named at most, then a count
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_row_of_400_mb_in_a_small_bzip2_zip_is_refused_with_memory_flat(hostile, tmp_path, mode):
+    bomb = tmp_path / "row.zip"
+    compressor = bz2.BZ2Compressor(9)
+    parts = [compressor.compress(f"{HEADER}\n{DAY},1,".encode())]
+    mebibyte = b"N" * (1 << 20)
+    parts += [compressor.compress(mebibyte) for _ in range(400)]
+    parts.append(compressor.flush())
+    write_zip(bomb, zipfile.ZIP_BZIP2, parts, claimed_size=1_000, crc=0)
+    assert bomb.stat().st_size < 10_000
+    outcome = hostile(bomb, mode, zipped=True, max_disk_mb=50)
+    if mode == "record":  # read as it is unzipped: the row stops at its bound
+        assert_refused(outcome, "a row is longer than 18 MiB, the most the tap reads")
+    else:  # unzipped to TMPDIR first
+        assert_refused(outcome, "the file expands to more than 50 MB unzipped; the bound is max_disk_mb")
+
+
+def test_the_rows_held_to_choose_readers_are_bounded_in_characters(tmp_path):
+    path = tmp_path / "long-rows.csv"
+    names = {user: "N" * 3_000_000 for user in range(1, 40)}  # 40 rows of 3 MB: 120 MB if all held
+    with open(path, "w") as handle:
+        handle.write(HEADER + "\n")
+        for user, name in names.items():
+            handle.write(row(user, name) + "\n")
+    reader = RecordReader(REPORTS_BY_API_NAME["USER_ACTIVITY_CALLS_HANDLED"], "UTC", lambda message: None)
+    rows = reader.read(path)
+    first = next(rows)
+    frame = rows.gi_frame
+    assert frame is not None
+    held = sum(len(cell) for kept in frame.f_locals["head"] for cell in kept)
+    assert held <= SAMPLE_CHARS + MAX_ROW_CHARS  # a few rows, not all 40
+    assert_rows([first, *rows], names)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_download_that_never_ends_stops_at_max_disk_mb(hostile, mode):
+    outcome = hostile(csv_bytes(*GOOD), mode, faults={"endless_download": True}, tmpdir_mb=40, max_disk_mb=20)
+    assert_refused(outcome, "the file is larger than max_disk_mb (20 MB) allows")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_small_gzip_encoded_download_that_decodes_to_gigabytes_stops_at_max_disk_mb(hostile, mode):
+    outcome = hostile(csv_bytes(*GOOD), mode, faults={"gzip_bomb_mb": 300}, tmpdir_mb=40, max_disk_mb=20)
+    assert_refused(outcome, "the file is larger than max_disk_mb (20 MB) allows")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_download_that_trickles_stops_at_its_deadline(hostile, mode):
+    rows = [row(user, "N" * 100) for user in range(1, 100)]  # 12 KB, a byte every 0.2 s: 40 minutes
+    outcome = hostile(csv_bytes(*rows), mode, faults={"trickle_seconds": 0.2}, download_timeout_minutes=0.05)
+    assert_refused(outcome, "the download took longer than 0.05 minutes", "download_timeout_minutes")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_40_mb_file_with_a_stray_quote_gives_every_row(hostile, mode):
+    names = {user: f"{user:06d}" + "N" * 240 for user in range(1, 160_001)}
+    names[2] = 'A stray " quote'  # read as it is (not RFC 4180): the quotes of the file are odd from here on
+    for user in range(100_000, 160_001, 1_000):  # past the middle, quoted cells over two lines
+        names[user] = f"Two\nlines {user}"
+    cells = {user: f'"{name}"' if "\n" in name else name for user, name in names.items()}
+    outcome = hostile(csv_bytes(*[row(user, cell) for user, cell in cells.items()]), mode)
+    if mode == "record":
+        assert_loaded(outcome, names)
+    else:  # DuckDB cannot follow a quote that opens no field: one line, and what to do (it ran out of memory)
+        assert_refused(outcome, "although RECORD mode can: run this window without batch_config")

@@ -11,6 +11,7 @@ import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+from test_defects import one_file_of_room
 from test_faults import (
     _read_until,
     _rest,
@@ -229,9 +230,9 @@ def eight_days_three_at_a_time(sim, max_disk_bytes: float) -> tuple[ExportPipeli
     return pipeline, exporter.stream
 
 
-def test_the_disk_bound_holds_back_new_exports_until_files_are_read(simulator):
-    sim = simulator(rate_limit=100_000)
-    pipeline, stream = eight_days_three_at_a_time(sim, max_disk_bytes=1)
+def test_the_disk_bound_holds_back_new_exports_until_files_are_read(simulator, tmp_path):
+    sim, size = one_file_of_room(simulator, tmp_path)
+    pipeline, stream = eight_days_three_at_a_time(sim, max_disk_bytes=size)  # room for one file
     created_while_holding = []
     with pipeline:
         for file in pipeline.files(stream):

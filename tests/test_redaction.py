@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
 
 import pytest
 
@@ -87,3 +89,49 @@ def test_a_traceback_that_reaches_stderr_is_scrubbed(capsys):
     printed = capsys.readouterr().err
     assert "Traceback" in printed and "RuntimeError: cannot fetch https://[redacted]@files/x.csv?[redacted]" in printed
     assert "feedface" not in printed and "pw-9876" not in printed and TOKEN not in printed
+
+
+def test_a_program_that_runs_the_tap_keeps_its_own_hooks_and_gets_the_taps_records_scrubbed():
+    from tap_aircall_analytics.tap import TapAircallAnalytics
+
+    factory, hook, thread_hook = logging.getLogRecordFactory(), sys.excepthook, threading.excepthook
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(self.format(record))
+
+    handler = Collect()
+    logging.getLogger().addHandler(handler)
+    try:
+        tap = TapAircallAnalytics(
+            config={"api_id": "demo-api-id", "api_token": "embedded-secret-token-42", "start_date": "2026-11-01"},
+            validate_config=True,
+        )
+        tap.logger.warning("echoed: %s at https://files/x.csv?X-Amz-Signature=feedface", "embedded-secret-token-42")
+        logging.getLogger("urllib3.connectionpool").warning('"GET /x.csv?X-Amz-Signature=feedface HTTP/1.1" 200')
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert (logging.getLogRecordFactory(), sys.excepthook, threading.excepthook) == (factory, hook, thread_hook)
+    echoed = [line for line in seen if "echoed" in line or "GET" in line]
+    assert len(echoed) == 2
+    assert all("feedface" not in line and "embedded-secret-token-42" not in line for line in echoed)
+
+
+def test_an_uncaught_error_of_the_command_line_is_one_scrubbed_line(capsys):
+    try:
+        raise RuntimeError(f"cannot fetch https://u:pw-9876@files/x.csv?X-Amz-Signature=feedface ({TOKEN})\nmore")
+    except RuntimeError as error:
+        redaction._print_uncaught(RuntimeError, error, error.__traceback__)
+    printed = capsys.readouterr().err
+    assert printed.count("\n") == 1 and "Traceback" not in printed
+    assert printed.startswith("tap-aircall-analytics: unexpected RuntimeError: cannot fetch https://[redacted]@files/")
+    assert "feedface" not in printed and "pw-9876" not in printed and TOKEN not in printed
+
+
+@pytest.mark.parametrize("text", ["?" * 1_000_000, "a." * 500_000, "a://" * 250_000, "Authorization: " * 60_000])
+def test_scrubbing_is_linear_on_any_text(text):
+    started = os.times()
+    scrub(text)
+    spent = os.times()
+    assert spent.user + spent.system - started.user - started.system < 5  # 100,000 '?' took 46 s: quadratic

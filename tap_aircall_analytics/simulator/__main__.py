@@ -56,7 +56,14 @@ HELP = {
     "export_id_prefix": "export IDs start with this text (e.g. ../../)",
     "link_scheme": "the scheme of download links (e.g. ftp)",
     "link_userinfo": "USER:PASSWORD written into download links",
+    "link_path_token": "a token written into download links' paths (as some object stores do)",
     "silent_host": "api or downloads: that host takes requests and never answers",
+    "trickle_seconds": "the download host sends one byte of the file every this many seconds",
+    "endless_download": "downloads have no Content-Length and never end",
+    "gzip_bomb_mb": "downloads are gzip-encoded: a few KB that decode to this many MB",
+    "answer_headers": "headers every API answer carries, as NAME=VALUE;NAME=VALUE (e.g. Retry-After=inf)",
+    "poll_answer": "huge (100 MB) or deep (JSON nested 100,000 deep): every poll's answer",
+    "error_message": "the errorMessage of every export that fails (with --fail-report)",
     "dialect": "serve the same data in other spellings, comma-separated, one per aspect: "
     + ", ".join(f"{option} ({aspect})" for option, (aspect, _) in OPTIONS.items()),
 }

@@ -24,11 +24,13 @@ import time
 import typing as t
 import uuid
 import zipfile
+import zlib
 import zoneinfo
 from collections import Counter
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from typing_extensions import override  # typing.override from Python 3.12
@@ -102,7 +104,14 @@ class SimulatorConfig:
     export_id_prefix: str = ""  # export IDs start with this text (say "../../")
     link_scheme: str = "http"  # the scheme of download links (say "ftp")
     link_userinfo: str | None = None  # "USER:PASSWORD" written into download links
+    link_path_token: str | None = None  # a token written into download links' paths, as some object stores do
     silent_host: str | None = None  # "api" or "downloads": that host takes requests and never answers
+    trickle_seconds: float | None = None  # the download host sends one byte of the file every this many seconds
+    endless_download: bool = False  # downloads have no Content-Length and never end: rows, without end
+    gzip_bomb_mb: int = 0  # downloads are Content-Encoding: gzip, a few KB that decode to this many MB
+    answer_headers: str | None = None  # "Name=value;Name=value": headers every API answer carries (over its own)
+    poll_answer: str | None = None  # "huge" (100 MB) or "deep" (JSON nested 100,000 deep): every poll's answer
+    error_message: str | None = None  # the errorMessage of every export that fails (with fail_report)
     dialect: str | None = None  # another spelling of every file: "snake,iso-ms-z,seconds,true-false" (dialects.py)
     # Test events
     hold_exports: bool = False  # exports that would complete stay PENDING until Simulator.release_exports()
@@ -225,6 +234,7 @@ class Simulator:
         self._rate_used = 0
         self._failed_reports: set[str] = set()
         self._cut_done = False
+        self._bomb: bytes | None = None  # the gzip bomb of gzip_bomb_mb, made on its first download
         self._made: dict[str, tuple[str, int | None]] = {}  # request -> the file made for it
         self.exports_created: Counter[str] = Counter()
         self.export_seconds: list[tuple[str, int, float]] = []  # (report, days, seconds to complete) per export
@@ -325,7 +335,7 @@ class Simulator:
 
     # --- the API host -----------------------------------------------------------
 
-    def _handle_api(self, request: BaseHTTPRequestHandler, method: str) -> tuple[int, dict, dict[str, str]]:
+    def _handle_api(self, request: BaseHTTPRequestHandler, method: str) -> tuple[int, dict | bytes, dict[str, str]]:
         headers = self._count_rate(request)
         try:
             body = self._read_json(request) if method == "POST" else None
@@ -336,7 +346,10 @@ class Simulator:
                 return HTTPStatus.CREATED, self._create_export(body or {}), headers
             match = re.fullmatch(re.escape(EXPORTS_PATH) + r"/([^/]+)", path)
             if method == "GET" and match:
-                return HTTPStatus.OK, self._poll_export(unquote(match.group(1))), headers
+                answer = self._poll_export(unquote(match.group(1)))
+                if self.config.poll_answer:
+                    return HTTPStatus.OK, _hostile_answer(self.config.poll_answer, answer), headers
+                return HTTPStatus.OK, answer, headers
             raise RequestRejected(HTTPStatus.NOT_FOUND, f"No route for {method} {path}")
         except RequestRejected as rejected:
             message = rejected.message
@@ -368,6 +381,10 @@ class Simulator:
             REMAINING_HEADER: str(remaining),
             RESET_HEADER: str(int(reset + 0.999)),
         }
+        for item in (config.answer_headers or "").split(";"):
+            name, equals, value = item.partition("=")
+            if equals:
+                headers[name] = value
         return headers, refused, max(1, int(reset - now + 0.999))
 
     def _background(self) -> None:
@@ -384,7 +401,8 @@ class Simulator:
     def _check_faults_and_auth(self, request: BaseHTTPRequestHandler) -> None:
         limited = getattr(request, "rate_limited", None)
         if limited:
-            raise RequestRejected(HTTPStatus.TOO_MANY_REQUESTS, "Too many requests", {"Retry-After": str(limited[1])})
+            retry_after = {"Retry-After": str(limited[1]), **limited[0]}  # answer_headers may say otherwise
+            raise RequestRejected(HTTPStatus.TOO_MANY_REQUESTS, "Too many requests", retry_after)
         every = self.config.error_every
         if every and self._request_count % every == 0:
             raise RequestRejected(HTTPStatus.INTERNAL_SERVER_ERROR, "Internal server error")
@@ -434,7 +452,7 @@ class Simulator:
             ):
                 export.error = "Report generation failed: too many rows"
             elif report == config.fail_report:
-                export.error = "Report generation failed: report unavailable"
+                export.error = config.error_message or "Report generation failed: report unavailable"
                 export.ready_at = now
             if config.forget_first_export and not self._exports:
                 export.forgotten = True
@@ -540,7 +558,8 @@ class Simulator:
         )
 
     def _write_file(self, export: Export, data: ReportData, request: str) -> None:
-        path = os.path.join(self._workdir, quote(export.export_id, safe="") + (".zip" if export.zipped else ".csv"))
+        name = hashlib.sha256(export.export_id.encode()).hexdigest()  # any ID, even one too long for a file name
+        path = os.path.join(self._workdir, name + (".zip" if export.zipped else ".csv"))
         options = self.config.file_options()
         if self.config.serve_file:
             shutil.copyfile(self.config.serve_file, path)
@@ -601,14 +620,15 @@ class Simulator:
         config = self.config
         host = f"{config.link_userinfo}@" if config.link_userinfo else ""
         host += self.download_url.partition("://")[2]
-        path = f"/exports/{quote(export_id, safe='')}.csv"
+        token = f"{quote(config.link_path_token, safe='')}/" if config.link_path_token else ""
+        path = f"/exports/{token}{quote(export_id, safe='')}.csv"
         link = f"{config.link_scheme}://{host}{path}?X-Expires={stamp}&X-Signature={signature}"
         self.links.append(link)
         return link
 
     def _handle_download(self, request: BaseHTTPRequestHandler, method: str) -> None:
         url = urlsplit(request.path)
-        match = re.fullmatch(r"/exports/([^/]+)\.csv", url.path)
+        match = re.fullmatch(r"/exports/(?:[^/]+/)?([^/]+)\.csv", url.path)
         query = {key: values[0] for key, values in parse_qs(url.query).items()}
         export_id = unquote(match.group(1)) if match else ""
         status = self._download_status(export_id, query)
@@ -623,9 +643,51 @@ class Simulator:
             self._cut_done = self._cut_done or cut
         assert export.path is not None  # checked by _download_status
         path, headers = export.path, {}
+        config = self.config
+        if config.trickle_seconds or config.endless_download or config.gzip_bomb_mb:
+            self._send_hostile_download(request, path)
+            return
         if self.config.gzip_downloads:
             path, headers = self._gzipped(export.path), {"Content-Encoding": "gzip"}
         _send_file(request, path, "application/zip" if export.zipped else "text/csv", cut_half=cut, headers=headers)
+
+    def _send_hostile_download(self, request: BaseHTTPRequestHandler, path: str) -> None:
+        """A download that trickles, never ends, or is a gzip bomb (see the settings), until the simulator stops."""
+        config = self.config
+        request.send_response(HTTPStatus.OK)
+        request.send_header("Content-Type", "text/csv")
+        try:
+            if config.trickle_seconds:
+                data = Path(path).read_bytes()
+                request.send_header("Content-Length", str(len(data)))
+                request.end_headers()
+                for position in range(len(data)):
+                    request.wfile.write(data[position : position + 1])
+                    request.wfile.flush()
+                    if self._stopping.wait(config.trickle_seconds):
+                        break
+            elif config.endless_download:
+                request.send_header("Connection", "close")
+                request.end_headers()
+                request.close_connection = True
+                with open(path, "rb") as handle:
+                    request.wfile.write(handle.readline())  # the header, then its last row without end
+                    rows = handle.readlines() or [b"\n"]
+                block = rows[-1] * max(1, (1 << 16) // len(rows[-1]))
+                while not self._stopping.is_set():
+                    request.wfile.write(block)
+            else:
+                with self._lock:  # made once: a few seconds of compressing
+                    if self._bomb is None:
+                        header = Path(path).read_bytes().split(b"\n", 1)[0] + b"\n"
+                        self._bomb = _gzip_bomb(header, config.gzip_bomb_mb)
+                body = self._bomb
+                request.send_header("Content-Encoding", "gzip")
+                request.send_header("Content-Length", str(len(body)))
+                request.end_headers()
+                request.wfile.write(body)
+        except (ConnectionError, TimeoutError):  # the tap gave up: what the test wants
+            request.close_connection = True
 
     def _gzipped(self, path: str) -> str:
         """The gzip-compressed copy of a file, made on its first download."""
@@ -675,6 +737,25 @@ def _relative_range(name: object, today: dt.date) -> tuple[dt.date, dt.date]:
 
 def _text(binary) -> io.TextIOWrapper:
     return io.TextIOWrapper(binary, encoding="utf-8", newline="")
+
+
+def _gzip_bomb(header: bytes, megabytes: int) -> bytes:
+    """A gzip stream of `header` then `megabytes` MiB of line endings: about 1 KB per MiB."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts = [compressor.compress(header)]
+    mebibyte = b"\n" * (1 << 20)
+    parts += [compressor.compress(mebibyte) for _ in range(megabytes)]
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
+def _hostile_answer(kind: str, answer: dict) -> bytes:
+    """A poll's answer made hostile: 100 MB long, or nested 100,000 deep."""
+    if kind == "huge":
+        return json.dumps({**answer, "padding": ""}).encode()[:-2] + b"x" * (100 << 20) + b'"}'
+    if kind == "deep":
+        return b"[" * 100_000 + b"]" * 100_000
+    raise ValueError(f"poll_answer is huge or deep, not {kind!r}")
 
 
 def _send(
@@ -737,7 +818,8 @@ def _handler(simulator: Simulator, handle, host: str):
                 result = handle(self, method)
                 if result is not None:
                     status, body, headers = result
-                    _send(self, status, json.dumps(body).encode(), "application/json", headers)
+                    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+                    _send(self, status, payload, "application/json", headers)
             finally:
                 simulator._notify()  # answered (or failed): a test waiting on what the simulator saw looks again
 
