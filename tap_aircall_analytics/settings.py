@@ -27,7 +27,7 @@ from tap_aircall_analytics.reports import (
     uncatalogued_report,
     with_declared_columns,
 )
-from tap_aircall_analytics.spellings import DECIMAL_MARKS, DURATION_UNITS, format_mistake
+from tap_aircall_analytics.spellings import DECIMAL_MARKS, DURATION_UNITS, TIMESTAMP_UNITS, format_mistake
 
 
 class ConfigError(Exception):
@@ -231,8 +231,10 @@ SETTINGS_SCHEMA = th.PropertiesList(
                     th.Property(
                         "unit",
                         th.StringType,
-                        allowed_values=sorted(DURATION_UNITS),
-                        description="The unit of a duration column written as a number (default seconds).",
+                        allowed_values=sorted({*DURATION_UNITS, *TIMESTAMP_UNITS}),
+                        description="The unit of a duration column written as a number (default seconds), or of "
+                        "a timestamp column of Unix times whose number of digits does not tell (seconds, "
+                        "milliseconds, microseconds).",
                     ),
                     th.Property(
                         "decimal",
@@ -348,10 +350,13 @@ def _spelling(stream: str, label: str, kind: Kind, entry: dict) -> tuple[str, st
     if format_text and (mistake := format_mistake(kind, format_text)):
         raise ConfigError(f"{where}: {mistake}")
     unit = str(entry.get("unit") or "")
-    if unit and kind is not Kind.DURATION:
-        raise ConfigError(f"{where}: a unit applies to duration columns, not {kind.value}")
-    if unit and unit not in DURATION_UNITS:
-        raise ConfigError(f"{where}: unit {unit!r} is not one of {', '.join(DURATION_UNITS)}")
+    units = TIMESTAMP_UNITS if kind is Kind.TIMESTAMP else DURATION_UNITS
+    if unit and kind not in (Kind.DURATION, Kind.TIMESTAMP):
+        raise ConfigError(f"{where}: a unit applies to duration and timestamp columns, not {kind.value}")
+    if unit and unit not in units:
+        raise ConfigError(f"{where}: unit {unit!r} of a {kind.value} column is not one of {', '.join(units)}")
+    if unit and format_text:
+        raise ConfigError(f"{where}: give a format or a unit, not both")
     decimal = str(entry.get("decimal") or "")
     if decimal and kind not in (Kind.NUMBER, Kind.PERCENT, Kind.DURATION):
         raise ConfigError(f"{where}: a decimal mark applies to number, percent and duration columns")
