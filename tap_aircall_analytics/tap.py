@@ -124,6 +124,8 @@ class TapAircallAnalytics(Tap):
         """The checked settings; raises ConfigError on the first problem."""
         if self._settings is None:
             self._settings = Settings.from_config(dict(self.config))
+            for warning in self._settings.request.warnings:
+                self.logger.warning("%s", warning)
         return self._settings
 
     @override
