@@ -57,6 +57,7 @@ HELP = {
     "link_scheme": "the scheme of download links (e.g. ftp)",
     "link_userinfo": "USER:PASSWORD written into download links",
     "silent_host": "api or downloads: that host takes requests and never answers",
+    "now": "the simulator's clock, an ISO 8601 instant: no export holds a row after it (default: the real time)",
     "dialect": "serve the same data in other spellings, comma-separated, one per aspect: "
     + ", ".join(f"{option} ({aspect})" for option, (aspect, _) in OPTIONS.items()),
 }

@@ -114,6 +114,8 @@ class SimulatorConfig:
 
     def __post_init__(self) -> None:
         Dialect.parse(self.dialect)  # a mistake stops the simulator at once, naming the options
+        if self.now:
+            dt.datetime.fromisoformat(self.now)  # a mistake stops the simulator at once
 
     def file_options(self) -> FileOptions:
         """The CSV format options these settings ask for."""
