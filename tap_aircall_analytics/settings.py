@@ -310,6 +310,32 @@ SETTINGS_SCHEMA = th.PropertiesList(
         title="Report options per stream",
         description="Report options per stream name, over `report_options` key by key.",
     ),
+    # --- Discovery from the account ------------------------------------------------------
+    th.Property(
+        "discover_columns",
+        th.BooleanType,
+        title="Discover columns",
+        default=False,
+        description="Build each stream's schema from the account: --discover exports one recent day of "
+        "each report and types the columns its file holds (known ones matched whatever their spelling, "
+        "new ones typed by the tap's readers), so new columns load typed instead of in `_extra_columns`. "
+        "Cached in `discovery_cache_file`; on failure the built-in catalogue is used, with one warning.",
+    ),
+    th.Property(
+        "discovery_cache_hours",
+        th.NumberType,
+        title="Discovery cache hours",
+        default=24,
+        description="How long --discover reuses the columns it discovered (no request) before exporting "
+        "again. A sync always reads the cached columns, the ones its catalog was made from.",
+    ),
+    th.Property(
+        "discovery_cache_file",
+        th.StringType,
+        title="Discovery cache file",
+        description="The file discovered columns are kept in, with the requests that found them "
+        "(default: tap-aircall-analytics/discovered-columns.json in XDG_CACHE_HOME or ~/.cache).",
+    ),
     th.Property(
         "export_name",
         th.StringType,

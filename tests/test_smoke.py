@@ -31,7 +31,7 @@ def test_the_installed_package_runs_from_its_console_script():
         subprocess.run([str(script), "--about", "--format=json"], capture_output=True, text=True, check=True).stdout
     )
     assert about["name"] == "tap-aircall-analytics"
-    assert {"start_date", "filters", "column_types"} <= set(about["settings"]["properties"])
+    assert {"start_date", "filters", "column_types", "discover_columns"} <= set(about["settings"]["properties"])
 
 
 def test_discovery_lists_every_report_with_its_schema(tmp_path):
