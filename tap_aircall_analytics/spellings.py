@@ -516,26 +516,24 @@ UNIX_TIMESTAMP = Spelling(
     fast_sql=lambda cell: f"make_timestamp(CAST({cell.field} AS BIGINT) * 1000000)",
     fast=UnixReader,
 )
-UNIX_MILLISECONDS = Spelling(
-    Kind.TIMESTAMP,
-    "Unix milliseconds",
-    r"([0-9]{12,13})()",
-    _epoch_timestamp(1000),
-    _sql_epoch_timestamp(1000),
-    guard=_digits(12, 13),
-    fast_sql=lambda cell: f"make_timestamp(CAST({cell.field} AS BIGINT) * 1000)",
-    fast=lambda reading: UnixReader(reading, (12, 13), 1000),
-)
-UNIX_MICROSECONDS = Spelling(
-    Kind.TIMESTAMP,
-    "Unix microseconds",
-    r"([0-9]{15,16})()",
-    _epoch_timestamp(1),
-    _sql_epoch_timestamp(1),
-    guard=_digits(15, 16),
-    fast_sql=lambda cell: f"make_timestamp(CAST({cell.field} AS BIGINT))",
-    fast=lambda reading: UnixReader(reading, (15, 16), 1),
-)
+
+
+def _whole_units(name: str, shortest: int, longest: int, per_unit: int) -> Spelling:
+    """Unix times of `shortest` to `longest` digits in a unit of `per_unit` microseconds, no fraction."""
+    return Spelling(
+        Kind.TIMESTAMP,
+        name,
+        rf"([0-9]{{{shortest},{longest}}})()",
+        _epoch_timestamp(per_unit),
+        _sql_epoch_timestamp(per_unit),
+        guard=_digits(shortest, longest),
+        fast_sql=lambda cell: f"make_timestamp(CAST({cell.field} AS BIGINT) * {per_unit})",
+        fast=lambda reading: UnixReader(reading, (shortest, longest), per_unit),
+    )
+
+
+UNIX_MILLISECONDS = _whole_units("Unix milliseconds", 12, 13, 1000)
+UNIX_MICROSECONDS = _whole_units("Unix microseconds", 15, 16, 1)
 CLOCK_DURATION: Spelling = Spelling(
     Kind.DURATION,
     "H:MM:SS",

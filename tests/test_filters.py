@@ -58,6 +58,13 @@ def export_bodies(sim) -> dict[str, dict]:
     }
 
 
+def calls_body(filters: dict, **fields) -> dict:
+    """A Call History export request body over FIRST..LAST in UTC, with these filters and other fields."""
+    date_filter = {"absoluteRange": {"fromDate": FIRST.isoformat(), "toDate": LAST.isoformat()}}
+    request_filter = {"dateFilter": date_filter, "timezone": "UTC", **filters}
+    return {"input": {"reportName": "CALLS_HISTORY", "filter": request_filter, **fields}}
+
+
 def post_export(sim, body: dict) -> requests.Response:
     return requests.post(
         f"{sim.api_url}/v1/analytics/report/export", json=body, auth=tuple(CREDENTIALS.values()), timeout=30
@@ -109,18 +116,7 @@ def test_a_sync_sends_filters_stream_filters_report_options_and_the_export_name_
 
 def test_the_simulator_accepts_every_documented_key_and_echoes_the_export_name(simulator):
     sim = simulator()
-    body = {
-        "input": {
-            "reportName": "CALLS_HISTORY",
-            "filter": {
-                "dateFilter": {"absoluteRange": {"fromDate": FIRST.isoformat(), "toDate": LAST.isoformat()}},
-                "timezone": "UTC",
-                **EVERY_FILTER,
-            },
-            "options": EVERY_OPTION,
-            "exportOptions": {"format": "CSV", "exportName": "every key"},
-        }
-    }
+    body = calls_body(EVERY_FILTER, options=EVERY_OPTION, exportOptions={"format": "CSV", "exportName": "every key"})
     answer = post_export(sim, body)
     assert answer.status_code == 201, answer.text
     assert answer.json()["exportName"] == "every key"
@@ -142,17 +138,7 @@ def test_the_simulator_accepts_every_documented_key_and_echoes_the_export_name(s
     ],
 )
 def test_the_simulator_refuses_a_filter_of_another_shape(simulator, key, value, message):
-    body = {
-        "input": {
-            "reportName": "CALLS_HISTORY",
-            "filter": {
-                "dateFilter": {"absoluteRange": {"fromDate": FIRST.isoformat(), "toDate": LAST.isoformat()}},
-                "timezone": "UTC",
-                key: value,
-            },
-        }
-    }
-    answer = post_export(simulator(), body)
+    answer = post_export(simulator(), calls_body({key: value}))
     assert answer.status_code == 400 and message in answer.json()["message"]
 
 
