@@ -14,6 +14,7 @@ import codecs
 import csv
 import io
 import itertools
+import json
 import operator
 import struct
 import typing as t
@@ -640,7 +641,7 @@ class RecordReader:
                 hint = (
                     ""
                     if column.name not in self.report.primary_key
-                    else " (a key column: declare another type for it in column_types, e.g. string, to load it)"
+                    else f" (a key column: {keeping_declaration(self.report, column, text)})"
                 )
                 raise FileFormatError(
                     f"row {line}, column '{column.label}': {quote_cell(text)} is not {expected}{hint}"
@@ -683,3 +684,22 @@ class RecordReader:
         if message not in self._warned:
             self._warned.add(message)
             self._warn(message)
+
+
+def keeping_declaration(report: Report, column: Column, text: str) -> str:
+    """What to declare in column_types so that a key column of `report` reads `text`, keeping its type."""
+    whole = text.strip().split(".")[0]
+    digits = whole.isascii() and whole.isdigit()
+    if column.kind is Kind.TIMESTAMP and digits:
+        unit = "seconds" if len(whole) <= 11 else "milliseconds" if len(whole) <= 14 else "microseconds"
+        declared, other = {"unit": unit}, "the unit: seconds, milliseconds or microseconds"
+    elif column.kind in (Kind.TIMESTAMP, Kind.DATE):
+        declared, other = {"format": "%d/%m/%Y %H:%M"}, "the strptime layout of its cells"
+    elif column.kind is Kind.DURATION and digits:
+        declared, other = {"unit": "minutes"}, "the unit: milliseconds, seconds, minutes or hours"
+    elif column.kind in (Kind.NUMBER, Kind.PERCENT, Kind.DURATION) and "," in text:
+        declared, other = {"decimal": ","}, "the decimal mark"
+    else:
+        return "declare another type for it in column_types, e.g. string, to load it"
+    entry = {"label": column.label, "type": column.kind.value, **declared}
+    return f"declare {other} in column_types: {json.dumps({report.stream_name: [entry]})}"

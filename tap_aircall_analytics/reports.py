@@ -9,6 +9,7 @@ corrects it here, in one edit. The simulator serves the same catalogue.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -43,17 +44,87 @@ RESET_HEADER = "X-AircallApi-Reset"
 EVENT_WINDOW_DAYS = 7
 PER_USER_DAY_WINDOW_DAYS = 31
 
-#: Tap setting -> request filter key, for the filters the tap can send.
+#: Tap setting -> request filter key, for the shortcut settings of the commonest filters.
 FILTER_SETTINGS = {
     "user_ids": "userIDs",
     "team_ids": "teamIDs",
     "line_ids": "lineIDs",
     "tag_ids": "tagIDs",
 }
-#: Every filter key the API accepts; any other key is refused with 400.
-KNOWN_FILTERS = frozenset(
-    {*FILTER_SETTINGS.values(), "callTypes", "customerNumbers", "withVoicemail", "userStatuses", "nextUserStatuses"}
-)
+
+
+@dataclass(frozen=True)
+class ValueShape:
+    """The JSON shape a request filter or option takes: what the tap checks a setting's value against."""
+
+    description: str  # as messages say it: "an array of integers"
+    array: bool = False  # a list, even of one value
+    items: tuple[type, ...] = ()  # the JSON types of its value (or of each item of an array)
+
+    def fits(self, value: object) -> bool:
+        """True when `value` has this shape (booleans are not integers)."""
+        values = value if self.array and isinstance(value, list) else [value]
+        if self.array and not isinstance(value, list):
+            return False
+        return all(
+            isinstance(item, self.items) and not (isinstance(item, bool) and bool not in self.items) for item in values
+        )
+
+
+_INTEGERS = ValueShape("an array of integers", array=True, items=(int,))
+_TEXTS = ValueShape("an array of texts", array=True, items=(str,))
+_IDS = ValueShape("an array of IDs (integers or texts)", array=True, items=(int, str))
+_BOOLEAN = ValueShape("true or false", items=(bool,))
+_TEXT = ValueShape("a text", items=(str,))
+_SECONDS = ValueShape("a number of seconds", items=(int, float))
+_RANGE = ValueShape("a number of seconds or an object (a range)", items=(int, float, dict))
+
+#: Every filter key the API takes under `input.filter`, with its value's shape: the 18 keys
+#: the independent client documents, which says "array filters always take a list, even for a
+#: single value" and sends `withVoicemail: false`. The item types are our reading of the names
+#: (IDs are integers, as in the REST API; a voice agent's ID is a text, `agent-abc123`).
+#: Which report takes which filter is not published: each takes those of its dashboard view.
+FILTER_SHAPES: dict[str, ValueShape] = {
+    "userIDs": _INTEGERS,
+    "teamIDs": _INTEGERS,
+    "teamFilterOption": _TEXT,
+    "hours": _IDS,
+    "callIDs": _INTEGERS,
+    "lineIDs": _INTEGERS,
+    "customerNumbers": _TEXTS,
+    "tagIDs": _INTEGERS,
+    "callTypes": _TEXTS,
+    "duration": _RANGE,
+    "minConnectedDuration": _SECONDS,
+    "ivrBranches": _TEXTS,
+    "virtualVoiceAgentIDs": _IDS,
+    "withAiIntervention": _BOOLEAN,
+    "withVoicemail": _BOOLEAN,
+    "ringAttemptOrigin": _TEXT,
+    "userStatuses": _TEXTS,
+    "nextUserStatuses": _TEXTS,
+}
+KNOWN_FILTERS = frozenset(FILTER_SHAPES)
+#: The report options under `input.options` [client], with their shapes.
+OPTION_SHAPES: dict[str, ValueShape] = {
+    "dateBreakdown": _TEXT,
+    "slaTimeToAnswerInSeconds": _SECONDS,
+    "slaIncludedCallUnansweredReasons": _TEXTS,
+}
+#: Filter keys that the tap writes itself, from its windows and the account timezone.
+RESERVED_FILTERS = frozenset({"dateFilter", "timezone"})
+#: The most characters of `exportOptions.exportName` the tap sends (the API publishes no limit).
+EXPORT_NAME_MAX = 200
+
+
+def shape_mistake(key: str, value: object, shapes: dict[str, ValueShape]) -> str | None:
+    """Why `value` does not fit the documented shape of `key`; None when it does, or the key is unknown."""
+    shape = shapes.get(key)
+    if shape is None or value is None or shape.fits(value):
+        return None
+    hint = " (a list, even for one value)" if shape.array and not isinstance(value, list) else ""
+    return f"{key} must be {shape.description}{hint}, not {json.dumps(value)}"
+
 
 # --- The CSV files ------------------------------------------------------------------
 
@@ -411,11 +482,17 @@ def export_request_body(
     last_day: dt.date,
     timezone: str,
     filters: dict[str, list[int]] | None = None,
+    *,
+    request_filters: dict[str, object] | None = None,
+    options: dict[str, object] | None = None,
+    export_name: str = "",
 ) -> dict:
     """Return the body of an export request for `report` over [first_day, last_day].
 
-    Both days are inclusive calendar days in `timezone`. Filters the report does not
-    accept are left out.
+    Both days are inclusive calendar days in `timezone`. `filters` are the shortcut
+    settings' (user_ids, ...): those the report does not accept are left out.
+    `request_filters` and `options` are merged as given over them and over the tap's own
+    options (a None value leaves a key out); `export_name` labels the export.
     """
     request_filter: dict = {
         "dateFilter": {"absoluteRange": {"fromDate": first_day.isoformat(), "toDate": last_day.isoformat()}},
@@ -424,8 +501,19 @@ def export_request_body(
     for key, values in (filters or {}).items():
         if key in report.filters and values:
             request_filter[key] = list(values)
+    _merge(request_filter, request_filters)
     body: dict = {"reportName": report.api_name, "filter": request_filter}
-    if report.daily_breakdown:
-        body["options"] = {"dateBreakdown": "DAILY"}
-    body["exportOptions"] = {"format": "CSV"}
+    report_options: dict = {"dateBreakdown": "DAILY"} if report.daily_breakdown else {}
+    _merge(report_options, options)
+    if report_options:
+        body["options"] = report_options
+    body["exportOptions"] = {"format": "CSV", **({"exportName": export_name} if export_name else {})}
     return {"input": body}
+
+
+def _merge(into: dict, given: dict[str, object] | None) -> None:
+    for key, value in (given or {}).items():
+        if value is None:
+            into.pop(key, None)
+        else:
+            into[key] = value

@@ -18,19 +18,25 @@ from tap_aircall_analytics.clock import ClockError
 from tap_aircall_analytics.reports import (
     DEFAULT_API_URL,
     EVENT_WINDOW_DAYS,
+    EXPORT_NAME_MAX,
     FILTER_SETTINGS,
+    FILTER_SHAPES,
     KIND_NAMES,
+    OPTION_SHAPES,
     PER_USER_DAY_WINDOW_DAYS,
     REPORTS,
+    RESERVED_FILTERS,
     CatalogueError,
     Column,
     Kind,
     Report,
+    ValueShape,
     property_name,
+    shape_mistake,
     uncatalogued_report,
     with_declared_columns,
 )
-from tap_aircall_analytics.spellings import DECIMAL_MARKS, DURATION_UNITS, format_mistake
+from tap_aircall_analytics.spellings import DECIMAL_MARKS, DURATION_UNITS, TIMESTAMP_UNITS, format_mistake
 
 
 class ConfigError(Exception):
@@ -243,8 +249,10 @@ SETTINGS_SCHEMA = th.PropertiesList(
                     th.Property(
                         "unit",
                         th.StringType,
-                        allowed_values=sorted(DURATION_UNITS),
-                        description="The unit of a duration column written as a number (default seconds).",
+                        allowed_values=sorted({*DURATION_UNITS, *TIMESTAMP_UNITS}),
+                        description="The unit of a duration column written as a number (default seconds), or of "
+                        "a timestamp column of Unix times whose number of digits does not tell (seconds, "
+                        "milliseconds, microseconds).",
                     ),
                     th.Property(
                         "decimal",
@@ -281,6 +289,71 @@ SETTINGS_SCHEMA = th.PropertiesList(
     _ids("team_ids", "teams", "Team IDs"),
     _ids("line_ids", "lines (Aircall numbers)", "Line IDs"),
     _ids("tag_ids", "tags", "Tag IDs"),
+    # --- Request filters and options, as the API names them ---------------------------
+    th.Property(
+        "filters",
+        th.ObjectType(additional_properties=True),
+        title="Filters",
+        description="Filters sent in every export request's `input.filter`, as the API names them: "
+        + ", ".join(FILTER_SHAPES)
+        + '. Arrays take a list even for one value (`{"teamIDs": [4242], "withVoicemail": false}`). '
+        "Over the user_ids, team_ids, line_ids and tag_ids shortcuts; an unknown key is sent as given, "
+        "with one warning.",
+    ),
+    th.Property(
+        "stream_filters",
+        th.ObjectType(additional_properties=th.ObjectType(additional_properties=True)),
+        title="Filters per stream",
+        description="Filters per stream name, over `filters` key by key (null leaves a key of `filters` out "
+        'for that stream): `{"calls_history": {"callTypes": ["inbound"]}}`.',
+    ),
+    th.Property(
+        "report_options",
+        th.ObjectType(additional_properties=True),
+        title="Report options",
+        description="Options sent in every export request's `input.options`: "
+        + ", ".join(OPTION_SHAPES)
+        + ". Over the tap's own `dateBreakdown: DAILY` of the per-user-per-day reports (whose `Date` "
+        "column needs it).",
+    ),
+    th.Property(
+        "stream_report_options",
+        th.ObjectType(additional_properties=th.ObjectType(additional_properties=True)),
+        title="Report options per stream",
+        description="Report options per stream name, over `report_options` key by key.",
+    ),
+    # --- Discovery from the account ------------------------------------------------------
+    th.Property(
+        "discover_columns",
+        th.BooleanType,
+        title="Discover columns",
+        default=False,
+        description="Build each stream's schema from the account: --discover exports one recent day of "
+        "each report and types the columns its file holds (known ones matched whatever their spelling, "
+        "new ones typed by the tap's readers), so new columns load typed instead of in `_extra_columns`. "
+        "Cached in `discovery_cache_file`; on failure the built-in catalogue is used, with one warning.",
+    ),
+    th.Property(
+        "discovery_cache_hours",
+        th.NumberType,
+        title="Discovery cache hours",
+        default=24,
+        description="How long --discover reuses the columns it discovered (no request) before exporting "
+        "again. A sync always reads the cached columns, the ones its catalog was made from.",
+    ),
+    th.Property(
+        "discovery_cache_file",
+        th.StringType,
+        title="Discovery cache file",
+        description="The file discovered columns are kept in, with the requests that found them "
+        "(default: tap-aircall-analytics/discovered-columns.json in XDG_CACHE_HOME or ~/.cache).",
+    ),
+    th.Property(
+        "export_name",
+        th.StringType,
+        title="Export name",
+        description="A label sent as `exportOptions.exportName` with every export, as the Aircall dashboard shows it.",
+    ),
 ).to_dict()
 
 
@@ -372,10 +445,13 @@ def _spelling(stream: str, label: str, kind: Kind, entry: dict) -> tuple[str, st
     if format_text and (mistake := format_mistake(kind, format_text)):
         raise ConfigError(f"{where}: {mistake}")
     unit = str(entry.get("unit") or "")
-    if unit and kind is not Kind.DURATION:
-        raise ConfigError(f"{where}: a unit applies to duration columns, not {kind.value}")
-    if unit and unit not in DURATION_UNITS:
-        raise ConfigError(f"{where}: unit {unit!r} is not one of {', '.join(DURATION_UNITS)}")
+    units = TIMESTAMP_UNITS if kind is Kind.TIMESTAMP else DURATION_UNITS
+    if unit and kind not in (Kind.DURATION, Kind.TIMESTAMP):
+        raise ConfigError(f"{where}: a unit applies to duration and timestamp columns, not {kind.value}")
+    if unit and unit not in units:
+        raise ConfigError(f"{where}: unit {unit!r} of a {kind.value} column is not one of {', '.join(units)}")
+    if unit and format_text:
+        raise ConfigError(f"{where}: give a format or a unit, not both")
     decimal = str(entry.get("decimal") or "")
     if decimal and kind not in (Kind.NUMBER, Kind.PERCENT, Kind.DURATION):
         raise ConfigError(f"{where}: a decimal mark applies to number, percent and duration columns")
@@ -484,6 +560,7 @@ class Settings:
     strict_values: bool = False
     plan_only: bool = False
     check_schema: bool = False
+    request: RequestSettings = field(default_factory=lambda: RequestSettings())
 
     @override
     def __repr__(self) -> str:
@@ -573,4 +650,86 @@ class Settings:
             strict_values=bool(config.get("strict_values")),
             plan_only=bool(config.get("plan_only")),
             check_schema=bool(config.get("check_schema")),
+            request=RequestSettings.from_config(config),
         )
+
+
+# --- Request filters and options ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestSettings:
+    """The filters, report options and export name of every stream's export requests, checked."""
+
+    filters: dict[str, object] = field(default_factory=dict)
+    stream_filters: dict[str, dict[str, object]] = field(default_factory=dict)
+    options: dict[str, object] = field(default_factory=dict)
+    stream_options: dict[str, dict[str, object]] = field(default_factory=dict)
+    export_name: str = ""
+    warnings: tuple[str, ...] = ()  # unknown keys, sent as given: said once per run
+
+    def filters_for(self, stream: str) -> dict[str, object]:
+        """The filters of `stream`'s requests: `filters`, then its `stream_filters` (None: left out)."""
+        return {**self.filters, **self.stream_filters.get(stream, {})}
+
+    def options_for(self, stream: str) -> dict[str, object]:
+        """The report options of `stream`'s requests: `report_options`, then its `stream_report_options`."""
+        return {**self.options, **self.stream_options.get(stream, {})}
+
+    @classmethod
+    def from_config(cls, config: dict) -> RequestSettings:
+        """Check shapes against the API's documented keys; ConfigError in one line on a mistake."""
+        streams = {report.stream_name for report in catalogue(config)}
+        unknown: list[tuple[str, str]] = []
+        filters = _request_object(config, "filters", FILTER_SHAPES, unknown)
+        options = _request_object(config, "report_options", OPTION_SHAPES, unknown)
+        stream_filters = _per_stream(config, "stream_filters", FILTER_SHAPES, streams, unknown)
+        stream_options = _per_stream(config, "stream_report_options", OPTION_SHAPES, streams, unknown)
+        name = config.get("export_name")
+        if name is not None and not isinstance(name, str):
+            raise ConfigError(f"export_name must be a text, not {name!r}")
+        if name and len(name) > EXPORT_NAME_MAX:
+            raise ConfigError(f"export_name is {len(name)} characters long: give at most {EXPORT_NAME_MAX}")
+        keys = ", ".join(dict.fromkeys(f"{where}.{key}" for where, key in unknown))
+        warnings = (
+            (
+                f"keys the API does not document are sent as given: {keys} (documented filters: "
+                f"{', '.join(FILTER_SHAPES)}; report options: {', '.join(OPTION_SHAPES)})",
+            )
+            if unknown
+            else ()
+        )
+        return cls(filters, stream_filters, options, stream_options, str(name or ""), warnings)
+
+
+def _request_object(
+    config: dict, name: str, shapes: dict[str, ValueShape], unknown: list[tuple[str, str]], given: object = None
+) -> dict[str, object]:
+    value = config.get(name) if given is None else given
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be an object of the API's keys, not {value!r}")
+    for key, item in value.items():
+        if key in RESERVED_FILTERS and shapes is FILTER_SHAPES:
+            raise ConfigError(f"{name}.{key}: the tap sets {key} itself (from its windows and timezone); remove it")
+        if (mistake := shape_mistake(key, item, shapes)) is not None:
+            raise ConfigError(f"{name}.{mistake}")
+        if key not in shapes:
+            unknown.append((name, key))
+    return dict(value)
+
+
+def _per_stream(
+    config: dict, name: str, shapes: dict[str, ValueShape], streams: set[str], unknown: list[tuple[str, str]]
+) -> dict[str, dict[str, object]]:
+    given = config.get(name) or {}
+    if not isinstance(given, dict):
+        raise ConfigError(f'{name} must be an object: {{"<stream>": {{...}}}}')
+    for stream in given:
+        if stream not in streams:
+            raise ConfigError(f"{name} names the stream '{stream}', which is not a stream of this tap")
+    return {
+        stream: _request_object(config, f"{name}.{stream}", shapes, unknown, given={} if value is None else value)
+        for stream, value in given.items()
+    }

@@ -31,6 +31,11 @@ SAMPLE_VALUES = 20  # the first non-empty values of a column that its spelling i
 #: The units a duration column written as a number can declare, as seconds per unit.
 DURATION_UNITS = {"milliseconds": (1, 1000), "seconds": (1, 1), "minutes": (60, 1), "hours": (3600, 1)}
 DECIMAL_MARKS = (".", ",")
+#: The units a Unix timestamp column can declare, as microseconds per unit. Undeclared, the
+#: number of digits decides: 9-10 are seconds, 12-13 milliseconds, 15-16 microseconds (the
+#: years 1973 to 2286 in each); a column of other lengths needs its unit declared.
+TIMESTAMP_UNITS = {"seconds": 1_000_000, "milliseconds": 1000, "microseconds": 1}
+EPOCH_LIMIT_MICROSECONDS = 10**17  # a declared unit reads Unix times below this: 11 digits of seconds
 
 
 #: A column's fast reader: a function, or a dict of every text it reads (a missing text
@@ -51,10 +56,13 @@ class Reading:
     format: str = ""  # a declared strptime format (timestamps, dates)
     unit: str = "seconds"  # the unit of a duration written as a number
     decimal: str = "."  # the decimal mark of numbers, percentages and durations
+    epoch: str = ""  # the declared unit of a Unix timestamp column (TIMESTAMP_UNITS), whatever its digits
 
     @classmethod
     def of(cls, column: Column, timezone: str) -> Reading:
         """The reading of a catalogue (or declared) column in an account's timezone."""
+        if column.kind is Kind.TIMESTAMP:
+            return cls(column.kind, timezone, column.format, epoch=column.unit)
         return cls(column.kind, timezone, column.format, column.unit or "seconds", column.decimal or ".")
 
     @property
@@ -62,6 +70,8 @@ class Reading:
         """What a cell of this column should look like, for messages."""
         if self.format:
             return f"a {self.kind.value} ({self.format})"
+        if self.epoch:
+            return f"a timestamp (YYYY-MM-DD HH:MM:SS, ISO 8601 or Unix {self.epoch})"
         return EXPECTED[self.kind]
 
 
@@ -69,7 +79,7 @@ EXPECTED = {
     Kind.INTEGER: "an integer",
     Kind.NUMBER: "a number",
     Kind.STRING: "a text",
-    Kind.TIMESTAMP: "a timestamp (YYYY-MM-DD HH:MM:SS, ISO 8601 or Unix seconds)",
+    Kind.TIMESTAMP: "a timestamp (YYYY-MM-DD HH:MM:SS, ISO 8601 or Unix seconds, milliseconds or microseconds)",
     Kind.DATE: "a date (YYYY-MM-DD)",
     Kind.DURATION: "a duration (H:MM:SS or seconds)",
     Kind.BOOLEAN: "a boolean (Yes/No, true/false, 1/0)",
@@ -299,27 +309,45 @@ def _sql_offset_timestamp(cell: SqlCell) -> str:
     return f"({_sql_wall_clock(cell)} - to_seconds({signed}))"
 
 
-def _unix_timestamp(match: re.Match[str], reading: Reading) -> str:
-    seconds, fraction = match.group(1, 2)
-    return utc_text(_EPOCH + dt.timedelta(seconds=int(seconds), microseconds=_micro(fraction or "")))
+def _epoch_timestamp(per_unit: int) -> Callable[[re.Match[str], Reading], str]:
+    """The reader of a Unix time in a unit of `per_unit` microseconds (groups: units, fraction)."""
+
+    def read(match: re.Match[str], reading: Reading) -> str:
+        units, fraction = match.group(1, 2)
+        micro = int(units) * per_unit + _micro(fraction or "") * per_unit // 1_000_000
+        return utc_text(_EPOCH + dt.timedelta(microseconds=micro))
+
+    return read
 
 
-def _sql_unix_timestamp(cell: SqlCell) -> str:
-    return f"make_timestamp(CAST({cell.group(1)} AS BIGINT) * 1000000 + {_sql_micro(cell.group(2))})"
+def _sql_epoch_timestamp(per_unit: int) -> Callable[[SqlCell], str]:
+    def sql(cell: SqlCell) -> str:
+        fraction = f"{_sql_micro(cell.group(2))} * {per_unit} // 1000000"
+        return f"make_timestamp(CAST({cell.group(1)} AS BIGINT) * {per_unit} + {fraction})"
+
+    return sql
 
 
 class UnixReader:
-    """Unix seconds, whole columns of them: each minute converted once."""
+    """Unix times of whole units, whole columns of them: each minute converted once.
 
-    def __init__(self, reading: Reading) -> None:
+    `digits` are the lengths the column's spelling reads, `per_unit` the microseconds of one unit.
+    """
+
+    def __init__(self, reading: Reading, digits: tuple[int, int] = (9, 10), per_unit: int = 1_000_000) -> None:
         self.minutes = Memo(lambda minute: (_EPOCH + dt.timedelta(minutes=int(minute))).isoformat(timespec="minutes"))
-        self._seconds = [f":{second:02d}+00:00" for second in range(60)]
+        self._seconds = [f":{second:02d}" for second in range(60)]
+        self._shortest, self._longest = digits
+        self._per_second = 1_000_000 // per_unit
 
     def __call__(self, text: str) -> str:
-        if not (text.isascii() and text.isdigit() and 9 <= len(text) <= 10):
+        if not (text.isascii() and text.isdigit() and self._shortest <= len(text) <= self._longest):
             raise BadValue(EXPECTED[Kind.TIMESTAMP])
-        minute, second = divmod(int(text), 60)
-        return t.cast(str, self.minutes[str(minute)]) + self._seconds[second]
+        seconds, part = divmod(int(text), self._per_second)
+        minute, second = divmod(seconds, 60)
+        micro = part * (1_000_000 // self._per_second)
+        rest = f".{micro:06d}+00:00" if micro else "+00:00"
+        return t.cast(str, self.minutes[str(minute)]) + self._seconds[second] + rest
 
 
 def _formatted(match: re.Match[str], reading: Reading) -> object:
@@ -482,12 +510,30 @@ UNIX_TIMESTAMP = Spelling(
     Kind.TIMESTAMP,
     "Unix seconds",
     r"([0-9]{9,10})(?:\.([0-9]{1,9}))?",
-    _unix_timestamp,
-    _sql_unix_timestamp,
+    _epoch_timestamp(1_000_000),
+    _sql_epoch_timestamp(1_000_000),
     guard=_digits(9, 10),
     fast_sql=lambda cell: f"make_timestamp(CAST({cell.field} AS BIGINT) * 1000000)",
     fast=UnixReader,
 )
+
+
+def _whole_units(name: str, shortest: int, longest: int, per_unit: int) -> Spelling:
+    """Unix times of `shortest` to `longest` digits in a unit of `per_unit` microseconds, no fraction."""
+    return Spelling(
+        Kind.TIMESTAMP,
+        name,
+        rf"([0-9]{{{shortest},{longest}}})()",
+        _epoch_timestamp(per_unit),
+        _sql_epoch_timestamp(per_unit),
+        guard=_digits(shortest, longest),
+        fast_sql=lambda cell: f"make_timestamp(CAST({cell.field} AS BIGINT) * {per_unit})",
+        fast=lambda reading: UnixReader(reading, (shortest, longest), per_unit),
+    )
+
+
+UNIX_MILLISECONDS = _whole_units("Unix milliseconds", 12, 13, 1000)
+UNIX_MICROSECONDS = _whole_units("Unix microseconds", 15, 16, 1)
 CLOCK_DURATION: Spelling = Spelling(
     Kind.DURATION,
     "H:MM:SS",
@@ -568,7 +614,14 @@ def formatted(format_text: str) -> Spelling:
 
 #: Every spelling a kind reads without a declaration, the one Aircall's files use first.
 SPELLINGS: dict[Kind, tuple[Spelling, ...]] = {
-    Kind.TIMESTAMP: (LOCAL_TIMESTAMP, UTC_TIMESTAMP, OFFSET_TIMESTAMP, UNIX_TIMESTAMP),
+    Kind.TIMESTAMP: (
+        LOCAL_TIMESTAMP,
+        UTC_TIMESTAMP,
+        OFFSET_TIMESTAMP,
+        UNIX_TIMESTAMP,
+        UNIX_MILLISECONDS,
+        UNIX_MICROSECONDS,
+    ),
     Kind.DURATION: (CLOCK_DURATION, UNIT_DURATION),
     Kind.BOOLEAN: (
         _boolean("Yes", "No"),
@@ -589,7 +642,25 @@ def spellings_of(reading: Reading) -> tuple[Spelling, ...]:
     """The spellings a column reads: a declared format alone, else every spelling of its kind."""
     if reading.format:
         return (formatted(reading.format),)
+    if reading.kind is Kind.TIMESTAMP and reading.epoch:
+        return (LOCAL_TIMESTAMP, UTC_TIMESTAMP, OFFSET_TIMESTAMP, declared_epoch(reading.epoch))
     return SPELLINGS.get(reading.kind, ())
+
+
+@functools.lru_cache(maxsize=8)
+def declared_epoch(unit: str) -> Spelling:
+    """The spelling of Unix times in a declared unit: any number of digits, a fraction of a unit or not."""
+    per_unit = TIMESTAMP_UNITS[unit]
+    longest = len(str(EPOCH_LIMIT_MICROSECONDS // per_unit)) - 1  # up to the year 5138 in any unit
+    return Spelling(
+        Kind.TIMESTAMP,
+        f"Unix {unit}",
+        rf"([0-9]{{1,{longest}}})(?:\.([0-9]{{1,9}}))?",
+        _epoch_timestamp(per_unit),
+        _sql_epoch_timestamp(per_unit),
+        guard=_digits(1, longest),
+        fast_sql=lambda cell: f"make_timestamp(CAST({cell.field} AS BIGINT) * {per_unit})",
+    )
 
 
 def detect(reading: Reading, values: t.Iterable[str]) -> Spelling | None:

@@ -115,7 +115,14 @@ class ReportStream(Stream):
             client,
             self.report,
             lambda window: export_request_body(
-                self.report, window.first, window.last, settings.timezone, settings.filters
+                self.report,
+                window.first,
+                window.last,
+                settings.timezone,
+                settings.filters,
+                request_filters=settings.request.filters_for(self.name),
+                options=settings.request.options_for(self.name),
+                export_name=settings.request.export_name,
             ),
             poll=PollPolicy(
                 settings.poll_interval_seconds, settings.max_poll_interval_seconds, settings.export_timeout_seconds

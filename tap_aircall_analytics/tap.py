@@ -12,7 +12,7 @@ import typing as t
 from singer_sdk import Tap
 from typing_extensions import override  # typing.override from Python 3.12
 
-from tap_aircall_analytics import preflight, redaction
+from tap_aircall_analytics import discovery, preflight, redaction
 from tap_aircall_analytics.bookmarks import RESYNC_ALL, StateError, check_state, parse_state_file
 from tap_aircall_analytics.budget import RequestBudget
 from tap_aircall_analytics.client import AircallError, stop_sending
@@ -139,6 +139,8 @@ class TapAircallAnalytics(Tap):
         """The checked settings; raises ConfigError on the first problem."""
         if self._settings is None:
             self._settings = Settings.from_config(dict(self.config))
+            for warning in self._settings.request.warnings:
+                self.logger.warning("%s", warning)
         return self._settings
 
     @override
@@ -166,6 +168,8 @@ class TapAircallAnalytics(Tap):
             reports = catalogue(dict(self.config))
         except ConfigError as error:
             raise SystemExit(f"tap-aircall-analytics: {error}") from None
+        if self.config.get("discover_columns"):  # the account's own columns (discovery.py)
+            reports = discovery.account_reports(self, reports, syncing=self.input_catalog is not None)
         return [ReportStream(self, report) for report in reports]
 
     @override  # type: ignore[misc]  # final in the SDK: see tap_aircall_analytics/sdk.py

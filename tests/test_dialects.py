@@ -26,6 +26,7 @@ DIALECTS = {
         "camel,offset,decimal-seconds,one-zero,midnight,point-zero,bare-percent"
     ),
     "upper-case, Unix seconds": "upper,unix",
+    "Unix milliseconds": "unix-ms",
     "ISO 8601 with a Z": "iso-z",
     "wall clock with a T and milliseconds": "iso-ms",
 }

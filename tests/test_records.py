@@ -296,6 +296,41 @@ def test_declared_columns_become_typed_properties(tmp_path):
     assert record["_extra_columns"] == {"Other": "x"}
 
 
+@pytest.mark.parametrize(
+    ("cell", "declaration"),
+    [
+        ("17962537410", '{"label": "Started at", "type": "timestamp", "unit": "seconds"}'),
+        ("06/12/2026 08:02", '{"label": "Started at", "type": "timestamp", "format": "%d/%m/%Y %H:%M"}'),
+    ],
+)
+def test_a_key_column_refusal_names_the_declaration_that_keeps_its_type(tmp_path, cell, declaration):
+    statuses = REPORTS_BY_API_NAME["USER_STATUS_HISTORY"]
+    header = ",".join(column.label for column in statuses.columns)
+    row = {"User ID": "7", "Started at": cell}
+    line = ",".join(row.get(column.label, "") for column in statuses.columns)
+    with pytest.raises(FileFormatError) as error:
+        read(tmp_path, statuses, f"{header}\n{line}\n")
+    message = str(error.value)
+    assert f"column 'Started at': '{cell}' is not a timestamp" in message and "\n" not in message
+    assert f'in column_types: {{"user_status_history": [{declaration}]}}' in message
+    assert "string" not in message
+
+
+def test_unix_milliseconds_and_microseconds_in_a_key_column_need_no_declaration(tmp_path):
+    statuses = REPORTS_BY_API_NAME["USER_STATUS_HISTORY"]
+    header = ",".join(column.label for column in statuses.columns)
+    lines = [
+        ",".join({"User ID": "7", "Started at": started}.get(column.label, "") for column in statuses.columns)
+        for started in ("1796253741000", "1796253741250000", "1796253741")
+    ]
+    records, _ = read(tmp_path, statuses, "\n".join([header, *lines]) + "\n")
+    assert [record["started_at"] for record in records] == [
+        "2026-12-02T23:22:21+00:00",
+        "2026-12-02T23:22:21.250000+00:00",
+        "2026-12-02T23:22:21+00:00",
+    ]
+
+
 def test_empty_key_and_missing_key_column_are_errors(tmp_path):
     with pytest.raises(FileFormatError, match="key column is empty"):
         read(tmp_path, CALLS, CALL_HEADER + "\n" + "," * 23 + "\n")

@@ -57,6 +57,11 @@ CASES: dict[str, tuple[dict, dict[str, object], list[str]]] = {
             "2026-10-27T18:47:56.500+01:00": "2026-10-27T17:47:56.500000+00:00",
             unix(2026, 10, 27, 17, 47, 56): EVENING,
             unix(2026, 10, 27, 17, 47, 56) + ".25": "2026-10-27T17:47:56.250000+00:00",
+            unix(2026, 10, 27, 17, 47, 56) + "000": EVENING,  # Unix milliseconds
+            unix(2026, 10, 27, 17, 47, 56) + "250": "2026-10-27T17:47:56.250000+00:00",
+            unix(2026, 10, 27, 17, 47, 56) + "000000": EVENING,  # Unix microseconds
+            unix(2026, 10, 27, 17, 47, 56) + "000250": "2026-10-27T17:47:56.000250+00:00",
+            "946684800000": "2000-01-01T00:00:00+00:00",  # twelve digits of milliseconds
         },
         [
             "2026-10-27 24:00:00",
@@ -71,8 +76,22 @@ CASES: dict[str, tuple[dict, dict[str, object], list[str]]] = {
             "0000-01-01 00:00:00",
             "\u0661\u0667\u0669\u0663\u0661\u0662\u0663\u0662\u0667\u0666",  # Arabic-Indic digits
             "17931232761234",
+            "17931232761",  # eleven digits: seconds after 2286 or milliseconds of 1970, a unit must say
+            "17931232761234567",
+            unix(2026, 10, 27, 17, 47, 56) + "000.5",
             "NaN",
         ],
+    ),
+    "timestamp, declared milliseconds": (
+        {"kind": Kind.TIMESTAMP, "epoch": "milliseconds"},
+        {
+            "17931232761": "1970-07-27T12:53:52.761000+00:00",
+            unix(2026, 10, 27, 17, 47, 56) + "000": EVENING,
+            unix(2026, 10, 27, 17, 47, 56) + "000.5": "2026-10-27T17:47:56.000500+00:00",
+            "0": "1970-01-01T00:00:00+00:00",
+            "2026-10-27 18:47:56": EVENING,
+        },
+        ["999999999999999", "-5", "1e3", " 17931232761"],
     ),
     "timestamp, declared format": (
         {"kind": Kind.TIMESTAMP, "format": "%d/%m/%Y %H:%M"},
@@ -172,7 +191,11 @@ REPORT_COLUMNS = (Column("Row", Kind.INTEGER),)
 def report_of(options: dict) -> Report:
     kind = options["kind"]
     cell = Column(
-        "Cell", kind, format=options.get("format", ""), unit=options.get("unit", ""), decimal=options.get("decimal", "")
+        "Cell",
+        kind,
+        format=options.get("format", ""),
+        unit=options.get("unit", "") or options.get("epoch", ""),
+        decimal=options.get("decimal", ""),
     )
     return Report("SPELLINGS", (*REPORT_COLUMNS, cell), primary_key=("row",), replication_key="row")
 
@@ -294,7 +317,9 @@ def test_patterns_use_only_what_python_and_duckdb_read_alike():
         ({"type": "timestamp", "format": "%H:%M"}, "needs a year, a month and a day"),
         ({"type": "integer", "format": "%Y"}, "a format applies to timestamp and date columns"),
         ({"type": "duration", "unit": "fortnights"}, "unit 'fortnights'"),
-        ({"type": "string", "unit": "minutes"}, "a unit applies to duration columns"),
+        ({"type": "string", "unit": "minutes"}, "a unit applies to duration and timestamp columns"),
+        ({"type": "timestamp", "unit": "minutes"}, "unit 'minutes' of a timestamp column is not one of seconds"),
+        ({"type": "timestamp", "unit": "seconds", "format": "%d/%m/%Y %H:%M"}, "a format or a unit, not both"),
         ({"type": "boolean", "decimal": ","}, "a decimal mark applies to number"),
     ],
 )

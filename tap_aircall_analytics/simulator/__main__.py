@@ -64,6 +64,7 @@ HELP = {
     "answer_headers": "headers every API answer carries, as NAME=VALUE;NAME=VALUE (e.g. Retry-After=inf)",
     "poll_answer": "huge (100 MB) or deep (JSON nested 100,000 deep): every poll's answer",
     "error_message": "the errorMessage of every export that fails (with --fail-report)",
+    "now": "the simulator's clock, an ISO 8601 instant: no export holds a row after it (default: the real time)",
     "dialect": "serve the same data in other spellings, comma-separated, one per aspect: "
     + ", ".join(f"{option} ({aspect})" for option, (aspect, _) in OPTIONS.items()),
 }

@@ -175,27 +175,45 @@ def call_shapes(seed: int) -> tuple[CallShape, ...]:
 
 @dataclass(frozen=True)
 class Filters:
-    """The request filters the simulator applies to its data."""
+    """The request filters the simulator applies to its data; it accepts the others and ignores them."""
 
     user_ids: frozenset[int] | None = None
     team_names: frozenset[str] | None = None
     line_ids: frozenset[int] | None = None
     tag_ids: frozenset[int] | None = None
+    call_ids: frozenset[int] | None = None
+    call_types: frozenset[str] | None = None  # a call's direction or its call type
+    customer_numbers: frozenset[str] | None = None
+    ivr_branches: frozenset[str] | None = None
+    voicemail: bool | None = None
+    min_connected_seconds: float | None = None
+    statuses: frozenset[str] | None = None
+    next_statuses: frozenset[str] | None = None
 
     @classmethod
     def from_request(cls, request_filter: dict) -> Filters:
         """Read the filters of an export request (team IDs are team indexes + 1)."""
 
-        def ids(key: str) -> frozenset[int] | None:
-            values = request_filter.get(key)
-            return frozenset(values) if values else None
+        def values(key: str) -> frozenset | None:
+            given = request_filter.get(key)
+            return frozenset(given) if given else None
 
-        teams = ids("teamIDs")
+        teams = values("teamIDs")
+        voicemail = request_filter.get("withVoicemail")
+        connected = request_filter.get("minConnectedDuration")
         return cls(
-            user_ids=ids("userIDs"),
+            user_ids=values("userIDs"),
             team_names=frozenset(TEAMS[i - 1] for i in teams if 0 < i <= len(TEAMS)) if teams is not None else None,
-            line_ids=ids("lineIDs"),
-            tag_ids=ids("tagIDs"),
+            line_ids=values("lineIDs"),
+            tag_ids=values("tagIDs"),
+            call_ids=values("callIDs"),
+            call_types=values("callTypes"),
+            customer_numbers=values("customerNumbers"),
+            ivr_branches=values("ivrBranches"),
+            voicemail=voicemail if isinstance(voicemail, bool) else None,
+            min_connected_seconds=connected if isinstance(connected, (int, float)) else None,
+            statuses=values("userStatuses"),
+            next_statuses=values("nextUserStatuses"),
         )
 
     def keeps_user(self, user: tuple[int, str, int]) -> bool:
@@ -212,7 +230,23 @@ class Filters:
             return False
         if self.line_ids is not None and shape.line[0] not in self.line_ids:
             return False
+        if self.call_types is not None and not self.call_types.intersection(shape.fields[:2]):
+            return False
+        if self.customer_numbers is not None and shape.customer not in self.customer_numbers:
+            return False
+        if self.ivr_branches is not None and shape.ivr not in self.ivr_branches:
+            return False
+        if self.voicemail is not None and shape.voicemail != self.voicemail:
+            return False
+        if self.min_connected_seconds is not None and shape.in_call < self.min_connected_seconds:
+            return False
         return self.tag_ids is None or bool(self.tag_ids.intersection(shape.tag_ids))
+
+    def keeps_status(self, status: str, following: str) -> bool:
+        """True when a status period passes the status filters."""
+        if self.statuses is not None and status not in self.statuses:
+            return False
+        return self.next_statuses is None or following in self.next_statuses
 
 
 @cache
@@ -272,6 +306,7 @@ class ReportData:
         filters: Filters = Filters(),
         empty_days: frozenset[dt.date] = frozenset(),
         daily: bool = True,
+        until: int | None = None,
     ) -> None:
         self.report = report
         self.first, self.last = first, last
@@ -284,6 +319,13 @@ class ReportData:
         self.empty_days = frozenset(day.isoformat() for day in empty_days)
         self.first_text, self.last_text = first.isoformat(), last.isoformat()
         self.daily = daily or not report.daily_breakdown
+        # The moment of the request (Unix seconds): no row ends after it, no day starts after it.
+        self.until = until
+        self.until_day = (
+            dt.datetime.fromtimestamp(until, dt.timezone.utc).astimezone(self.zone).date().isoformat()
+            if until is not None
+            else "9999-12-31"
+        )
 
     @property
     def labels(self) -> list[str]:
@@ -314,14 +356,21 @@ class ReportData:
         shapes = call_shapes(self.seed)
         per_day = self.calls_per_day
         keeps = self.filters.keeps_call
+        call_ids = self.filters.call_ids
+        until = self.until
         for day in self._utc_days():
             ordinal = (day - EPOCH_DAY).days
             day_start = (ordinal + (EPOCH_DAY - dt.date(1970, 1, 1)).days) * 86400
             slot = 86400 / per_day
             for index in range(per_day):
                 shape = shapes[(index * 131 + ordinal * 17) % SHAPES]
-                if keeps(shape):
-                    yield ordinal * 10_000_000 + index, day_start + int(index * slot) + shape.offset, shape
+                if not keeps(shape):
+                    continue
+                call_id, started = ordinal * 10_000_000 + index, day_start + int(index * slot) + shape.offset
+                if until is not None and started + shape.waiting + shape.in_call > until:
+                    continue  # not ended yet: calls count once ended
+                if call_ids is None or call_id in call_ids:
+                    yield call_id, started, shape
 
     def _call_heads(self) -> Iterator[tuple[str, CallShape]]:
         """Yield each call's first five CSV fields, joined, with its shape."""
@@ -385,7 +434,11 @@ class ReportData:
                     started_text = text(started)
                     if not self._keeps_day(started_text):
                         continue
+                    if self.until is not None and started + length > self.until:
+                        continue  # not over yet
                     following = periods[index + 1][0][0] if index + 1 < len(periods) else "offline"
+                    if not self.filters.keeps_status(status[0], following):
+                        continue
                     yield [
                         str(user[0]),
                         user[1],
@@ -407,6 +460,8 @@ class ReportData:
             day_seconds = _seconds_in(day, self.zone)  # a day of a clock change is 23 or 25 hours long
             for user in USERS:
                 if not self.filters.keeps_user(user) or day.isoformat() in self.empty_days:
+                    continue
+                if day.isoformat() > self.until_day:
                     continue
                 rng = random.Random(f"{self.report.api_name}:{self.seed}:{user[0]}:{day.isoformat()}")
                 amounts = metrics.amounts(rng, day_seconds)

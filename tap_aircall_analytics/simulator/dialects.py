@@ -29,6 +29,8 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "iso-ms-z": ("timestamps", "UTC with milliseconds and a Z: 2026-11-27T17:47:56.000Z"),
     "offset": ("timestamps", "wall clock with its UTC offset: 2026-11-27T18:47:56+01:00"),
     "unix": ("timestamps", "Unix seconds: 1795801676"),
+    "unix-ms": ("timestamps", "Unix milliseconds: 1795801676000"),
+    "unix-us": ("timestamps", "Unix microseconds: 1795801676000000"),
     "day-first": ("timestamps", "day first, to the minute: 27/11/2026 18:47 (a format must be declared)"),
     "seconds": ("durations", "whole seconds: 754"),
     "decimal-seconds": ("durations", "seconds with a decimal: 754.0"),
@@ -137,6 +139,11 @@ def _timestamps(option: str, timezone: str) -> Callable[[str], str]:
             return local.isoformat()
         if option == "day-first":
             return local.strftime("%d/%m/%Y %H:%M")
-        return str(int(utc.timestamp()))
+        seconds = int(utc.timestamp())
+        if option == "unix-ms":
+            return f"{seconds}000"
+        if option == "unix-us":
+            return f"{seconds}000000"
+        return str(seconds)
 
     return respell

@@ -38,8 +38,10 @@ from typing_extensions import override  # typing.override from Python 3.12
 from tap_aircall_analytics import clock
 from tap_aircall_analytics.reports import (
     EXPORTS_PATH,
+    FILTER_SHAPES,
     KNOWN_FILTERS,
     LIMIT_HEADER,
+    OPTION_SHAPES,
     REMAINING_HEADER,
     REPORTS_BY_API_NAME,
     RESET_HEADER,
@@ -47,6 +49,7 @@ from tap_aircall_analytics.reports import (
     STATUS_FAILED,
     STATUS_PENDING,
     Report,
+    shape_mistake,
 )
 from tap_aircall_analytics.simulator.data import FileOptions, Filters, ReportData, queue_report, write_csv
 from tap_aircall_analytics.simulator.dialects import Dialect
@@ -113,11 +116,15 @@ class SimulatorConfig:
     poll_answer: str | None = None  # "huge" (100 MB) or "deep" (JSON nested 100,000 deep): every poll's answer
     error_message: str | None = None  # the errorMessage of every export that fails (with fail_report)
     dialect: str | None = None  # another spelling of every file: "snake,iso-ms-z,seconds,true-false" (dialects.py)
+    now: str | None = None  # the simulator's clock, an ISO 8601 instant; default: the end of the injected
+    # today (AIRCALL_ANALYTICS_TODAY) when there is one, else the real time. No export holds a row after it.
     # Test events
     hold_exports: bool = False  # exports that would complete stay PENDING until Simulator.release_exports()
 
     def __post_init__(self) -> None:
         Dialect.parse(self.dialect)  # a mistake stops the simulator at once, naming the options
+        if self.now:
+            dt.datetime.fromisoformat(self.now)  # a mistake stops the simulator at once
 
     def file_options(self) -> FileOptions:
         """The CSV format options these settings ask for."""
@@ -502,10 +509,15 @@ class Simulator:
         unknown = set(request_filter) - KNOWN_FILTERS - {"dateFilter", "timezone"}
         if unknown:
             raise RequestRejected(HTTPStatus.BAD_REQUEST, f"Unknown filter key: {', '.join(sorted(unknown))}")
-        for key in set(request_filter) & KNOWN_FILTERS:
-            if not isinstance(request_filter[key], list):
-                raise RequestRejected(HTTPStatus.BAD_REQUEST, f"input.filter.{key} must be an array")
-        today = clock.today(zone)
+        options = request_input.get("options") or {}
+        for where, given, shapes in (("filter", request_filter, FILTER_SHAPES), ("options", options, OPTION_SHAPES)):
+            for key in sorted(set(given) & set(shapes)):
+                if (mistake := shape_mistake(key, given[key], shapes)) is not None:
+                    raise RequestRejected(HTTPStatus.BAD_REQUEST, f"input.{where}.{mistake}")
+        unknown_options = set(options) - set(OPTION_SHAPES)
+        if unknown_options:
+            raise RequestRejected(HTTPStatus.BAD_REQUEST, f"Unknown option: {', '.join(sorted(unknown_options))}")
+        today = self.today(zone)
         first, last = self._date_range(request_filter.get("dateFilter"), today)
         retention = self.config.reports()[report]
         earliest = retention.earliest_day(today)
@@ -515,8 +527,22 @@ class Simulator:
                 f"fromDate {first} is before the retention limit of {report} "
                 f"({retention.retention_text}): the earliest date is {earliest}",
             )
-        options = request_input.get("options") or {}
         return report, first, last, timezone, request_filter, options.get("dateBreakdown") == "DAILY"
+
+    def now(self, zone: dt.tzinfo) -> float:
+        """The moment of a request (Unix seconds): `now`, else the end of the injected today, else the real time."""
+        if self.config.now:
+            moment = dt.datetime.fromisoformat(self.config.now)
+            return (moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)).timestamp()
+        if os.environ.get(clock.TODAY_VARIABLE):
+            return dt.datetime.combine(clock.today(zone) + dt.timedelta(days=1), dt.time(), zone).timestamp()
+        return time.time()
+
+    def today(self, zone: dt.tzinfo) -> dt.date:
+        """Today in `zone`, by the simulator's clock."""
+        if self.config.now:
+            return dt.datetime.fromtimestamp(self.now(zone), zone).date()
+        return clock.today(zone)
 
     @staticmethod
     def _date_range(date_filter: object, today: dt.date) -> tuple[dt.date, dt.date]:
@@ -555,6 +581,7 @@ class Simulator:
             filters=Filters.from_request(request_filter),
             empty_days=config.empty_days,
             daily=daily,
+            until=int(self.now(zoneinfo.ZoneInfo(timezone))),
         )
 
     def _write_file(self, export: Export, data: ReportData, request: str) -> None:
@@ -589,6 +616,9 @@ class Simulator:
 
     def _export_object(self, export: Export) -> dict:
         body = {"exportID": export.export_id, "createdAt": _iso(export.created), "status": STATUS_PENDING}
+        name = (export.payload.get("input", {}).get("exportOptions") or {}).get("exportName")
+        if name:
+            body["exportName"] = name
         if time.time() < export.ready_at or not export.done.is_set():
             return body
         if export.error:
