@@ -269,7 +269,7 @@ def test_a_duration_reads_the_same_in_batch_and_record_mode(tmp_path, text):
     assert batched == [record]
 
 
-# The README's personal-data recipe and its JSON-text recipe, together.
+# The personal-data recipe (docs/streams.md) and the JSON-text recipe (docs/destinations.md), together.
 MAPPED = {
     "stream_maps": {
         "calls_history": {

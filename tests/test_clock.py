@@ -94,7 +94,7 @@ DATE_DEPENDENT = [
 
 
 def test_the_date_dependent_tests_pass_a_year_ahead():
-    """The whole suite passes with AIRCALL_ANALYTICS_TODAY a year ahead (see the README); this runs
+    """The whole suite passes with AIRCALL_ANALYTICS_TODAY a year ahead (see docs/development.md); this runs
     the tests whose dates depend on today that way, so a date fixed by mistake fails here, today."""
     ahead = TODAY + dt.timedelta(days=366)
     env = {**os.environ, clock.TODAY_VARIABLE: ahead.isoformat()}

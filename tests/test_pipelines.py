@@ -72,7 +72,7 @@ def test_postgres_types_counts_incremental_runs_and_backfill(installed_plugins, 
     local = dt.datetime.fromisoformat(call[labels.index("Started at")]).replace(
         tzinfo=zoneinfo.ZoneInfo("Europe/Paris")
     )
-    assert stored[0] == local.astimezone(dt.timezone.utc).replace(tzinfo=None)  # UTC, as the README says
+    assert stored[0] == local.astimezone(dt.timezone.utc).replace(tzinfo=None)  # UTC, as docs/destinations.md says
 
     # A second run reads its state from Meltano's system database: only the recent days again.
     sim.api_requests.clear()
