@@ -117,7 +117,7 @@ def _type(schema: dict) -> str:
     name = "date" if schema.get("format") == "date" else (types[0] if types else "")
     items = schema.get("items", {}).get("type")
     if name == "array" and items:
-        return f"array of {[kind for kind in items if kind != 'null'][0]}s"
+        return f"array of {next(kind for kind in items if kind != 'null')}s"
     return name
 
 
