@@ -14,8 +14,7 @@ import threading
 import zlib
 
 import pytest
-from test_faults import emitted_keys, expected_keys, exported_windows, exporter_for
-from test_halves import CALLS, calls_file, messages
+from helpers import CALLS, calls_file, emitted_keys, expected_keys, exported_windows, exporter_for, messages
 
 from conftest import TODAY, TapRun, parse_messages, tap_config
 from tap_aircall_analytics import client, halves

@@ -13,7 +13,7 @@ import re
 
 import psycopg
 import pytest
-from test_batches import batch_records, batch_settings, canonical
+from helpers import batch_records, batch_settings, canonical
 
 from conftest import POSTGRES, TODAY, Meltano, tap_config
 from tap_aircall_analytics.simulator.dialects import Dialect, DialectError

@@ -12,7 +12,7 @@ import re
 
 import psycopg
 import pytest
-from test_batches import batch_records, batch_settings, canonical
+from helpers import batch_records, batch_settings, canonical
 
 from conftest import POSTGRES, TODAY, Meltano, pg_column_types, tap_config
 from tap_aircall_analytics.reports import REPORTS_BY_API_NAME, Kind

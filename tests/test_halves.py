@@ -5,38 +5,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import json
-from pathlib import Path
 
 import pytest
+from helpers import CALLS, assert_leftovers_removed, calls_file, messages, read_until, rest_of_output, start_tap
 
 from tap_aircall_analytics import halves
-from tap_aircall_analytics.messages import BufferedMessageWriter
 from tap_aircall_analytics.records import FileFormatError, RecordReader
-from tap_aircall_analytics.reports import REPORTS_BY_API_NAME
-from tap_aircall_analytics.simulator.data import FileOptions, ReportData, write_csv
-
-CALLS = REPORTS_BY_API_NAME["CALLS_HISTORY"]
-
-
-def calls_file(tmp_path: Path, options: FileOptions | None = None) -> Path:
-    """Three days of calls, with names, lines and tags that need quoting (line breaks too)."""
-    path = tmp_path / "calls.csv"
-    data = ReportData(CALLS, dt.date(2026, 10, 24), dt.date(2026, 10, 26), "Europe/Paris", seed=3, calls_per_day=700)
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        write_csv(data, handle, options or FileOptions())
-    return path
-
-
-def messages(reader: RecordReader, path: Path, *, two_cores: bool, monkeypatch) -> tuple[list[dict], int]:
-    """The records written for `path`, and their count, read whole or in two halves."""
-    monkeypatch.setattr(halves, "SPLIT_BYTES", 1 if two_cores else 1 << 40)
-    output = io.BytesIO()
-    writer = BufferedMessageWriter(output)
-    count = halves.write_records(reader, writer, path, False, "2026-10-24..2026-10-26")
-    writer.flush()
-    records = [json.loads(line)["record"] for line in output.getvalue().decode().splitlines()]
-    return records, count
+from tap_aircall_analytics.simulator.data import FileOptions
 
 
 def test_the_cut_is_a_row_boundary_past_the_middle(tmp_path, monkeypatch):
@@ -97,18 +72,16 @@ def test_sigterm_while_the_second_half_is_read_stops_both_processes_cleanly(simu
     import signal
     import subprocess
 
-    from test_faults import _read_until, _rest, _start_tap, assert_leftovers_removed
-
     from conftest import TODAY, TapRun, parse_messages, tap_config
 
     sim = simulator(calls_per_day=75_000, export_seconds=0, rate_limit=100_000)  # a window of ~40 MB
     last = TODAY - dt.timedelta(days=1)
     config = tap_config(sim, start_date=(last - dt.timedelta(days=1)).isoformat(), end_date=last.isoformat())
-    process = _start_tap(tmp_path, catalog, config, None, ["calls_history"])
-    seen = _read_until(process, 1000)
+    process = start_tap(tmp_path, catalog, config, None, ["calls_history"])
+    seen = read_until(process, 1000)
     children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
     process.send_signal(signal.SIGTERM)
-    rest = _rest(process)
+    rest = rest_of_output(process)
     assert process.returncode == 128 + signal.SIGTERM
     assert children, "the second half was not read by a process of its own"
     # The tap ends its child before it exits: the child is gone, or a zombie waiting to be reaped.

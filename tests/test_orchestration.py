@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from test_pipelines import export_starts
+from helpers import export_starts
 
 from conftest import MELTANO, ROOT, TODAY, Meltano
 from tap_aircall_analytics.reports import REPORTS

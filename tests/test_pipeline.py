@@ -11,14 +11,14 @@ import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from test_faults import (
-    _read_until,
-    _rest,
-    _start_tap,
+from helpers import (
     assert_leftovers_removed,
     emitted_keys,
     expected_keys,
     exporter_for,
+    read_until,
+    rest_of_output,
+    start_tap,
 )
 
 from conftest import TAP, TODAY, TapRun, parse_messages, selected_catalog, tap_config
@@ -164,11 +164,11 @@ def test_a_failure_in_the_third_stream_ends_the_run_without_waiting_for_the_four
 def test_sigterm_with_every_stream_in_flight_stops_cleanly(simulator, catalog, tmp_path):
     sim = simulator(export_seconds=0.2, calls_per_day=200, rate_limit=100_000)
     config = tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=1, lookback_days=0)
-    process = _start_tap(tmp_path, catalog, config, None, [report.stream_name for report in REPORTS])
-    seen = _read_until(process, 500)
+    process = start_tap(tmp_path, catalog, config, None, [report.stream_name for report in REPORTS])
+    seen = read_until(process, 500)
     sim.hold_exports()  # what is in flight now never completes: only the signal can end the run
     process.send_signal(signal.SIGTERM)
-    rest = _rest(process)
+    rest = rest_of_output(process)
     assert process.returncode == 128 + signal.SIGTERM
     run = parse_messages(seen + rest, TapRun(process.returncode, seen + rest, ""))
     check_bookmarks_cover_only_emitted_days(sim, run)
@@ -180,16 +180,16 @@ def test_killed_while_files_wait_on_disk_a_rerun_loses_nothing(simulator, catalo
     # Each window's records outgrow the pipe to this test, so the tap blocks on stdout while it holds files.
     sim = simulator(export_seconds=0.1, calls_per_day=3000, rate_limit=100_000)
     config = tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=1, lookback_days=0)
-    process = _start_tap(tmp_path, catalog, config, None, streams)
-    seen = _read_until(process, 300)
+    process = start_tap(tmp_path, catalog, config, None, streams)
+    seen = read_until(process, 300)
     # The tap is held on stdout by its first window; other windows' files are downloaded meanwhile.
     assert sim.wait_until(lambda: served(sim) >= 3)
     files_waiting = any(any((tmp_path / name).iterdir()) for name in _workdirs(tmp_path))
     process.kill()
-    killed = parse_messages(seen + _rest(process), TapRun(-9, "", ""))
+    killed = parse_messages(seen + rest_of_output(process), TapRun(-9, "", ""))
     assert files_waiting
-    rerun_process = _start_tap(tmp_path, catalog, config, killed.state or None, streams)
-    out = _rest(rerun_process)
+    rerun_process = start_tap(tmp_path, catalog, config, killed.state or None, streams)
+    out = rest_of_output(rerun_process)
     assert rerun_process.returncode == 0
     rerun = parse_messages(out, TapRun(0, out, ""))
     for stream in streams:

@@ -8,6 +8,7 @@ import zoneinfo
 
 import duckdb
 import psycopg
+from helpers import export_starts
 
 from conftest import POSTGRES, TODAY, Meltano, pg_column_types
 from tap_aircall_analytics import clock
@@ -24,14 +25,6 @@ def expected_counts(sim, first: dt.date, last: dt.date, timezone: str = "UTC") -
             len(sim.expected_rows(report.api_name, start, last, timezone)[1]) if start <= last else 0
         )
     return counts
-
-
-def export_starts(sim, report: str) -> list[str]:
-    return [
-        body["input"]["filter"]["dateFilter"]["absoluteRange"]["fromDate"]
-        for method, _, body in sim.api_requests
-        if method == "POST" and body["input"]["reportName"] == report
-    ]
 
 
 def pg_counts(schema: str) -> dict[str, int]:
