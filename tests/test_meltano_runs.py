@@ -1,4 +1,4 @@
-"""End to end through Meltano: the tap into PostgreSQL and DuckDB, incremental runs, backfills."""
+"""Meltano runs end to end: the tap into PostgreSQL and DuckDB, incremental runs, backfills, `meltano config test`."""
 
 from __future__ import annotations
 
