@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import traceback
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -173,8 +172,8 @@ def run_in_process(args: list[str]) -> tuple[int, str, str]:
             else:
                 err.write(f"{ended.code}\n")
                 code = 1
-        except Exception:  # as an uncaught exception ends a process
-            err.write(traceback.format_exc())
+        except Exception:  # as an uncaught exception ends a process: through sys.excepthook
+            sys.excepthook(*sys.exc_info())
             code = 1
         finally:
             out.flush()
