@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import zoneinfo
 
-import duckdb
 import psycopg
 from helpers import export_starts
 
@@ -87,31 +86,6 @@ def test_postgres_types_counts_incremental_runs_and_backfill(installed_plugins, 
         json.loads(state_before)["singer_state"]["bookmarks"]["calls_history"]["replication_key_value"]
         == today.isoformat()
     )
-
-
-def test_duckdb_holds_every_record_the_tap_emitted(installed_plugins, simulator, tmp_path):
-    sim = simulator(rate_limit=100_000)
-    first = TODAY - dt.timedelta(days=2)
-    meltano = Meltano(tmp_path, sim, tap__start_date=first, tap__end_date=TODAY - dt.timedelta(days=1))
-    emitted: dict[str, int] = {}
-    for line in meltano("invoke", "tap-aircall-analytics").stdout.splitlines():
-        message = json.loads(line)
-        if message["type"] == "RECORD":
-            emitted[message["stream"]] = emitted.get(message["stream"], 0) + 1
-    meltano("run", "tap-aircall-analytics", "target-duckdb")
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as db:
-        loaded = {stream: db.execute(f"select count(*) from aircall.{stream}").fetchone()[0] for stream in emitted}
-    assert emitted == expected_counts(sim, first, TODAY - dt.timedelta(days=1))
-    assert loaded == emitted and all(count > 0 for count in loaded.values())
-
-    # The demo's second run re-reads the last days: target-duckdb merges them on the keys.
-    meltano.set(tap__end_date=TODAY - dt.timedelta(days=1), tap__lookback_days=2)
-    sim.api_requests.clear()
-    meltano("run", "tap-aircall-analytics", "target-duckdb")
-    assert export_starts(sim, "CALLS_HISTORY") == [first.isoformat()]  # the lookback re-read happened
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as db:
-        again = {stream: db.execute(f"select count(*) from aircall.{stream}").fetchone()[0] for stream in emitted}
-    assert again == loaded
 
 
 def test_meltano_config_test_passes_against_the_simulator(installed_plugins, simulator, tmp_path):
