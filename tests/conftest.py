@@ -312,6 +312,13 @@ class Meltano:
             "TAP_AIRCALL_ANALYTICS_POLL_INTERVAL_SECONDS": "0.05",
             "TAP_AIRCALL_ANALYTICS_MAX_POLL_INTERVAL_SECONDS": "0.2",
             "TARGET_DUCKDB_FILEPATH": str(tmp_path / "warehouse.duckdb"),
+            # What the README's `meltano config set` and `meltano select` steps may have put in the
+            # repository's meltano.yml or .env: the tests' own values, whatever a user configured.
+            "TAP_AIRCALL_ANALYTICS_TIMEZONE": "UTC",
+            "TAP_AIRCALL_ANALYTICS__SELECT": '["*.*"]',
+            "TARGET_POSTGRES_HOST": "127.0.0.1",
+            "TARGET_POSTGRES_PORT": "5432",
+            "TARGET_POSTGRES_USER": "postgres",
         }
         self.set(**tap_settings)
 
