@@ -80,10 +80,11 @@ RUNNABLE = [block for block in SHELL_BLOCKS if not block.first_line.startswith(N
 
 def test_the_readme_is_short_and_the_rest_is_in_pages_by_topic():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 250
-    assert {page.stem for page in (ROOT / "docs").glob("*.md")} == {*TOPICS, "README"}
     readme, index = (ROOT / "README.md").read_text(), (ROOT / "docs" / "README.md").read_text()
     for topic in TOPICS:
-        assert f"(docs/{topic}.md)" in readme and f"({topic}.md)" in index, topic
+        assert f"(docs/{topic}.md)" in readme, topic
+    for page in (ROOT / "docs").glob("*.md"):  # every page is found from the index
+        assert page.name == "README.md" or f"({page.name})" in index, page.name
     commands, simulator = readme.index("## Two commands"), readme.index("## Try it on the simulator")
     assert commands < simulator < readme.index("## Point it at your Aircall account")
     assert readme.count("\n## ", commands, simulator) == 0  # the simulator comes right after the two commands
