@@ -1,13 +1,14 @@
-"""Write plugin.yml, the extractor's Meltano plugin definition, from the tap's own `--about`.
+"""Write plugin.yml and docs/settings.md from the tap's own `--about`.
 
-    .venv/bin/python scripts/plugin_definition.py          # rewrite plugin.yml
-    .venv/bin/python scripts/plugin_definition.py --check  # exit 1 if plugin.yml is out of date
+    .venv/bin/python scripts/plugin_definition.py          # rewrite plugin.yml and docs/settings.md
+    .venv/bin/python scripts/plugin_definition.py --check  # exit 1 if either is out of date
 
 plugin.yml is the file a Meltano Hub entry is made from, and what `meltano add --plugin-type
 extractor tap-aircall-analytics --from-ref plugin.yml` reads. The settings are the tap's
 (settings.py and the SDK's), so this file is generated, never edited by hand. The same run
 writes the definition into the extractor of this repository's meltano.yml (all but its
-pip_url, which installs this checkout). Tests hold both equal to `--about`.
+pip_url, which installs this checkout). docs/settings.md, the settings reference, is made from the
+same settings. Tests hold all three equal to `--about`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_FILE = ROOT / "plugin.yml"
 PROJECT_FILE = ROOT / "meltano.yml"
+SETTINGS_PAGE = ROOT / "docs" / "settings.md"
 #: What the project's own extractor keeps of its own: it installs this checkout.
 PROJECT_ONLY = ("pip_url",)
 #: What a Hub entry has and a project's inline plugin does not.
@@ -57,9 +59,9 @@ def setting(name: str, schema: dict) -> dict:
     return entry
 
 
-def definition() -> dict:
-    """The plugin definition, from `tap-aircall-analytics --about --format=json`."""
-    about = json.loads(
+def about() -> dict:
+    """`tap-aircall-analytics --about --format=json`."""
+    return json.loads(
         subprocess.run(
             [sys.executable, "-m", "tap_aircall_analytics", "--about", "--format=json"],
             capture_output=True,
@@ -67,6 +69,10 @@ def definition() -> dict:
             check=True,
         ).stdout
     )
+
+
+def definition(about: dict) -> dict:
+    """The plugin definition, from `--about`."""
     return {
         "name": about["name"],
         "variant": "tap-aircall-analytics",
@@ -82,9 +88,86 @@ def definition() -> dict:
     }
 
 
-def render() -> str:
+def render(about: dict) -> str:
     header = "# Generated from `tap-aircall-analytics --about` by scripts/plugin_definition.py: do not edit.\n"
-    return header + yaml.safe_dump(definition(), sort_keys=False, allow_unicode=True, width=100)
+    return header + yaml.safe_dump(definition(about), sort_keys=False, allow_unicode=True, width=100)
+
+
+#: The first of the SDK's own settings in `--about`: the tap's come before it.
+FIRST_SDK_SETTING = "stream_maps"
+
+SETTINGS_INTRO = """\
+<!-- Generated from `tap-aircall-analytics --about` by scripts/plugin_definition.py: do not edit. -->
+# Settings
+
+Set them with `meltano config set tap-aircall-analytics <setting> <value>` (secrets go to
+`.env`), as `TAP_AIRCALL_ANALYTICS_<SETTING>` environment variables, or in the tap's
+`config.json`. Required: `start_date`, and either `api_id` with `api_token` or `access_token`.
+Settings are checked before any request; a problem stops the run with one line that says what to
+fix, e.g. `tap-aircall-analytics: end_date 2026-05-01 is before start_date 2026-05-10`.
+"""
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _type(schema: dict) -> str:
+    types = [name for name in schema.get("type", []) if name != "null"]
+    name = "date" if schema.get("format") == "date" else (types[0] if types else "")
+    items = schema.get("items", {}).get("type")
+    if name == "array" and items:
+        return f"array of {next(kind for kind in items if kind != 'null')}s"
+    return name
+
+
+def _default(schema: dict) -> str:
+    default = schema.get("default")
+    if default is None:
+        return ""
+    return f"`{json.dumps(default)}`"
+
+
+def settings_page(about: dict) -> str:
+    """docs/settings.md: the tap's settings as a table, each column_types entry's fields, the SDK's settings."""
+    properties = about["settings"]["properties"]
+    names = list(properties)
+    own = names[: names.index(FIRST_SDK_SETTING)]
+    required = set(about["settings"].get("required", []))
+    secret = "**Secret**: written to `.env` by `meltano config set`. "
+    lines = [SETTINGS_INTRO, "| Setting | Type | Default | Description |", "|:--|:--|:--|:--|"]
+    for name in own:
+        schema = properties[name]
+        description = (secret if schema.get("secret") else "") + _cell(schema.get("description", ""))
+        flag = " (required)" if name in required else ""
+        lines.append(f"| `{name}`{flag} | {_type(schema)} | {_default(schema)} | {description} |")
+    entry = properties["column_types"]["additionalProperties"]["items"]
+    lines += [
+        "",
+        "## Each `column_types` entry",
+        "",
+        "| Field | Type | Required | Description |",
+        "|:--|:--|:--|:--|",
+    ]
+    for name, schema in entry["properties"].items():
+        values = ", ".join(f"`{value}`" for value in schema.get("enum", []))
+        description = _cell(schema.get("description", "")) or f"One of {values}."
+        if values and "One of" not in description:
+            description += f" One of {values}."
+        flag = "yes" if name in entry.get("required", []) else ""
+        lines.append(f"| `{name}` | {_type(schema)} | {flag} | {description} |")
+    lines += [
+        "",
+        "## The SDK's settings",
+        "",
+        "The Singer SDK adds these; `tap-aircall-analytics --about --format=markdown` prints them with the",
+        "SDK's own descriptions.",
+        "",
+    ]
+    for name in names[len(own) :]:
+        schema = properties[name]
+        lines.append(f"- `{name}` ({schema.get('title', name)}): {_cell(schema.get('description', ''))}")
+    return "\n".join(lines) + "\n"
 
 
 def write_project(plugin: dict) -> None:
@@ -107,14 +190,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if plugin.yml is out of date")
     args = parser.parse_args()
-    text = render()
+    described = about()
+    text = render(described)
+    page = settings_page(described)
     if args.check:
-        if PLUGIN_FILE.read_text() != text:
-            raise SystemExit("plugin.yml is out of date: run scripts/plugin_definition.py")
+        stale = [path.name for path, want in ((PLUGIN_FILE, text), (SETTINGS_PAGE, page)) if path.read_text() != want]
+        if stale:
+            raise SystemExit(f"{' and '.join(stale)} out of date: run scripts/plugin_definition.py")
         return
     PLUGIN_FILE.write_text(text)
+    SETTINGS_PAGE.write_text(page)
     write_project(yaml.safe_load(text))
-    print(f"wrote {PLUGIN_FILE} and the extractor of {PROJECT_FILE}")
+    print(f"wrote {PLUGIN_FILE}, {SETTINGS_PAGE} and the extractor of {PROJECT_FILE}")
 
 
 if __name__ == "__main__":

@@ -191,7 +191,7 @@ def check_schema(
                 f"To load their new columns typed (types and formats guessed from {day}; check them), "
                 "set column_types, with meltano:"
             )
-            write(f"  meltano config tap-aircall-analytics set column_types '{setting}'")
+            write(f"  meltano config set tap-aircall-analytics column_types '{setting}'")
             write(f"or as the column_types value in meltano.yml or the tap's config.json: {setting}")
     return needing
 

@@ -273,7 +273,9 @@ def _depth(value: object) -> int:
 
 
 def _to_stderr(line: str) -> None:
-    print(redaction.scrub(line), file=sys.stderr, flush=True)
+    """Write one line of a report in one write, so no other thread's log line lands inside it."""
+    sys.stderr.write(redaction.scrub(line) + "\n")
+    sys.stderr.flush()
 
 
 if __name__ == "__main__":

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -96,17 +101,22 @@ def run_tap(tmp_path: Path, catalog: dict):
         check: bool = True,
         deselect: tuple[str, ...] = (),
         catalog_config: dict | None = None,
+        process: bool = False,
     ) -> TapRun:
-        """`catalog_config`: discover with these settings (column_types, extra_reports), not without any."""
+        """`catalog_config`: discover with these settings (column_types, extra_reports), not without any.
+
+        The tap runs in this process (`run_in_process`), unless `process`: where the process
+        boundary is what a test pins; `timeout` bounds a run in a process. A run from a thread
+        of the test's own is a process too: signals and stdout belong to the main thread.
+        """
+        process = process or threading.current_thread() is not threading.main_thread()
         config_path = tmp_path / "config.json"
         discovered = catalog
         if catalog_config is not None:
             config_path.write_text(json.dumps(catalog_config))
-            discovered = json.loads(
-                subprocess.run(
-                    [*TAP, "--config", str(config_path), "--discover"], capture_output=True, text=True, check=True
-                ).stdout
-            )
+            code, output, errors = run_in_process(["--config", str(config_path), "--discover"])
+            assert code == 0, errors[-2000:]
+            discovered = json.loads(output)
         config_path.write_text(json.dumps(config))
         catalog_path = tmp_path / "catalog.json"
         chosen = selected_catalog(discovered, streams)
@@ -120,10 +130,14 @@ def run_tap(tmp_path: Path, catalog: dict):
             state_path = tmp_path / "state.json"
             state_path.write_text(json.dumps(state))
             command += ["--state", str(state_path)]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=_quiet_env())
-        run = parse_messages(result.stdout, TapRun(result.returncode, result.stdout, result.stderr))
-        if check and result.returncode != 0:
-            pytest.fail(f"the tap exited {result.returncode}:\n{result.stderr[-4000:]}")
+        if process:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=_quiet_env())
+            returncode, stdout, stderr = result.returncode, result.stdout, result.stderr
+        else:
+            returncode, stdout, stderr = run_in_process(command[len(TAP) :])
+        run = parse_messages(stdout, TapRun(returncode, stdout, stderr))
+        if check and returncode != 0:
+            pytest.fail(f"the tap exited {returncode}:\n{stderr[-4000:]}")
         return run
 
     return run
@@ -146,6 +160,56 @@ def requirements_venv(name: str, requirements: Path) -> Path:
         )
         shutil.copyfile(requirements, installed)
     return venv
+
+
+def run_in_process(args: list[str]) -> tuple[int, str, str]:
+    """The tap's command line run in this process: its exit code, stdout and stderr, as a new process
+    would give them, without the second it takes to start one. What a run changes of the process
+    (the environment it reads, signal handlers, stdout and stderr, the root logger's handlers, the
+    hooks) is put back after it."""
+    from tap_aircall_analytics.tap import TapAircallAnalytics
+
+    environment = dict(os.environ)
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    streams, hooks = (sys.stdout, sys.stderr), (sys.excepthook, threading.excepthook)
+    root = logging.getLogger()
+    root_handlers, root_level = list(root.handlers), root.level
+    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+        out = io.TextIOWrapper(out_file, encoding="utf-8", write_through=True)
+        err = io.TextIOWrapper(err_file, encoding="utf-8", write_through=True)
+        quiet = _quiet_env()
+        os.environ.clear()
+        os.environ.update(quiet)
+        sys.stdout, sys.stderr = out, err
+        code: int = 0
+        try:
+            TapAircallAnalytics.cli.main(args=args, prog_name="tap-aircall-analytics", standalone_mode=True)
+        except SystemExit as ended:  # as the interpreter ends a process with it
+            if isinstance(ended.code, int) or ended.code is None:
+                code = ended.code or 0
+            else:
+                err.write(f"{ended.code}\n")
+                code = 1
+        except Exception:  # as an uncaught exception ends a process: through sys.excepthook
+            sys.excepthook(*sys.exc_info())
+            code = 1
+        finally:
+            out.flush()
+            err.flush()
+            sys.stdout, sys.stderr = streams
+            sys.excepthook, threading.excepthook = hooks
+            for number, handler in handlers.items():
+                signal.signal(number, handler)
+            root.handlers[:] = root_handlers
+            root.setLevel(root_level)
+            os.environ.clear()
+            os.environ.update(environment)
+        out_file.seek(0)
+        err_file.seek(0)
+        stdout, stderr = out_file.read().decode(), err_file.read().decode()
+        out.detach()
+        err.detach()
+    return code, stdout, stderr
 
 
 def _quiet_env() -> dict[str, str]:
@@ -265,6 +329,13 @@ class Meltano:
             "TAP_AIRCALL_ANALYTICS_POLL_INTERVAL_SECONDS": "0.05",
             "TAP_AIRCALL_ANALYTICS_MAX_POLL_INTERVAL_SECONDS": "0.2",
             "TARGET_DUCKDB_FILEPATH": str(tmp_path / "warehouse.duckdb"),
+            # What the README's `meltano config set` and `meltano select` steps may have put in the
+            # repository's meltano.yml or .env: the tests' own values, whatever a user configured.
+            "TAP_AIRCALL_ANALYTICS_TIMEZONE": "UTC",
+            "TAP_AIRCALL_ANALYTICS__SELECT": '["*.*"]',
+            "TARGET_POSTGRES_HOST": "127.0.0.1",
+            "TARGET_POSTGRES_PORT": "5432",
+            "TARGET_POSTGRES_USER": "postgres",
         }
         self.set(**tap_settings)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 import psycopg
 import pytest
+from helpers import batch_records, batch_settings, canonical
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
 from conftest import POSTGRES, Meltano, tap_config
@@ -38,51 +39,6 @@ FAULTS = {
     "rate_limit": 100_000,
     "calls_per_day": 150,
 }
-
-
-def batch_settings(root: Path, fmt: str = "jsonl", compression: str = "gzip") -> dict:
-    """A batch_config writing into `root` (created here)."""
-    root.mkdir(exist_ok=True)
-    return {
-        "batch_config": {
-            "encoding": {"format": fmt, "compression": compression},
-            "storage": {"root": root.as_uri(), "prefix": "run-"},
-        }
-    }
-
-
-def canonical(records: list[dict]) -> list[str]:
-    """Records as sorted JSON texts: a batch is a set of rows, in no particular order."""
-    return sorted(json.dumps(record, sort_keys=True) for record in records)
-
-
-def from_parquet(path: str) -> list[dict]:
-    def plain(value):
-        if isinstance(value, dt.datetime):
-            return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
-        if isinstance(value, dt.date):
-            return value.isoformat()
-        return value
-
-    relation = duckdb.sql(f"select * from read_parquet('{path}')")
-    return [dict(zip(relation.columns, map(plain, row))) for row in relation.fetchall()]
-
-
-def batch_records(run, fmt: str) -> dict[str, list[dict]]:
-    found: dict[str, list[dict]] = {}
-    for line in run.stdout.splitlines():
-        message = json.loads(line)
-        if message["type"] != "BATCH":
-            continue
-        for url in message["manifest"]:
-            path = url.removeprefix("file://")
-            if fmt == "parquet":
-                rows = from_parquet(path)
-            else:
-                with gzip.open(path, "rt") as handle:
-                    rows = [json.loads(line) for line in handle]
-            found.setdefault(message["stream"], []).extend(rows)
-    return found
 
 
 @pytest.mark.parametrize(("fmt", "compression"), [("jsonl", "gzip"), ("parquet", "none")])
@@ -269,7 +225,7 @@ def test_a_duration_reads_the_same_in_batch_and_record_mode(tmp_path, text):
     assert batched == [record]
 
 
-# The README's personal-data recipe and its JSON-text recipe, together.
+# The personal-data recipe (docs/streams.md) and the JSON-text recipe (docs/destinations.md), together.
 MAPPED = {
     "stream_maps": {
         "calls_history": {

@@ -11,6 +11,7 @@ import threading
 
 import pytest
 import requests
+from helpers import FakeClock
 
 from conftest import CREDENTIALS, TODAY, tap_config
 from tap_aircall_analytics.budget import RequestBudget
@@ -27,21 +28,6 @@ from tap_aircall_analytics.settings import ConfigError, Settings
 
 STREAMS = [report.stream_name for report in REPORTS]
 AUTH = (CREDENTIALS["api_id"], CREDENTIALS["api_token"])
-
-
-class FakeClock:
-    """Virtual time: a sleep moves it on at once."""
-
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self.time = start
-        self.sleeps = 0
-
-    def now(self) -> float:
-        return self.time
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps += 1
-        self.time += seconds
 
 
 class FakeCompany:

@@ -88,13 +88,13 @@ DATE_DEPENDENT = [
     "tests/test_sync.py::test_a_day_not_yet_over_is_exported_again_by_the_next_run",
     "tests/test_sync.py::test_a_start_before_retention_is_clamped_with_a_warning",
     "tests/test_sync.py::test_a_rejected_request_quotes_the_api_message_and_the_window",
-    "tests/test_pipeline.py::test_each_window_is_bookmarked_after_its_records_in_window_order",
+    "tests/test_run_wide_exports.py::test_each_window_is_bookmarked_after_its_records_in_window_order",
     "tests/test_batches.py::test_each_batch_is_followed_by_the_state_of_its_window",
 ]
 
 
 def test_the_date_dependent_tests_pass_a_year_ahead():
-    """The whole suite passes with AIRCALL_ANALYTICS_TODAY a year ahead (see the README); this runs
+    """The whole suite passes with AIRCALL_ANALYTICS_TODAY a year ahead (see docs/development.md); this runs
     the tests whose dates depend on today that way, so a date fixed by mistake fails here, today."""
     ahead = TODAY + dt.timedelta(days=366)
     env = {**os.environ, clock.TODAY_VARIABLE: ahead.isoformat()}

@@ -3,7 +3,7 @@
 One drifting export (an unknown column with commas, quotes, line breaks and non-ASCII text; bad
 cells; tags) goes through `meltano run` into each target. Every row is compared by its primary
 key with the record the tap emitted for it: tags, `_extra_columns`, `_unparsed_values`,
-timestamps (UTC), dates and every other value. README "Destinations" quotes these tests.
+timestamps (UTC), dates and every other value. docs/destinations.md quotes these tests.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import re
 
 import psycopg
 import pytest
-from test_batches import batch_records, batch_settings, canonical
+from helpers import batch_records, batch_settings, canonical
 
 from conftest import POSTGRES, TODAY, Meltano, tap_config
 from tap_aircall_analytics.simulator.dialects import Dialect, DialectError
@@ -81,7 +81,7 @@ def test_a_day_first_timestamp_is_read_once_its_format_is_declared(simulator, ru
     )
     (command,) = [line.strip() for line in check.stderr.splitlines() if "meltano config" in line]
     setting = json.loads(
-        re.fullmatch(r"meltano config tap-aircall-analytics set column_types '(.*)'", command).group(1)
+        re.fullmatch(r"meltano config set tap-aircall-analytics column_types '(.*)'", command).group(1)
     )
     assert {"label": "Started at", "type": "date-time", "format": "%d/%m/%Y %H:%M"} in setting["calls_history"]
 

@@ -12,7 +12,7 @@ import re
 
 import psycopg
 import pytest
-from test_batches import batch_records, batch_settings, canonical
+from helpers import batch_records, batch_settings, canonical
 
 from conftest import POSTGRES, TODAY, Meltano, pg_column_types, tap_config
 from tap_aircall_analytics.reports import REPORTS_BY_API_NAME, Kind
@@ -170,7 +170,7 @@ def test_check_schema_prints_the_setting_that_loads_the_new_columns(simulator, r
     assert re.search(rf"calls_history: \d+ of \d+ values of column '{bad_cell_column(CALLS).label}'", run.stderr)
     (command,) = [line.strip() for line in run.stderr.splitlines() if "meltano config" in line]
     setting = json.loads(
-        re.fullmatch(r"meltano config tap-aircall-analytics set column_types '(.*)'", command).group(1)
+        re.fullmatch(r"meltano config set tap-aircall-analytics column_types '(.*)'", command).group(1)
     )
     assert setting == {
         "calls_history": [

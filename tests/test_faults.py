@@ -4,47 +4,29 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import signal
-import subprocess
 import threading
-import zoneinfo
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
+from helpers import (
+    assert_leftovers_removed,
+    emitted_keys,
+    expected_keys,
+    exported_windows,
+    exporter_for,
+    read_until,
+    rest_of_output,
+    start_tap,
+)
 
-from conftest import CREDENTIALS, TAP, TODAY, TapRun, parse_messages, selected_catalog, tap_config
-from tap_aircall_analytics.client import AircallClient
-from tap_aircall_analytics.exports import ExportPipeline, PollPolicy, ReportExporter
-from tap_aircall_analytics.reports import REPORTS, REPORTS_BY_API_NAME, export_request_body
+from conftest import CREDENTIALS, TODAY, TapRun, parse_messages, tap_config
+from tap_aircall_analytics.reports import REPORTS, REPORTS_BY_API_NAME
 from tap_aircall_analytics.settings import Settings
 from tap_aircall_analytics.windows import Window
 
 TOKEN = CREDENTIALS["api_token"]
-
-
-def expected_keys(sim, report, first, last, timezone="UTC"):
-    labels, rows = sim.expected_rows(report.api_name, first, last, timezone)
-    columns = [labels.index(report.column(name).label) for name in report.primary_key]
-    return [tuple(row[i] for i in columns) for row in rows]
-
-
-def emitted_keys(report, records, timezone="UTC"):
-    """Keys as text, comparable with the simulator's rows (timestamps back to wall-clock time in `timezone`)."""
-    zone = zoneinfo.ZoneInfo(timezone)
-
-    def text(value):
-        if isinstance(value, str) and value.endswith("+00:00"):
-            return dt.datetime.fromisoformat(value).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
-        return str(value)
-
-    return [tuple(text(record[name]) for name in report.primary_key) for record in records]
-
-
-def assert_leftovers_removed(tmp: Path) -> None:
-    assert [p.name for p in tmp.iterdir() if p.name.startswith("tap-aircall-analytics-")] == []
 
 
 def test_every_fault_at_once_loses_nothing_and_duplicates_nothing(simulator, run_tap, tmp_path, monkeypatch):
@@ -124,29 +106,6 @@ def test_a_one_day_window_that_keeps_failing_stops_after_the_finished_windows(si
     ] * 2
 
 
-def exporter_for(sim, report_name="CALLS_HISTORY"):
-    settings = Settings.from_config(tap_config(sim, start_date=TODAY.isoformat()))
-    report = REPORTS_BY_API_NAME[report_name]
-    messages: list[str] = []
-    client = AircallClient(settings.api_url, settings.authorization)
-    exporter = ReportExporter(
-        client,
-        report,
-        lambda w: export_request_body(report, w.first, w.last, "UTC"),
-        poll=PollPolicy(0.05, 0.2, 30),
-        progress=messages.append,
-    )
-    return exporter, messages
-
-
-def exported_windows(exporter, windows, max_concurrent=2) -> list[Window]:
-    """Run `windows` through a pipeline of their own; the windows of the files, in the order read."""
-    pipeline = ExportPipeline(max_concurrent=max_concurrent, max_disk_bytes=1e12, stop=exporter.client.stop)
-    pipeline.add(exporter, windows)
-    with pipeline:
-        return [file.window for file in pipeline.files(exporter.stream)]
-
-
 def test_a_refused_link_is_refreshed_by_polling_not_by_exporting_again(simulator):
     sim = simulator(refuse_first_download=True)
     exporter, messages = exporter_for(sim)
@@ -203,47 +162,6 @@ def test_rate_limit_headers_pace_requests_without_429s(simulator):
     assert exporter.client.retries == 0  # paced by X-AircallApi-Remaining, never refused
 
 
-def _start_tap(tmp_path: Path, catalog: dict, config: dict, state: dict | None, streams: list[str]):
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    (tmp_path / "catalog.json").write_text(json.dumps(selected_catalog(catalog, streams)))
-    command = [*TAP, "--config", str(tmp_path / "config.json"), "--catalog", str(tmp_path / "catalog.json")]
-    if state:
-        (tmp_path / "state.json").write_text(json.dumps(state))
-        command += ["--state", str(tmp_path / "state.json")]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp_path)}
-    with open(tmp_path / "stderr.log", "a") as stderr:  # a file: a chatty tap never blocks on a full pipe
-        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
-
-
-def _read_until(process, stop_after_records: int) -> str:
-    """Read stdout until `stop_after_records` records went by; return the lines read."""
-    lines: list[str] = []
-    records = 0
-    for line in process.stdout:
-        lines.append(line)
-        records += line.startswith('{"type":"RECORD"')
-        if records >= stop_after_records:
-            break
-    return "".join(lines)
-
-
-def _rest(process, timeout: float = 120) -> str:
-    """The rest of stdout once the process ended, without a line cut off by a kill.
-
-    A tap that does not end within `timeout` is killed and the test fails: the bound only
-    catches a hang, no test passes by it.
-    """
-    watchdog = threading.Timer(timeout, process.kill)
-    watchdog.start()
-    with process.stdout:
-        rest = process.stdout.read()
-    process.wait()
-    ended_by_itself = watchdog.is_alive()
-    watchdog.cancel()
-    assert ended_by_itself, f"the tap did not end within {timeout} s"
-    return rest[: rest.rfind("\n") + 1]
-
-
 @pytest.mark.parametrize("kill_after_records", [1, 45, 130, 260])
 def test_killed_at_any_moment_a_rerun_from_the_last_state_loses_nothing(
     simulator, catalog, tmp_path, kill_after_records
@@ -258,13 +176,13 @@ def test_killed_at_any_moment_a_rerun_from_the_last_state_loses_nothing(
         lookback_days=0,
         max_concurrent_exports=2,
     )
-    process = _start_tap(tmp_path, catalog, config, None, ["calls_history"])
-    seen = _read_until(process, kill_after_records)
+    process = start_tap(tmp_path, catalog, config, None, ["calls_history"])
+    seen = read_until(process, kill_after_records)
     process.kill()
-    complete = seen + _rest(process)
+    complete = seen + rest_of_output(process)
     killed = parse_messages(complete, TapRun(-9, complete, ""))
-    rerun_process = _start_tap(tmp_path, catalog, config, killed.state or None, ["calls_history"])
-    out = _rest(rerun_process)
+    rerun_process = start_tap(tmp_path, catalog, config, killed.state or None, ["calls_history"])
+    out = rest_of_output(rerun_process)
     assert rerun_process.returncode == 0, (tmp_path / "stderr.log").read_text()[-2000:]
     rerun = parse_messages(out, TapRun(0, out, ""))
     report = REPORTS_BY_API_NAME["CALLS_HISTORY"]
@@ -285,10 +203,10 @@ def test_sigterm_emits_the_finished_windows_state_and_exits(simulator, catalog, 
         lookback_days=0,
         max_concurrent_exports=1,
     )
-    process = _start_tap(tmp_path, catalog, config, None, ["calls_history"])
-    seen = _read_until(process, 60)
+    process = start_tap(tmp_path, catalog, config, None, ["calls_history"])
+    seen = read_until(process, 60)
     threading.Timer(0.05, process.send_signal, args=(signal.SIGTERM,)).start()
-    rest = _rest(process)
+    rest = rest_of_output(process)
     assert process.returncode == 128 + signal.SIGTERM
     run = parse_messages(seen + rest, TapRun(process.returncode, seen + rest, ""))
     bookmark = dt.date.fromisoformat(run.bookmark("calls_history"))

@@ -28,8 +28,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from helpers import batch_records as records_of_batches
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
-from test_batches import batch_records as records_of_batches
 
 from conftest import CREDENTIALS, FAST_POLLING, TAP, TODAY, TapRun, parse_messages, selected_catalog
 from tap_aircall_analytics.batches import BatchFileWriter

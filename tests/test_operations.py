@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import sys
 
 from conftest import TODAY, tap_config
+from tap_aircall_analytics import tap
 from tap_aircall_analytics.reports import EXPORTS_PATH, PROBE_EXPORT_ID
 
 # Inside Call History's retention, not inside User Status History's.
@@ -128,3 +130,28 @@ def test_schema_check_passes_when_headers_match(simulator, run_tap):
     sim = simulator(shuffle_columns=True)
     run = run_tap({**tap_config(sim, start_date=SIXTY_DAYS_AGO), "check_schema": True}, streams=["user_status_history"])
     assert "user_status_history: the header of" in run.stderr and "matches the catalogue (9 columns)" in run.stderr
+
+
+class _Writes:
+    """A stream that keeps each write call apart, as a terminal would receive them."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.calls.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_each_line_of_a_plan_or_schema_check_is_one_write_so_no_log_line_lands_inside_it(monkeypatch):
+    # A log line from another thread can only land between two writes: a line and its end of
+    # line written apart is how one once landed inside the printed column_types command.
+    stream = _Writes()
+    monkeypatch.setattr(sys, "stderr", stream)
+    command = """  meltano config set tap-aircall-analytics column_types '{"calls_history": []}'"""
+    tap._to_stderr(command)
+    tap._to_stderr("Total: 53 exports, about 124 API requests")
+    assert stream.calls == [command + "\n", "Total: 53 exports, about 124 API requests\n"]

@@ -11,12 +11,13 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import duckdb
 import pytest
-from test_pipelines import export_starts
+from helpers import export_starts
 
 from conftest import MELTANO, ROOT, TODAY, Meltano, requirements_venv
 from tap_aircall_analytics.reports import REPORTS
@@ -151,14 +152,20 @@ def airflow_home(tmp_path_factory) -> tuple[Path, dict[str, str]]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(ORCHESTRATION / "airflow" / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
     }
-    migrated = subprocess.run(
-        [str(venv / "bin" / "airflow"), "db", "migrate"],
-        env={**os.environ, **settings},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    # The migrated metadata database is kept beside the venv, made once per venv: a copy each session.
+    cached = venv / "migrated-airflow.db"
+    if not cached.exists():
+        migrated = subprocess.run(
+            [str(venv / "bin" / "airflow"), "db", "migrate"],
+            env={**os.environ, **settings},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert migrated.returncode == 0, migrated.stderr[-3000:]
+        shutil.copyfile(home / "airflow.db", cached)
+    else:
+        shutil.copyfile(cached, home / "airflow.db")
     return venv, settings
 
 

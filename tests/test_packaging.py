@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -62,20 +63,50 @@ def test_plugin_definition_holds_every_setting_of_the_tap_as_about_describes_it(
     ]
 
 
-def test_the_projects_extractor_is_the_plugin_definition():
-    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+#: What a user's `meltano config set` and `meltano select` add to the extractor: theirs, not the definition's.
+USER_KEYS = {"config", "select", "metadata", "schema", "select_filter"}
+
+
+def _extractor(project_file: Path) -> dict:
+    project = yaml.safe_load(project_file.read_text())
     (extractor,) = [entry for entry in project["plugins"]["extractors"] if entry["name"] == PLUGIN["name"]]
+    return extractor
+
+
+def _holds_the_definition(extractor: dict) -> None:
     hub_only = {"variant", "keywords", "pip_url"}
-    assert {key: value for key, value in extractor.items() if key != "pip_url"} == {
+    assert {key: value for key, value in extractor.items() if key not in {"pip_url", *USER_KEYS}} == {
         key: value for key, value in PLUGIN.items() if key not in hub_only
     }
     assert extractor["pip_url"] == "-e ."
 
 
+def test_the_projects_extractor_is_the_plugin_definition():
+    _holds_the_definition(_extractor(ROOT / "meltano.yml"))
+
+
+def test_configuring_the_project_as_the_readme_says_keeps_its_extractor_the_plugin_definition(tmp_path):
+    # The README's `meltano config set` and `meltano select` steps, in a copy of the project.
+    shutil.copyfile(ROOT / "meltano.yml", tmp_path / "meltano.yml")
+    for args in (
+        ("config", "set", "tap-aircall-analytics", "api_id", "YOUR_API_ID"),
+        ("config", "set", "tap-aircall-analytics", "start_date", "2026-06-01"),
+        ("config", "set", "tap-aircall-analytics", "timezone", "Europe/Paris"),
+        ("select", "tap-aircall-analytics", "calls_history", "*"),
+    ):
+        _meltano(tmp_path, *args, env={"MELTANO_ENVIRONMENT": ""})
+    extractor = _extractor(tmp_path / "meltano.yml")
+    assert extractor["config"] == {"api_id": "YOUR_API_ID", "start_date": "2026-06-01", "timezone": "Europe/Paris"}
+    assert extractor["select"] == ["calls_history.*"]
+    _holds_the_definition(extractor)
+
+
 def test_the_version_lives_in_pyproject_alone(about):
     version = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.MULTILINE).group(1)
     assert about["version"] == version
-    assert (ROOT / "CHANGELOG.md").read_text().splitlines()[2].startswith(f"## {version} ")
+    releases = [line for line in (ROOT / "CHANGELOG.md").read_text().splitlines() if line.startswith("## ")]
+    assert releases[0] == "## Unreleased" or releases[0].startswith(f"## {version} ")
+    assert next(line for line in releases if line != "## Unreleased").startswith(f"## {version} ")
     hard_coded = [path.name for path in (ROOT / "tap_aircall_analytics").rglob("*.py") if version in path.read_text()]
     assert hard_coded == []
 

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_budget import FakeClock
+from helpers import FakeClock
 
 from tap_aircall_analytics.client import ExportStatus
 from tap_aircall_analytics.exports import ReportExporter, WindowFailed

@@ -9,8 +9,8 @@ import zoneinfo
 from collections import Counter
 
 import pytest
+from helpers import emitted_keys, expected_keys
 from jsonschema import Draft7Validator, FormatChecker
-from test_faults import emitted_keys, expected_keys
 
 from conftest import CREDENTIALS, TODAY, tap_config
 from tap_aircall_analytics.reports import REPORTS, REPORTS_BY_STREAM, property_name

@@ -1,8 +1,10 @@
-"""One export pipeline for the whole run: every stream's exports in flight at once, in emission order."""
+"""One export pipeline for the whole run: every stream's exports in flight at once, in emission order,
+under one disk bound; a failure or a kill anywhere loses nothing."""
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import re
 import signal
@@ -11,23 +13,27 @@ import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from test_defects import one_file_of_room
-from test_faults import (
-    _read_until,
-    _rest,
-    _start_tap,
+import pytest
+from helpers import (
     assert_leftovers_removed,
     emitted_keys,
     expected_keys,
     exporter_for,
+    read_until,
+    rest_of_output,
+    start_tap,
 )
 
 from conftest import TAP, TODAY, TapRun, parse_messages, selected_catalog, tap_config
-from tap_aircall_analytics.exports import ExportPipeline
-from tap_aircall_analytics.reports import REPORTS, REPORTS_BY_STREAM
+from tap_aircall_analytics.client import AircallClient
+from tap_aircall_analytics.exports import ExportPipeline, OutOfOrder, WindowFailed
+from tap_aircall_analytics.reports import REPORTS, REPORTS_BY_API_NAME, REPORTS_BY_STREAM
+from tap_aircall_analytics.simulator.data import ReportData, write_csv
+from tap_aircall_analytics.tap import TapAircallAnalytics
 from tap_aircall_analytics.windows import Window
 
 FIRST, LAST = TODAY - dt.timedelta(days=4), TODAY - dt.timedelta(days=1)
+YESTERDAY = Window(TODAY - dt.timedelta(days=1), TODAY - dt.timedelta(days=1))
 
 
 def posted(sim) -> list[tuple[str, str]]:
@@ -165,11 +171,11 @@ def test_a_failure_in_the_third_stream_ends_the_run_without_waiting_for_the_four
 def test_sigterm_with_every_stream_in_flight_stops_cleanly(simulator, catalog, tmp_path):
     sim = simulator(export_seconds=0.2, calls_per_day=200, rate_limit=100_000)
     config = tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=1, lookback_days=0)
-    process = _start_tap(tmp_path, catalog, config, None, [report.stream_name for report in REPORTS])
-    seen = _read_until(process, 500)
+    process = start_tap(tmp_path, catalog, config, None, [report.stream_name for report in REPORTS])
+    seen = read_until(process, 500)
     sim.hold_exports()  # what is in flight now never completes: only the signal can end the run
     process.send_signal(signal.SIGTERM)
-    rest = _rest(process)
+    rest = rest_of_output(process)
     assert process.returncode == 128 + signal.SIGTERM
     run = parse_messages(seen + rest, TapRun(process.returncode, seen + rest, ""))
     check_bookmarks_cover_only_emitted_days(sim, run)
@@ -181,16 +187,16 @@ def test_killed_while_files_wait_on_disk_a_rerun_loses_nothing(simulator, catalo
     # Each window's records outgrow the pipe to this test, so the tap blocks on stdout while it holds files.
     sim = simulator(export_seconds=0.1, calls_per_day=3000, rate_limit=100_000)
     config = tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), window_days=1, lookback_days=0)
-    process = _start_tap(tmp_path, catalog, config, None, streams)
-    seen = _read_until(process, 300)
+    process = start_tap(tmp_path, catalog, config, None, streams)
+    seen = read_until(process, 300)
     # The tap is held on stdout by its first window; other windows' files are downloaded meanwhile.
     assert sim.wait_until(lambda: served(sim) >= 3)
     files_waiting = any(any((tmp_path / name).iterdir()) for name in _workdirs(tmp_path))
     process.kill()
-    killed = parse_messages(seen + _rest(process), TapRun(-9, "", ""))
+    killed = parse_messages(seen + rest_of_output(process), TapRun(-9, "", ""))
     assert files_waiting
-    rerun_process = _start_tap(tmp_path, catalog, config, killed.state or None, streams)
-    out = _rest(rerun_process)
+    rerun_process = start_tap(tmp_path, catalog, config, killed.state or None, streams)
+    out = rest_of_output(rerun_process)
     assert rerun_process.returncode == 0
     rerun = parse_messages(out, TapRun(0, out, ""))
     for stream in streams:
@@ -256,3 +262,126 @@ def test_below_the_disk_bound_exports_run_ahead_of_reading(simulator):
         assert sim.wait_until(lambda: sum(sim.exports_created.values()) == 8)  # all while the first file is held
         files.close()
     assert not pipeline.workdir.exists()
+
+
+# --- max_disk_mb bounds the files on disk, downloads under way included -------------------
+
+LAST_SIX_DAYS = [Window(TODAY - dt.timedelta(days=d), TODAY - dt.timedelta(days=d)) for d in range(6, 0, -1)]
+
+
+def served_csv(sim, report_name: str, window: Window) -> bytes:
+    """The bytes of the CSV file the simulator makes for `window`, made here on their own."""
+    report = REPORTS_BY_API_NAME[report_name]
+    data = ReportData(report, window.first, window.last, "UTC", seed=sim.config.seed, calls_per_day=40)
+    text = io.StringIO(newline="")
+    write_csv(data, text, sim.config.file_options(), sim.config.seed)
+    return text.getvalue().encode()
+
+
+@pytest.mark.parametrize("gzip_downloads", [False, True], ids=["sized", "gzip-encoded"])
+def test_downloads_under_way_do_not_take_the_disk_past_max_disk_mb(simulator, monkeypatch, gzip_downloads):
+    sim = simulator(rate_limit=100_000, gzip_downloads=gzip_downloads)
+    report = "USER_ACTIVITY_CALLS_HANDLED"
+    contents = [served_csv(sim, report, window) for window in LAST_SIX_DAYS]
+    largest = max(map(len, contents))
+    bound = 1.5 * largest  # room for one file, not for two
+    ended = threading.Semaphore(0)
+    download = AircallClient.download
+
+    def counted_download(self, *args, **kwargs):
+        try:
+            return download(self, *args, **kwargs)
+        finally:
+            ended.release()
+
+    monkeypatch.setattr(AircallClient, "download", counted_download)
+    exporter, _ = exporter_for(sim, report)
+    pipeline = ExportPipeline(max_concurrent=3, max_disk_bytes=bound, stop=exporter.client.stop)
+    pipeline.add(exporter, LAST_SIX_DAYS)
+    with pipeline:
+        files = pipeline.files(exporter.stream)
+        first = next(files)
+        for _ in range(3):  # each of the three downloads in flight ended: done, or stopped for want of room
+            assert ended.acquire(timeout=60)
+        on_disk = sum(path.stat().st_size for path in pipeline.workdir.iterdir())
+        # The bound holds, but for the one file the stream waits for (nothing is read before it).
+        assert on_disk <= bound + largest
+        read = [(first.window, first.path.read_bytes())]
+        read += [(file.window, file.path.read_bytes()) for file in files]
+    assert read == list(zip(LAST_SIX_DAYS, contents))  # every file whole, in order, after the waits
+
+
+def one_file_of_room(simulator, tmp_path) -> tuple[object, int]:
+    """A simulator serving one file (the same bytes) for every export, and that file's size: room for one file."""
+    served = tmp_path / "served.csv"
+    served.write_bytes(served_csv(simulator(), "USER_ACTIVITY_CALLS_HANDLED", LAST_SIX_DAYS[0]))
+    return simulator(rate_limit=100_000, serve_file=str(served)), served.stat().st_size
+
+
+def test_a_file_larger_than_max_disk_mb_fails_its_window_in_one_line(simulator, tmp_path):
+    sim, size = one_file_of_room(simulator, tmp_path)
+    exporter, _ = exporter_for(sim, "USER_ACTIVITY_CALLS_HANDLED")
+    pipeline = ExportPipeline(max_concurrent=3, max_disk_bytes=size - 1, stop=exporter.client.stop)
+    pipeline.add(exporter, LAST_SIX_DAYS)
+    with pipeline, pytest.raises(WindowFailed) as failed:
+        list(pipeline.files(exporter.stream))
+    window, _, reason = str(failed.value).removeprefix("user_activity_calls_handled ").partition(": ")
+    assert window in [str(day) for day in LAST_SIX_DAYS[:3]]  # one of the three in flight
+    assert reason == (
+        f"the file is larger than max_disk_mb ({(size - 1) / 1e6:g} MB) allows: raise max_disk_mb, or lower window_days"
+    )
+    assert pipeline.peak_disk <= size - 1  # not a byte past the bound, the file waited for included
+
+
+# --- Streams read their files in the order they were planned --------------------------------
+
+
+def test_a_stream_that_asks_for_its_files_out_of_turn_is_told_at_once(simulator, tmp_path):
+    sim, size = one_file_of_room(simulator, tmp_path)
+    planned_first, _ = exporter_for(sim, "USER_ACTIVITY_CALLS_HANDLED")
+    planned_second, _ = exporter_for(sim, "USER_ACTIVITY_CALL_VOLUME_AND_TIME")
+    pipeline = ExportPipeline(max_concurrent=1, max_disk_bytes=size, stop=planned_first.client.stop)
+    pipeline.add(planned_first, LAST_SIX_DAYS[:2])
+    pipeline.add(planned_second, LAST_SIX_DAYS[:1])
+    outcome: list[BaseException] = []
+
+    def read(stream: str) -> None:
+        try:
+            list(pipeline.files(stream))
+        except OutOfOrder as error:
+            outcome.append(error)
+
+    with pipeline:
+        reader = threading.Thread(target=read, args=(planned_second.stream,), daemon=True)
+        reader.start()
+        reader.join(60)
+        assert not reader.is_alive(), "the out-of-turn stream waits for files that cannot come"
+        assert [str(error) for error in outcome] == [
+            "user_activity_call_volume_and_time's files were asked for before user_activity_calls_handled's were "
+            "all read: the run downloads files in the order its streams were planned (user_activity_calls_handled, "
+            "user_activity_call_volume_and_time), and streams must be synced in that order"
+        ]
+        read(planned_first.stream)
+        read(planned_second.stream)
+        read(planned_first.stream)  # a second time: its files are gone
+    assert [str(error) for error in outcome[1:]] == [
+        "user_activity_calls_handled's files were asked for a second time: each file is deleted once read"
+    ]
+
+
+def test_a_run_whose_streams_are_synced_out_of_plan_order_stops_with_one_line(simulator, monkeypatch):
+    sim = simulator(rate_limit=100_000)
+    plan = TapAircallAnalytics.plan_exports
+    monkeypatch.setattr(TapAircallAnalytics, "plan_exports", lambda tap, streams: plan(tap, streams[::-1]))
+    tap = TapAircallAnalytics(
+        config=tap_config(sim, start_date=YESTERDAY.first.isoformat(), end_date=YESTERDAY.last.isoformat())
+    )
+    for name, stream in tap.streams.items():
+        stream.selected = name in ("calls_history", "user_status_history")
+    with pytest.raises(SystemExit) as stopped:
+        tap.sync_all()
+    assert str(stopped.value) == (
+        "tap-aircall-analytics: calls_history's files were asked for before user_status_history's were all read: "
+        "the run downloads files in the order its streams were planned (user_status_history, calls_history), and "
+        "streams must be synced in that order"
+    )

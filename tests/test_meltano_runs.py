@@ -1,4 +1,4 @@
-"""End to end through Meltano: the tap into PostgreSQL and DuckDB, incremental runs, backfills."""
+"""Meltano runs end to end: the tap into PostgreSQL and DuckDB, incremental runs, backfills, `meltano config test`."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import datetime as dt
 import json
 import zoneinfo
 
-import duckdb
 import psycopg
+from helpers import export_starts
 
 from conftest import POSTGRES, TODAY, Meltano, pg_column_types
 from tap_aircall_analytics import clock
@@ -24,14 +24,6 @@ def expected_counts(sim, first: dt.date, last: dt.date, timezone: str = "UTC") -
             len(sim.expected_rows(report.api_name, start, last, timezone)[1]) if start <= last else 0
         )
     return counts
-
-
-def export_starts(sim, report: str) -> list[str]:
-    return [
-        body["input"]["filter"]["dateFilter"]["absoluteRange"]["fromDate"]
-        for method, _, body in sim.api_requests
-        if method == "POST" and body["input"]["reportName"] == report
-    ]
 
 
 def pg_counts(schema: str) -> dict[str, int]:
@@ -72,7 +64,7 @@ def test_postgres_types_counts_incremental_runs_and_backfill(installed_plugins, 
     local = dt.datetime.fromisoformat(call[labels.index("Started at")]).replace(
         tzinfo=zoneinfo.ZoneInfo("Europe/Paris")
     )
-    assert stored[0] == local.astimezone(dt.timezone.utc).replace(tzinfo=None)  # UTC, as the README says
+    assert stored[0] == local.astimezone(dt.timezone.utc).replace(tzinfo=None)  # UTC, as docs/destinations.md says
 
     # A second run reads its state from Meltano's system database: only the recent days again.
     sim.api_requests.clear()
@@ -94,31 +86,6 @@ def test_postgres_types_counts_incremental_runs_and_backfill(installed_plugins, 
         json.loads(state_before)["singer_state"]["bookmarks"]["calls_history"]["replication_key_value"]
         == today.isoformat()
     )
-
-
-def test_duckdb_holds_every_record_the_tap_emitted(installed_plugins, simulator, tmp_path):
-    sim = simulator(rate_limit=100_000)
-    first = TODAY - dt.timedelta(days=2)
-    meltano = Meltano(tmp_path, sim, tap__start_date=first, tap__end_date=TODAY - dt.timedelta(days=1))
-    emitted: dict[str, int] = {}
-    for line in meltano("invoke", "tap-aircall-analytics").stdout.splitlines():
-        message = json.loads(line)
-        if message["type"] == "RECORD":
-            emitted[message["stream"]] = emitted.get(message["stream"], 0) + 1
-    meltano("run", "tap-aircall-analytics", "target-duckdb")
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as db:
-        loaded = {stream: db.execute(f"select count(*) from aircall.{stream}").fetchone()[0] for stream in emitted}
-    assert emitted == expected_counts(sim, first, TODAY - dt.timedelta(days=1))
-    assert loaded == emitted and all(count > 0 for count in loaded.values())
-
-    # The demo's second run re-reads the last days: target-duckdb merges them on the keys.
-    meltano.set(tap__end_date=TODAY - dt.timedelta(days=1), tap__lookback_days=2)
-    sim.api_requests.clear()
-    meltano("run", "tap-aircall-analytics", "target-duckdb")
-    assert export_starts(sim, "CALLS_HISTORY") == [first.isoformat()]  # the lookback re-read happened
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as db:
-        again = {stream: db.execute(f"select count(*) from aircall.{stream}").fetchone()[0] for stream in emitted}
-    assert again == loaded
 
 
 def test_meltano_config_test_passes_against_the_simulator(installed_plugins, simulator, tmp_path):

@@ -1,0 +1,179 @@
+"""Helpers shared by several test files: expected and emitted keys, a tap process read step by
+step, an exporter of its own, the records of BATCH files.
+
+Test files import these from here, never from each other (fixtures live in conftest.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import os
+import subprocess
+import threading
+import zoneinfo
+from pathlib import Path
+
+import duckdb
+
+from conftest import TAP, TODAY, selected_catalog, tap_config
+from tap_aircall_analytics.client import AircallClient
+from tap_aircall_analytics.exports import ExportPipeline, PollPolicy, ReportExporter
+from tap_aircall_analytics.reports import REPORTS_BY_API_NAME, export_request_body
+from tap_aircall_analytics.settings import Settings
+from tap_aircall_analytics.windows import Window
+
+
+def expected_keys(sim, report, first, last, timezone="UTC"):
+    labels, rows = sim.expected_rows(report.api_name, first, last, timezone)
+    columns = [labels.index(report.column(name).label) for name in report.primary_key]
+    return [tuple(row[i] for i in columns) for row in rows]
+
+
+def emitted_keys(report, records, timezone="UTC"):
+    """Keys as text, comparable with the simulator's rows (timestamps back to wall-clock time in `timezone`)."""
+    zone = zoneinfo.ZoneInfo(timezone)
+
+    def text(value):
+        if isinstance(value, str) and value.endswith("+00:00"):
+            return dt.datetime.fromisoformat(value).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+        return str(value)
+
+    return [tuple(text(record[name]) for name in report.primary_key) for record in records]
+
+
+def assert_leftovers_removed(tmp: Path) -> None:
+    assert [p.name for p in tmp.iterdir() if p.name.startswith("tap-aircall-analytics-")] == []
+
+
+def exporter_for(sim, report_name="CALLS_HISTORY"):
+    settings = Settings.from_config(tap_config(sim, start_date=TODAY.isoformat()))
+    report = REPORTS_BY_API_NAME[report_name]
+    messages: list[str] = []
+    client = AircallClient(settings.api_url, settings.authorization)
+    exporter = ReportExporter(
+        client,
+        report,
+        lambda w: export_request_body(report, w.first, w.last, "UTC"),
+        poll=PollPolicy(0.05, 0.2, 30),
+        progress=messages.append,
+    )
+    return exporter, messages
+
+
+def exported_windows(exporter, windows, max_concurrent=2) -> list[Window]:
+    """Run `windows` through a pipeline of their own; the windows of the files, in the order read."""
+    pipeline = ExportPipeline(max_concurrent=max_concurrent, max_disk_bytes=1e12, stop=exporter.client.stop)
+    pipeline.add(exporter, windows)
+    with pipeline:
+        return [file.window for file in pipeline.files(exporter.stream)]
+
+
+def start_tap(tmp_path: Path, catalog: dict, config: dict, state: dict | None, streams: list[str]):
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "catalog.json").write_text(json.dumps(selected_catalog(catalog, streams)))
+    command = [*TAP, "--config", str(tmp_path / "config.json"), "--catalog", str(tmp_path / "catalog.json")]
+    if state:
+        (tmp_path / "state.json").write_text(json.dumps(state))
+        command += ["--state", str(tmp_path / "state.json")]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp_path)}
+    with open(tmp_path / "stderr.log", "a") as stderr:  # a file: a chatty tap never blocks on a full pipe
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
+
+
+def read_until(process, stop_after_records: int) -> str:
+    """Read stdout until `stop_after_records` records went by; return the lines read."""
+    lines: list[str] = []
+    records = 0
+    for line in process.stdout:
+        lines.append(line)
+        records += line.startswith('{"type":"RECORD"')
+        if records >= stop_after_records:
+            break
+    return "".join(lines)
+
+
+def rest_of_output(process, timeout: float = 120) -> str:
+    """The rest of stdout once the process ended, without a line cut off by a kill.
+
+    A tap that does not end within `timeout` is killed and the test fails: the bound only
+    catches a hang, no test passes by it.
+    """
+    watchdog = threading.Timer(timeout, process.kill)
+    watchdog.start()
+    with process.stdout:
+        rest = process.stdout.read()
+    process.wait()
+    ended_by_itself = watchdog.is_alive()
+    watchdog.cancel()
+    assert ended_by_itself, f"the tap did not end within {timeout} s"
+    return rest[: rest.rfind("\n") + 1]
+
+
+def batch_settings(root: Path, fmt: str = "jsonl", compression: str = "gzip") -> dict:
+    """A batch_config writing into `root` (created here)."""
+    root.mkdir(exist_ok=True)
+    return {
+        "batch_config": {
+            "encoding": {"format": fmt, "compression": compression},
+            "storage": {"root": root.as_uri(), "prefix": "run-"},
+        }
+    }
+
+
+def canonical(records: list[dict]) -> list[str]:
+    """Records as sorted JSON texts: a batch is a set of rows, in no particular order."""
+    return sorted(json.dumps(record, sort_keys=True) for record in records)
+
+
+def from_parquet(path: str) -> list[dict]:
+    def plain(value):
+        if isinstance(value, dt.datetime):
+            return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        return value
+
+    relation = duckdb.sql(f"select * from read_parquet('{path}')")
+    return [dict(zip(relation.columns, map(plain, row))) for row in relation.fetchall()]
+
+
+def batch_records(run, fmt: str) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for line in run.stdout.splitlines():
+        message = json.loads(line)
+        if message["type"] != "BATCH":
+            continue
+        for url in message["manifest"]:
+            path = url.removeprefix("file://")
+            if fmt == "parquet":
+                rows = from_parquet(path)
+            else:
+                with gzip.open(path, "rt") as handle:
+                    rows = [json.loads(line) for line in handle]
+            found.setdefault(message["stream"], []).extend(rows)
+    return found
+
+
+def export_starts(sim, report: str) -> list[str]:
+    return [
+        body["input"]["filter"]["dateFilter"]["absoluteRange"]["fromDate"]
+        for method, _, body in sim.api_requests
+        if method == "POST" and body["input"]["reportName"] == report
+    ]
+
+
+class FakeClock:
+    """Virtual time: a sleep moves it on at once."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.time = start
+        self.sleeps = 0
+
+    def now(self) -> float:
+        return self.time
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        self.time += seconds
