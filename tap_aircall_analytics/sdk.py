@@ -77,7 +77,6 @@ SDK_PARTS: tuple[SdkPart, ...] = (
         ("self",),
     ),
     SdkPart("stream.state_manager.is_flushed", "streams.py ReportStream._checkpoint", "marks the state as changed"),
-    SdkPart("stream._tap", "streams.py ReportStream.owner", "the tap, with its settings and the run's exports"),
     SdkPart(
         "singer_sdk.helpers._batch:BaseBatchFileEncoding",
         "streams.py, batches.py",

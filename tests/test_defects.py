@@ -18,14 +18,16 @@ from test_faults import emitted_keys, expected_keys, exported_windows, exporter_
 from test_halves import CALLS, calls_file, messages
 
 from conftest import TODAY, TapRun, parse_messages, tap_config
-from tap_aircall_analytics import client, halves
-from tap_aircall_analytics.client import AircallClient
-from tap_aircall_analytics.exports import ExportPipeline, OutOfOrder
-from tap_aircall_analytics.records import RecordReader
-from tap_aircall_analytics.reports import REPORTS_BY_API_NAME, REPORTS_BY_STREAM
+from tap_aircall_analytics.api import client
+from tap_aircall_analytics.api.client import AircallClient
+from tap_aircall_analytics.config.catalogue import REPORTS_BY_API_NAME, REPORTS_BY_STREAM
+from tap_aircall_analytics.emit import halves
+from tap_aircall_analytics.exports.pipeline import ExportPipeline, OutOfOrder
+from tap_aircall_analytics.files.records import RecordReader
+from tap_aircall_analytics.planning.windows import Window
+from tap_aircall_analytics.run import Run
 from tap_aircall_analytics.simulator.data import FileOptions, ReportData, write_csv
 from tap_aircall_analytics.tap import TapAircallAnalytics
-from tap_aircall_analytics.windows import Window
 
 YESTERDAY = Window(TODAY - dt.timedelta(days=1), TODAY - dt.timedelta(days=1))
 
@@ -106,7 +108,7 @@ def test_a_script_without_a_main_guard_syncs_once_with_a_large_file_on_two_cores
     script.write_text(
         textwrap.dedent(f"""
             import sys
-            from tap_aircall_analytics import halves
+            from tap_aircall_analytics.emit import halves
             from tap_aircall_analytics.tap import TapAircallAnalytics
 
             halves.SPLIT_BYTES = 1000  # every file is read on two cores
@@ -261,8 +263,8 @@ def test_a_stream_that_asks_for_its_files_out_of_turn_is_told_at_once(simulator)
 
 def test_a_run_whose_streams_are_synced_out_of_plan_order_stops_with_one_line(simulator, monkeypatch):
     sim = simulator(rate_limit=100_000)
-    plan = TapAircallAnalytics.plan_exports
-    monkeypatch.setattr(TapAircallAnalytics, "plan_exports", lambda tap, streams: plan(tap, streams[::-1]))
+    plan = Run.plan_exports
+    monkeypatch.setattr(Run, "plan_exports", lambda run, streams: plan(run, streams[::-1]))
     tap = TapAircallAnalytics(
         config=tap_config(sim, start_date=YESTERDAY.first.isoformat(), end_date=YESTERDAY.last.isoformat())
     )

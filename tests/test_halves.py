@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tap_aircall_analytics import halves
-from tap_aircall_analytics.messages import BufferedMessageWriter
-from tap_aircall_analytics.records import FileFormatError, RecordReader
-from tap_aircall_analytics.reports import REPORTS_BY_API_NAME
+from tap_aircall_analytics.config.catalogue import REPORTS_BY_API_NAME
+from tap_aircall_analytics.emit import halves
+from tap_aircall_analytics.emit.messages import BufferedMessageWriter
+from tap_aircall_analytics.files.records import FileFormatError, RecordReader
 from tap_aircall_analytics.simulator.data import FileOptions, ReportData, write_csv
 
 CALLS = REPORTS_BY_API_NAME["CALLS_HISTORY"]

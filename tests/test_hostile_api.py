@@ -23,8 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from conftest import TAP, TODAY, selected_catalog, tap_config
-from tap_aircall_analytics.client import AircallError, ExportStatus
-from tap_aircall_analytics.reports import EXPORTS_PATH
+from tap_aircall_analytics.api.client import AircallError, ExportStatus
+from tap_aircall_analytics.config.catalogue import EXPORTS_PATH
 from tap_aircall_analytics.simulator import Simulator
 
 YESTERDAY = (TODAY - dt.timedelta(days=1)).isoformat()

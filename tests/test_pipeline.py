@@ -22,9 +22,9 @@ from test_faults import (
 )
 
 from conftest import TAP, TODAY, TapRun, parse_messages, selected_catalog, tap_config
-from tap_aircall_analytics.exports import ExportPipeline
-from tap_aircall_analytics.reports import REPORTS, REPORTS_BY_STREAM
-from tap_aircall_analytics.windows import Window
+from tap_aircall_analytics.config.catalogue import REPORTS, REPORTS_BY_STREAM
+from tap_aircall_analytics.exports.pipeline import ExportPipeline
+from tap_aircall_analytics.planning.windows import Window
 
 FIRST, LAST = TODAY - dt.timedelta(days=4), TODAY - dt.timedelta(days=1)
 

@@ -22,9 +22,8 @@ from urllib.parse import quote, urlsplit
 import requests
 import urllib3
 
-from tap_aircall_analytics.budget import Clock, RequestBudget
-from tap_aircall_analytics.redaction import scrub
-from tap_aircall_analytics.reports import (
+from tap_aircall_analytics.api.budget import Clock, RequestBudget
+from tap_aircall_analytics.config.catalogue import (
     EXPORTS_PATH,
     FAILED_STATUSES,
     LIMIT_HEADER,
@@ -32,6 +31,7 @@ from tap_aircall_analytics.reports import (
     RESET_HEADER,
     STATUS_COMPLETED,
 )
+from tap_aircall_analytics.redaction import scrub
 
 logger = logging.getLogger("tap_aircall_analytics")
 

@@ -36,7 +36,7 @@ from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
-from tap_aircall_analytics.client import (
+from tap_aircall_analytics.api.client import (
     AircallClient,
     AircallError,
     ExportNotFound,
@@ -46,9 +46,9 @@ from tap_aircall_analytics.client import (
     TransientError,
     redact,
 )
-from tap_aircall_analytics.polls import RECHECK_SECONDS, ExportTimings, PollPolicy, PollSchedule
-from tap_aircall_analytics.reports import STATUS_COMPLETED, STATUS_FAILED, STATUS_PENDING, Report
-from tap_aircall_analytics.windows import Window
+from tap_aircall_analytics.api.polls import RECHECK_SECONDS, ExportTimings, PollPolicy, PollSchedule
+from tap_aircall_analytics.config.catalogue import STATUS_COMPLETED, STATUS_FAILED, STATUS_PENDING, Report
+from tap_aircall_analytics.planning.windows import Window
 
 logger = logging.getLogger("tap_aircall_analytics")
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tap_aircall_analytics
-from tap_aircall_analytics.messages import BufferedMessageWriter
-from tap_aircall_analytics.records import FileFormatError, FilePart, RecordReader, is_zip, open_text
+from tap_aircall_analytics.emit.messages import BufferedMessageWriter
+from tap_aircall_analytics.files.records import FileFormatError, FilePart, RecordReader, is_zip, open_text
 
 logger = logging.getLogger("tap_aircall_analytics")
 
@@ -101,7 +101,7 @@ def write_records(reader: RecordReader, writer: BufferedMessageWriter, path: Pat
 
 def child_command() -> list[str]:
     """The command line of the process that reads a second half."""
-    return [sys.executable, "-m", "tap_aircall_analytics.halves"]
+    return [sys.executable, "-m", "tap_aircall_analytics.emit.halves"]
 
 
 @dataclass
