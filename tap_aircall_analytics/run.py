@@ -16,13 +16,17 @@ from tap_aircall_analytics.api.budget import RequestBudget
 from tap_aircall_analytics.api.client import AircallClient
 from tap_aircall_analytics.api.polls import ExportTimings, PollPolicy
 from tap_aircall_analytics.config.catalogue import Report, export_request_body
+from tap_aircall_analytics.emit import batches
 from tap_aircall_analytics.emit.messages import BufferedMessageWriter
 from tap_aircall_analytics.exports.pipeline import ExportedFile, ExportPipeline, ReportExporter
 from tap_aircall_analytics.files.records import RecordReader
 
 if t.TYPE_CHECKING:
+    from singer_sdk.helpers._batch import BatchConfig
+
     from tap_aircall_analytics.config.settings import Settings
     from tap_aircall_analytics.planning.plan import PlannedStream
+    from tap_aircall_analytics.planning.windows import Window
 
 
 class ExportSource(t.Protocol):
@@ -128,11 +132,35 @@ class Run:
         self._readers[report.stream_name] = reader
         return reader
 
-    def count_rows(self, stream: str, rows: int) -> None:
-        """Count the rows of a window emitted by `stream`."""
+    def batch_writer(
+        self,
+        tap_name: str,
+        report: Report,
+        properties: list[str],
+        batch_config: BatchConfig,
+        warn: t.Callable[[str], None],
+    ) -> batches.BatchFileWriter:
+        """A writer of `report`'s files as batch files of `batch_config`, with the selected `properties`."""
+        batches.load_duckdb_meanwhile()
+        return batches.BatchFileWriter(
+            self.record_reader(report, warn),
+            properties,
+            batch_config.encoding,
+            batch_config.storage,
+            batches.file_stem(tap_name, report.stream_name),
+            max_disk_bytes=self.settings.max_disk_mb * 1e6,
+        )
+
+    def emitted(
+        self, log: logging.Logger, stream: str, window: Window, rows: int, seconds: float, batch_files: int = -1
+    ) -> None:
+        """Count the rows of a window emitted by `stream`, and say how fast they went out."""
         exporter = self._exporters.get(stream)
         if exporter is not None:
             exporter.stats.add(rows=rows)
+        where = "" if batch_files < 0 else f" into {batch_files} batch file(s)"
+        rate = f" ({rows / seconds:,.0f} rows/s)" if rows and seconds > 0 else ""
+        log.info("%s %s: %s rows emitted%s in %.1f s%s", stream, window, f"{rows:,}", where, seconds, rate)
 
     def interrupt(self) -> None:
         """Stop every export of the run: no request leaves after this, and every wait ends."""

@@ -17,7 +17,8 @@ from typing_extensions import override  # typing.override from Python 3.12
 
 from tap_aircall_analytics.config.catalogue import Report
 from tap_aircall_analytics.config.settings import ConfigError
-from tap_aircall_analytics.emit import batches, halves
+from tap_aircall_analytics.emit import halves
+from tap_aircall_analytics.emit.batches import supported
 from tap_aircall_analytics.files.records import json_schema
 from tap_aircall_analytics.planning.bookmarks import stored_bookmark
 from tap_aircall_analytics.planning.plan import PlannedStream, plan_stream
@@ -90,7 +91,7 @@ class ReportStream(Stream):
                 records = reader.read(file.path, zipped=file.zipped, where=str(file.window))
                 for rows, record in enumerate(records, 1):  # noqa: B007 - the last count is the window's rows
                     yield record
-            self._emitted(file, rows, time.monotonic() - started)
+            self.run.emitted(self.logger, self.name, file.window, rows, time.monotonic() - started)
 
     @override
     def get_batches(
@@ -101,22 +102,17 @@ class ReportStream(Stream):
         Falls back to the SDK's batcher (records built in Python) when stream maps,
         flattening or an encoding DuckDB does not write are in play.
         """
-        if not (self._maps_pass_through() and batches.supported(batch_config.encoding)):
+        if not (self._maps_pass_through() and supported(batch_config.encoding)):
             yield from self._mapped_batches(batch_config, context)
             return
-        batches.load_duckdb_meanwhile()
-        writer = batches.BatchFileWriter(
-            self.run.record_reader(self.report, self.logger.warning),
-            self._selected_properties(),
-            batch_config.encoding,
-            batch_config.storage,
-            batches.file_stem(self.tap_name, self.name),
-            max_disk_bytes=self.run.settings.max_disk_mb * 1e6,
+        writer = self.run.batch_writer(
+            self.tap_name, self.report, self._selected_properties(), batch_config, self.logger.warning
         )
         for file in self._finished_windows(context):
             started = time.monotonic()
             urls = writer.write(file.path, zipped=file.zipped, window=file.window, workdir=file.path.parent)
-            self._emitted(file, writer.rows_written, time.monotonic() - started, f" into {len(urls)} batch file(s)")
+            seconds = time.monotonic() - started
+            self.run.emitted(self.logger, self.name, file.window, writer.rows_written, seconds, len(urls))
             yield batch_config.encoding, urls
 
     def _mapped_batches(
@@ -146,14 +142,6 @@ class ReportStream(Stream):
         batcher = Batcher(tap_name=self.tap_name, stream_name=self.name, batch_config=batch_config)
         for manifest in batcher.get_batches(records=mapped()):
             yield batch_config.encoding, manifest
-
-    def _emitted(self, file: ExportedFile, rows: int, seconds: float, where: str = "") -> None:
-        """Count a window's rows and say how fast they went out."""
-        self.run.count_rows(self.name, rows)
-        rate = f" ({rows / seconds:,.0f} rows/s)" if rows and seconds > 0 else ""
-        self.logger.info(
-            "%s %s: %s rows emitted%s in %.1f s%s", self.name, file.window, f"{rows:,}", where, seconds, rate
-        )
 
     def _finished_windows(self, context: Context | None) -> t.Iterator[ExportedFile]:
         """Yield each window's file from the run; once emitted, checkpoint the window."""
