@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("exports",),  # the run's exports, every stream's
     ("api", "files.records", "planning"),  # the API, one file's records, which days to export
     ("config.settings",),  # the checked settings
-    ("files.spellings",),  # how a value may be written
+    ("config.spellings",),  # every spelling a value may be written in
     ("config.catalogue", "clock", "redaction", "sdk"),  # Aircall's facts, today, secrets, SDK notes
 )
 #: The simulator stands beside the tap: it may read the catalogue and the clock, and the tap never imports it.

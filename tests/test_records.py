@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tap_aircall_analytics.config import spellings
 from tap_aircall_analytics.config.catalogue import REPORTS_BY_API_NAME, Kind, property_name
-from tap_aircall_analytics.files import spellings
+from tap_aircall_analytics.config.spellings import LOCAL_TIMESTAMP, Reading
 from tap_aircall_analytics.files.records import FileFormatError, RecordReader, json_schema
-from tap_aircall_analytics.files.spellings import LOCAL_TIMESTAMP, Reading
 
 CALLS = REPORTS_BY_API_NAME["CALLS_HISTORY"]
 HANDLED = REPORTS_BY_API_NAME["USER_ACTIVITY_CALLS_HANDLED"]

@@ -18,11 +18,11 @@ import duckdb
 import pytest
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
+from tap_aircall_analytics.config import spellings
 from tap_aircall_analytics.config.catalogue import REPORTS_BY_API_NAME, Column, Kind, Report
+from tap_aircall_analytics.config.spellings import Reading
 from tap_aircall_analytics.emit.batches import BatchFileWriter
-from tap_aircall_analytics.files import spellings
 from tap_aircall_analytics.files.records import RecordReader, json_schema
-from tap_aircall_analytics.files.spellings import Reading
 from tap_aircall_analytics.planning.windows import Window
 
 TIMEZONE = "Europe/Paris"

@@ -27,7 +27,7 @@ from tap_aircall_analytics.config.catalogue import (
     uncatalogued_report,
     with_declared_columns,
 )
-from tap_aircall_analytics.files.spellings import DECIMAL_MARKS, DURATION_UNITS, format_mistake
+from tap_aircall_analytics.config.spellings import DECIMAL_MARKS, DURATION_UNITS, format_mistake
 
 
 class ConfigError(Exception):

@@ -31,9 +31,10 @@ from urllib.request import url2pathname
 
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
+from tap_aircall_analytics.config import spellings
+from tap_aircall_analytics.config.spellings import Spelling
 from tap_aircall_analytics.emit.batch_sql import BatchSql, sql_text, unparsed_counter, utc_offsets
 from tap_aircall_analytics.exports.pipeline import disk_full
-from tap_aircall_analytics.files import spellings
 from tap_aircall_analytics.files.records import (
     MAX_FIELD_BYTES,
     SAMPLE_ROWS,
@@ -43,7 +44,6 @@ from tap_aircall_analytics.files.records import (
     open_bytes,
     open_text,
 )
-from tap_aircall_analytics.files.spellings import Spelling
 from tap_aircall_analytics.planning.windows import Window
 
 FORMATS = {"jsonl": "json", "parquet": "parquet"}

@@ -1,1 +1,1 @@
-"""Export files read: CSV and zip files to typed records, and every spelling of a value."""
+"""Export files read: CSV and zip files to typed records."""

@@ -14,8 +14,9 @@ import json
 import typing as t
 from collections import Counter
 
+from tap_aircall_analytics.config import spellings
 from tap_aircall_analytics.config.catalogue import Column, Kind, Report
-from tap_aircall_analytics.files import spellings
+from tap_aircall_analytics.config.spellings import BadValue, Reading
 from tap_aircall_analytics.files.records import (
     FileFormatError,
     HeaderMatch,
@@ -24,7 +25,6 @@ from tap_aircall_analytics.files.records import (
     is_zip,
     open_text,
 )
-from tap_aircall_analytics.files.spellings import BadValue, Reading
 from tap_aircall_analytics.planning.plan import PlannedStream
 from tap_aircall_analytics.planning.windows import Window
 
