@@ -82,7 +82,11 @@ SDK_PARTS: tuple[SdkPart, ...] = (
         "streams.py, batches.py",
         "the encoding of batch_config, read to write batch files with DuckDB",
     ),
-    SdkPart("singer_sdk.helpers._batch:BatchConfig", "streams.py ReportStream.get_batches", "the batch_config"),
+    SdkPart(
+        "singer_sdk.helpers._batch:BatchConfig",
+        "streams.py ReportStream.get_batches, run.py Run.batch_writer",
+        "the batch_config",
+    ),
     SdkPart("singer_sdk.helpers._batch:StorageTarget", "batches.py BatchFileWriter", "where batch files go"),
     SdkPart(
         "singer_sdk.helpers._catalog:pop_deselected_record_properties",
