@@ -19,9 +19,9 @@ from pathlib import Path
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 from throughput import CALLS, FIRST_DAY, TIMEZONE, make_csv  # beside this script
 
-from tap_aircall_analytics.batches import BatchFileWriter
-from tap_aircall_analytics.records import RecordReader, json_schema
-from tap_aircall_analytics.windows import Window
+from tap_aircall_analytics.emit.batches import BatchFileWriter
+from tap_aircall_analytics.files.records import RecordReader, json_schema
+from tap_aircall_analytics.planning.windows import Window
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from tap_aircall_analytics import clock
-from tap_aircall_analytics.reports import REPORTS_BY_API_NAME
+from tap_aircall_analytics.config.catalogue import REPORTS_BY_API_NAME
 from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
 from tap_aircall_analytics.simulator.data import FileOptions, ReportData, write_csv
 from tap_aircall_analytics.simulator.dialects import Dialect

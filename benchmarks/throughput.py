@@ -24,13 +24,13 @@ from pathlib import Path
 import duckdb
 
 from tap_aircall_analytics import clock
-from tap_aircall_analytics.exports import ExportedFile
-from tap_aircall_analytics.records import RecordReader, json_schema
-from tap_aircall_analytics.reports import REPORTS_BY_API_NAME
+from tap_aircall_analytics.config.catalogue import REPORTS_BY_API_NAME
+from tap_aircall_analytics.exports.pipeline import ExportedFile
+from tap_aircall_analytics.files.records import RecordReader, json_schema
+from tap_aircall_analytics.planning.windows import Window
 from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
 from tap_aircall_analytics.simulator.data import ReportData, write_csv
 from tap_aircall_analytics.tap import TapAircallAnalytics
-from tap_aircall_analytics.windows import Window
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -39,6 +39,7 @@ TIMEZONE = "Europe/Paris"
 CALLS_PER_DAY = 50_000
 FIRST_DAY = clock.today(dt.timezone.utc) - dt.timedelta(days=60)  # inside Call History's 6 months, days to spare
 CREDENTIALS = {"api_id": "demo-api-id", "api_token": "demo-api-token"}
+SERVED = contextlib.ExitStack()  # the local files each benchmark tap reads, served until the script exits
 
 
 def make_csv(rows: int, path: Path) -> int:
@@ -92,8 +93,8 @@ def tap_for(csv_path: Path, **settings) -> TapAircallAnalytics:
         **settings,
     }
     tap = TapAircallAnalytics(config=config, validate_config=False, setup_mapper=True)
-    tap.streams["calls_history"].planned_windows()
-    tap.export_pipeline = LocalExport(csv_path)
+    planned = tap.streams["calls_history"].plan()
+    SERVED.enter_context(tap.run.exporting(LocalExport(csv_path), [planned]))
     return tap
 
 

@@ -84,13 +84,16 @@ SDK_PARTS: tuple[SdkPart, ...] = (
         ("self",),
     ),
     SdkPart("stream.state_manager.is_flushed", "streams.py ReportStream._checkpoint", "marks the state as changed"),
-    SdkPart("stream._tap", "streams.py ReportStream.owner", "the tap, with its settings and the run's exports"),
     SdkPart(
         "singer_sdk.helpers._batch:BaseBatchFileEncoding",
         "streams.py, batches.py",
         "the encoding of batch_config, read to write batch files with DuckDB",
     ),
-    SdkPart("singer_sdk.helpers._batch:BatchConfig", "streams.py ReportStream.get_batches", "the batch_config"),
+    SdkPart(
+        "singer_sdk.helpers._batch:BatchConfig",
+        "streams.py ReportStream.get_batches, run.py Run.batch_writer",
+        "the batch_config",
+    ),
     SdkPart("singer_sdk.helpers._batch:StorageTarget", "batches.py BatchFileWriter", "where batch files go"),
     SdkPart(
         "singer_sdk.helpers._catalog:pop_deselected_record_properties",

@@ -1,13 +1,12 @@
-"""ReportStream: one stream per report, driving windows -> exports -> records -> state."""
+"""ReportStream: the SDK's side of one report: it asks its Run for files and records, and checkpoints windows."""
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 import typing as t
 
-from singer_sdk import metrics
+from singer_sdk import Tap, metrics
 from singer_sdk.batch import Batcher
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
 from singer_sdk.helpers._catalog import pop_deselected_record_properties
@@ -16,20 +15,19 @@ from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.streams import Stream
 from typing_extensions import override  # typing.override from Python 3.12
 
-from tap_aircall_analytics import batches, redaction
-from tap_aircall_analytics.bookmarks import stored_bookmark
-from tap_aircall_analytics.client import AircallClient
-from tap_aircall_analytics.exports import ExportedFile, ExportPipeline, ExportStats, ReportExporter
-from tap_aircall_analytics.polls import PollPolicy
-from tap_aircall_analytics.records import RecordReader, json_schema
-from tap_aircall_analytics.reports import Report, export_request_body
-from tap_aircall_analytics.settings import ConfigError
-from tap_aircall_analytics.windows import Window, next_bookmark, plan_windows, sync_range
+from tap_aircall_analytics import redaction
+from tap_aircall_analytics.config.catalogue import Report
+from tap_aircall_analytics.config.settings import ConfigError
+from tap_aircall_analytics.emit.batches import supported
+from tap_aircall_analytics.files.records import json_schema
+from tap_aircall_analytics.planning.bookmarks import stored_bookmark
+from tap_aircall_analytics.planning.plan import PlannedStream, plan_stream
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
-    from tap_aircall_analytics.tap import TapAircallAnalytics
+    from tap_aircall_analytics.exports.pipeline import ExportedFile
+    from tap_aircall_analytics.run import Run
 
 
 class ReportStream(Stream):
@@ -44,15 +42,13 @@ class ReportStream(Stream):
     # Records leave records.py as the exact JSON types of the schema: nothing to conform.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
-    def __init__(self, tap: TapAircallAnalytics, report: Report) -> None:
+    def __init__(self, tap: Tap, run: Run, report: Report) -> None:
         self.report = report
+        self.run = run
         super().__init__(tap, schema=json_schema(report), name=report.stream_name)
         redaction.scrub_loggers(self.logger)
         self.primary_keys = list(report.primary_key)
         self.replication_key = report.replication_key or None  # a report of extra_reports has none
-        self.record_reader: RecordReader | None = None
-        self._exporter: ReportExporter | None = None
-        self._today: dt.date | None = None  # the account's today when the windows were planned
         self._write_directly = False
         self._record_counter: metrics.Counter | None = None
 
@@ -62,14 +58,11 @@ class ReportStream(Stream):
         """Always incremental: a full refresh is a state reset (see the README)."""
         return "INCREMENTAL"
 
-    def bookmark(self, context: Context | None = None) -> dt.date | None:
-        """The first day not yet exported, from state, never after today; None on a first run.
-
-        A bookmark after today (a clock that ran ahead, a state edited by hand) is read as
-        today, so the stream syncs again instead of freezing; `planned_windows` says so.
-        """
-        stored = self._stored_bookmark(context)
-        return None if stored is None else min(stored, self._today or self.owner.settings.today())
+    def plan(self, context: Context | None = None) -> PlannedStream:
+        """The windows this stream exports in this run, from the settings and the state's bookmark."""
+        return plan_stream(
+            self.name, self.report, self.run.settings, self._stored_bookmark(context), self.logger.warning
+        )
 
     def _stored_bookmark(self, context: Context | None) -> dt.date | None:
         """The bookmark as the state holds it (checked when the state was loaded).
@@ -85,99 +78,22 @@ class ReportStream(Stream):
             return None
         return stored_bookmark(self.name, state)
 
-    @property
-    def owner(self) -> TapAircallAnalytics:
-        """The tap this stream belongs to, with its settings and its run's exports."""
-        return t.cast("TapAircallAnalytics", self._tap)
-
-    @property
-    def export_stats(self) -> ExportStats | None:
-        """What this stream's exports cost in this run (None before the run planned them)."""
-        return self._exporter.stats if self._exporter else None
-
-    @property
-    def client(self) -> AircallClient | None:
-        """The client of this stream's exports in this run."""
-        return self._exporter.client if self._exporter else None
-
-    def exporter(self, stop: threading.Event) -> ReportExporter:
-        """The export flow of this stream's report, stopped with `stop`."""
-        settings = self.owner.settings
-        client = AircallClient(
-            settings.api_url,
-            settings.authorization,
-            budget=self.owner.budget,
-            stop=stop,
-            timeout_seconds=settings.request_timeout_seconds,
-            download_seconds=settings.download_timeout_seconds,
-        )
-        self._exporter = ReportExporter(
-            client,
-            self.report,
-            lambda window: export_request_body(
-                self.report,
-                window.first,
-                window.last,
-                settings.timezone,
-                settings.filters,
-                request_filters=settings.request.filters_for(self.name),
-                options=settings.request.options_for(self.name),
-                export_name=settings.request.export_name,
-            ),
-            poll=PollPolicy(
-                settings.poll_interval_seconds, settings.max_poll_interval_seconds, settings.export_timeout_seconds
-            ),
-            timings=self.owner.export_timings,
-            progress=self.logger.info,
-        )
-        return self._exporter
-
-    def planned_windows(self, context: Context | None = None) -> list[Window]:
-        """The windows this run exports, from settings, state, lookback and retention."""
-        settings = self.owner.settings
-        today = self._today = settings.today()
-        stored = self._stored_bookmark(context)
-        if stored is not None and stored > today:
-            self.logger.warning(
-                "%s: the bookmark %s is after today (%s): read as today, so the stream syncs again",
-                self.name,
-                stored,
-                today,
-            )
-        days = sync_range(
-            self.report,
-            start_date=settings.start_date,
-            end_date=settings.last_day(),
-            today=today,
-            bookmark=self.bookmark(context),
-            lookback_days=settings.lookback_days,
-        )
-        if days.clamped_from is not None:
-            self.logger.warning(
-                "%s keeps %s of data: starting at %s instead of %s",
-                self.report.api_name,
-                self.report.retention_text,
-                days.first,
-                days.clamped_from,
-            )
-        return plan_windows(days.first, days.last, settings.window_days_for(self.report))
-
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         """Export each window and yield its records (or write them, see `_sync_records`); checkpoint each."""
-        reader = self._record_reader()
+        reader = self.run.record_reader(self.report, self.logger.warning)
         for file in self._finished_windows(context):
             started, rows = time.monotonic(), 0
             if self._write_directly:
                 records = reader.read(file.path, zipped=file.zipped, where=str(file.window))
-                rows = self.owner.writer.write_records(self.name, records)
+                rows = self.run.writer.write_records(self.name, records)
                 if self._record_counter is not None:
                     self._record_counter.increment(rows)
             else:
                 records = reader.read(file.path, zipped=file.zipped, where=str(file.window))
                 for rows, record in enumerate(records, 1):  # noqa: B007 - the last count is the window's rows
                     yield record
-            self._emitted(file, rows, time.monotonic() - started)
+            self.run.emitted(self.logger, self.name, file.window, rows, time.monotonic() - started)
 
     @override
     def get_batches(
@@ -188,22 +104,17 @@ class ReportStream(Stream):
         Falls back to the SDK's batcher (records built in Python) when stream maps,
         flattening or an encoding DuckDB does not write are in play.
         """
-        if not (self._maps_pass_through() and batches.supported(batch_config.encoding)):
+        if not (self._maps_pass_through() and supported(batch_config.encoding)):
             yield from self._mapped_batches(batch_config, context)
             return
-        batches.load_duckdb_meanwhile()
-        writer = batches.BatchFileWriter(
-            self._record_reader(),
-            self._selected_properties(),
-            batch_config.encoding,
-            batch_config.storage,
-            batches.file_stem(self.tap_name, self.name),
-            max_disk_bytes=self.owner.settings.max_disk_mb * 1e6,
+        writer = self.run.batch_writer(
+            self.tap_name, self.report, self._selected_properties(), batch_config, self.logger.warning
         )
         for file in self._finished_windows(context):
             started = time.monotonic()
             urls = writer.write(file.path, zipped=file.zipped, window=file.window, workdir=file.path.parent)
-            self._emitted(file, writer.rows_written, time.monotonic() - started, f" into {len(urls)} batch file(s)")
+            seconds = time.monotonic() - started
+            self.run.emitted(self.logger, self.name, file.window, writer.rows_written, seconds, len(urls))
             yield batch_config.encoding, urls
 
     def _mapped_batches(
@@ -234,46 +145,16 @@ class ReportStream(Stream):
         for manifest in batcher.get_batches(records=mapped()):
             yield batch_config.encoding, manifest
 
-    def _emitted(self, file: ExportedFile, rows: int, seconds: float, where: str = "") -> None:
-        """Count a window's rows and say how fast they went out."""
-        if self.export_stats is not None:
-            self.export_stats.add(rows=rows)
-        rate = f" ({rows / seconds:,.0f} rows/s)" if rows and seconds > 0 else ""
-        self.logger.info(
-            "%s %s: %s rows emitted%s in %.1f s%s", self.name, file.window, f"{rows:,}", where, seconds, rate
-        )
-
-    def _record_reader(self) -> RecordReader:
-        settings = self.owner.settings
-        self.record_reader = RecordReader(
-            self.report,
-            settings.timezone,
-            self.logger.warning,
-            strict=settings.strict_values,
-            unzip_limit=settings.max_unzipped_mb * 1e6,
-        )
-        return self.record_reader
-
     def _finished_windows(self, context: Context | None) -> t.Iterator[ExportedFile]:
-        """Yield each window's file from the run's exports; once emitted, checkpoint the window."""
-        pipeline = self.owner.export_pipeline
-        if pipeline is None:  # a stream synced on its own, outside the tap's sync_all
-            with self.owner.plan_exports([(self, self.planned_windows(context))]) as own:
-                yield from self._emitted_windows(own, context)
-            return
-        yield from self._emitted_windows(pipeline, context)
-
-    def _emitted_windows(self, pipeline: ExportPipeline, context: Context | None) -> t.Iterator[ExportedFile]:
-        if not pipeline.windows(self.name):
+        """Yield each window's file from the run; once emitted, checkpoint the window."""
+        planned = self.run.planned(self.name) or self.plan(context)
+        if not planned.windows:
             self.logger.info("%s: nothing to export (the bookmark or the retention limit is past end_date)", self.name)
             return
-        bookmark = self.bookmark(context)
-        assert self._today is not None, "the windows are planned before the sync"
-        for file in pipeline.files(self.name):
+        bookmark = planned.bookmark
+        for file in self.run.files(planned):
             yield file
-            done = next_bookmark(file.window, self._today)
-            if bookmark is None or done > bookmark:
-                bookmark = done
+            bookmark = planned.bookmark_after(file.window, bookmark)
             self._checkpoint(context, bookmark)
 
     def _checkpoint(self, context: Context | None, bookmark: dt.date) -> None:
@@ -301,7 +182,7 @@ class ReportStream(Stream):
         try:
             yield from super()._sync_records(context, write_messages=write_messages)
         finally:
-            self.owner.writer.flush()
+            self.run.writer.flush()
 
     @override
     def get_record_counter(self, **kwargs: t.Any) -> metrics.Counter:

@@ -1,35 +1,31 @@
-"""The Aircall Analytics tap: settings and one stream per report."""
+"""The Aircall Analytics tap: settings, one stream per report, the run they share."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import sys
-import threading
 import types
 import typing as t
 
 from singer_sdk import Tap
 from typing_extensions import override  # typing.override from Python 3.12
 
-from tap_aircall_analytics import discovery, preflight, redaction
-from tap_aircall_analytics.bookmarks import RESYNC_ALL, StateError, check_state, parse_state_file
-from tap_aircall_analytics.budget import RequestBudget
-from tap_aircall_analytics.client import AircallError, stop_sending
-from tap_aircall_analytics.exports import ExportPipeline, remove_orphaned_downloads
-from tap_aircall_analytics.messages import BufferedMessageWriter
-from tap_aircall_analytics.polls import ExportTimings
-from tap_aircall_analytics.records import FileFormatError
-from tap_aircall_analytics.settings import (
+from tap_aircall_analytics import errors, redaction
+from tap_aircall_analytics.config.settings import (
     NUMBER_SETTINGS,
     SETTINGS_SCHEMA,
-    ConfigError,
     Settings,
     catalogue,
     credential_texts,
 )
+from tap_aircall_analytics.emit.messages import BufferedMessageWriter
+from tap_aircall_analytics.exports.pipeline import remove_orphaned_downloads
+from tap_aircall_analytics.planning.bookmarks import RESYNC_ALL, check_state, parse_state_file
+from tap_aircall_analytics.preflight import discovery, schema_check
+from tap_aircall_analytics.preflight import plan as plan_preflight
+from tap_aircall_analytics.run import Run
 from tap_aircall_analytics.streams import ReportStream
-from tap_aircall_analytics.windows import Window
 
 
 class TapAircallAnalytics(Tap):
@@ -39,40 +35,17 @@ class TapAircallAnalytics(Tap):
     config_jsonschema = SETTINGS_SCHEMA
     message_writer_class = BufferedMessageWriter
 
-    @property
-    def writer(self) -> BufferedMessageWriter:
-        """The message writer, with the buffered writes the streams use."""
-        return t.cast(BufferedMessageWriter, self.message_writer)
-
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         redaction.scrub_loggers("tap_aircall_analytics", *redaction.LIBRARY_LOGGERS, self.logger)
-        self._settings: Settings | None = None
-        self._budget: RequestBudget | None = None
-        self.export_timings = ExportTimings()  # what the run learns of its exports' times, for the polls
-        self.export_pipeline: ExportPipeline | None = None  # the exports of the run under way (sync_all)
-        self._stop: threading.Event | None = None  # the stop of the latest pipeline: a signal sets it
-        super().__init__(*args, **kwargs)
+        writer = kwargs.pop("message_writer", None) or BufferedMessageWriter()
+        #: This run's services (settings, budget, exports, writer, summary), handed to every stream.
+        self.run = Run(lambda: Settings.from_config(dict(self.config)), self.logger, writer)
+        super().__init__(*args, message_writer=writer, **kwargs)
 
     @property
-    def budget(self) -> RequestBudget:
-        """The run's API budget, shared by every stream's requests."""
-        if self._budget is None:
-            settings = self.settings
-            self._budget = RequestBudget(settings.rate_limit_reserve, settings.max_requests_per_minute)
-        return self._budget
-
-    def plan_exports(self, plan: list[tuple[ReportStream, list[Window]]]) -> ExportPipeline:
-        """One pipeline for the windows of these streams, under the run's limits."""
-        settings = self.settings
-        pipeline = ExportPipeline(
-            max_concurrent=settings.max_concurrent_exports,
-            max_disk_bytes=settings.max_disk_mb * 1e6,
-            progress=self.logger.info,
-        )
-        self._stop = pipeline.stop
-        for stream, windows in plan:
-            pipeline.add(stream.exporter(pipeline.stop), windows)
-        return pipeline
+    def settings(self) -> Settings:
+        """The checked settings; raises ConfigError on the first problem."""
+        return self.run.settings
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
@@ -106,21 +79,21 @@ class TapAircallAnalytics(Tap):
             try:
                 text = state.read(MAX_STATE_CHARS + 1)
                 if len(text) > MAX_STATE_CHARS:
-                    raise StateError(f"the state file {name} is longer than {MAX_STATE_CHARS >> 20} MiB: {RESYNC_ALL}")
+                    raise errors.StateError(
+                        f"the state file {name} is longer than {MAX_STATE_CHARS >> 20} MiB: {RESYNC_ALL}"
+                    )
                 parsed = parse_state_file(name, text)
                 if _depth(parsed) > MAX_STATE_DEPTH:
-                    raise StateError(
+                    raise errors.StateError(
                         f"the state file {name} is nested deeper than {MAX_STATE_DEPTH} levels: {RESYNC_ALL}"
                     )
                 check_state(parsed)
             except UnicodeDecodeError:
-                message = f"the state file {name} is not UTF-8 text: {RESYNC_ALL}"
-                raise SystemExit(f"tap-aircall-analytics: {message}") from None
+                raise errors.stop(f"the state file {name} is not UTF-8 text: {RESYNC_ALL}") from None
             except RecursionError:
-                message = f"the state file {name} is nested too deep to read: {RESYNC_ALL}"
-                raise SystemExit(f"tap-aircall-analytics: {message}") from None
-            except StateError as error:
-                raise SystemExit(f"tap-aircall-analytics: {error}") from None
+                raise errors.stop(f"the state file {name} is nested too deep to read: {RESYNC_ALL}") from None
+            except errors.StateError as error:
+                raise errors.stop(error) from None
             state = io.StringIO(text)
         super().invoke(about=about, about_format=about_format, config=config, state=state, catalog=catalog)
 
@@ -130,18 +103,9 @@ class TapAircallAnalytics(Tap):
         that is not a date, stops the run in one line before any request."""
         try:
             check_state(state)
-        except StateError as error:
-            raise SystemExit(f"tap-aircall-analytics: {error}") from None
+        except errors.StateError as error:
+            raise errors.stop(error) from None
         super().load_state(state)
-
-    @property
-    def settings(self) -> Settings:
-        """The checked settings; raises ConfigError on the first problem."""
-        if self._settings is None:
-            self._settings = Settings.from_config(dict(self.config))
-            for warning in self._settings.request.warnings:
-                self.logger.warning("%s", warning)
-        return self._settings
 
     @override
     def _handle_termination(self, signum: int, frame: types.FrameType | None) -> None:
@@ -151,12 +115,12 @@ class TapAircallAnalytics(Tap):
         Messages stay whole: a message half-appended to the buffer is dropped (its window
         is not in the state), and a buffer on its way out finishes first.
         """
-        if self._stop is not None:
-            stop_sending(self._stop)  # from here on, no byte of a request leaves
-        if self.writer.flushing:
-            self.writer.after_flush = lambda: self._handle_termination(signum, frame)
+        self.run.interrupt()
+        writer = self.run.writer
+        if writer.flushing:
+            writer.after_flush = lambda: self._handle_termination(signum, frame)
             return
-        self.writer.drop_partial_message()
+        writer.drop_partial_message()
         self.state_writer.write_state(self.state)
         self.logger.warning("Stopped by signal %d: the state covers the windows finished so far", signum)
         raise SystemExit(128 + signum)
@@ -166,11 +130,13 @@ class TapAircallAnalytics(Tap):
         """One stream per report: the catalogue's, then `extra_reports`, with `column_types` applied."""
         try:
             reports = catalogue(dict(self.config))
-        except ConfigError as error:
-            raise SystemExit(f"tap-aircall-analytics: {error}") from None
-        if self.config.get("discover_columns"):  # the account's own columns (discovery.py)
-            reports = discovery.account_reports(self, reports, syncing=self.input_catalog is not None)
-        return [ReportStream(self, report) for report in reports]
+        except errors.ConfigError as error:
+            raise errors.stop(error) from None
+        if self.config.get("discover_columns"):  # the account's own columns (preflight/discovery.py)
+            reports = discovery.account_reports(
+                self.run, dict(self.config), reports, syncing=self.input_catalog is not None
+            )
+        return [ReportStream(self, self.run, report) for report in reports]
 
     @override  # type: ignore[misc]  # final in the SDK: see tap_aircall_analytics/sdk.py
     def run_connection_test(self) -> bool:
@@ -178,82 +144,39 @@ class TapAircallAnalytics(Tap):
         try:
             self.settings  # noqa: B018 - every setting is checked before the first request
             return super().run_connection_test()
-        except (ConfigError, AircallError, FileFormatError) as error:
+        except errors.RUN_ERRORS as error:
             self.logger.error("%s", error)
-            raise SystemExit(redaction.scrub(f"tap-aircall-analytics: {error}")) from None
+            raise errors.stop(error) from None
 
     @override  # type: ignore[misc]  # final in the SDK: see tap_aircall_analytics/sdk.py
     def sync_all(self) -> None:
         """Sync the selected streams; stop with one clear line on a known failure."""
+        run = self.run
         try:
-            settings = self.settings  # every setting is checked before the first request
+            settings = run.settings  # every setting is checked before the first request
             remove_orphaned_downloads()
             selected = [
                 stream for stream in self.streams.values() if isinstance(stream, ReportStream) and stream.selected
             ]
-            if settings.plan_only:
-                preflight.plan(settings, selected, preflight.read_rate_limit(settings), _to_stderr)
-                return
-            if settings.check_schema:
-                sample = preflight.sample_window(settings)
-                with self.plan_exports([(stream, [sample]) for stream in selected]) as pipeline:
-                    if preflight.check_schema(settings, selected, pipeline, _to_stderr):
+            if settings.check_schema and not settings.plan_only:
+                samples = schema_check.sample_plans(settings, [(stream.name, stream.report) for stream in selected])
+                with run.plan_exports(samples) as pipeline:
+                    if schema_check.check_schema(settings, samples, pipeline, _to_stderr):
                         raise SystemExit(1)
                 return
-            pipeline = self.plan_exports([(stream, stream.planned_windows()) for stream in selected])
+            plans = [stream.plan() for stream in selected]
+            if settings.plan_only:
+                plan_preflight.write_plan(settings, plans, plan_preflight.read_rate_limit(settings), _to_stderr)
+                return
+            pipeline = run.plan_exports(plans)
             try:
-                with pipeline as self.export_pipeline:
+                with pipeline, run.exporting(pipeline, plans):
                     super().sync_all()
             finally:
-                self.export_pipeline = None
-                self._log_summary(selected, pipeline)
-        except (ConfigError, AircallError, FileFormatError) as error:
+                run.log_summary([planned.name for planned in plans], pipeline)
+        except errors.RUN_ERRORS as error:
             self.logger.error("%s", error)
-            raise SystemExit(redaction.scrub(f"tap-aircall-analytics: {error}")) from None
-
-    def _log_summary(self, streams: list[ReportStream], pipeline: ExportPipeline) -> None:
-        """Log one line per stream: what its exports cost and what they gave; then the run's waits."""
-        synced = [(stream, stream.export_stats) for stream in streams if stream.export_stats is not None]
-        if not synced:
-            return
-        self.logger.info("Run summary:")
-        self.logger.info(
-            "  %-54s %7s %7s %7s %11s %9s %8s", "stream", "windows", "exports", "retries", "rows", "MB", "wall s"
-        )
-        for stream, stats in synced:
-            retries = stats.failed_exports + stats.link_refreshes + (stream.client.retries if stream.client else 0)
-            self.logger.info(
-                "  %-54s %7d %7d %7d %11s %9.1f %8.1f",
-                stream.name,
-                stats.windows,
-                stats.exports,
-                retries,
-                f"{stats.rows:,}",
-                stats.bytes / 1e6,
-                stats.seconds,
-            )
-        for stream, _ in synced:
-            unparsed = stream.record_reader.unparsed if stream.record_reader else {}
-            if unparsed:
-                counts = ", ".join(f"'{label}' {count:,}" for label, count in sorted(unparsed.items()))
-                self.logger.warning("  %s: cells kept as text in _unparsed_values, by column: %s", stream.name, counts)
-        self.logger.info(
-            "  exports: up to %d in flight at once; downloaded files waiting on disk: %d at most, %.1f MB at most",
-            pipeline.peak_in_flight,
-            pipeline.peak_files,
-            pipeline.peak_disk / 1e6,
-        )
-        exports = sum(stats.exports for _, stats in synced)
-        budget = self.budget
-        self.logger.info(
-            "  API: %d requests for %d exports (%.2f each); lowest X-AircallApi-Remaining %s of %s, reserve %s",
-            budget.sent,
-            exports,
-            budget.sent / max(1, exports),
-            "-" if budget.lowest_remaining is None else budget.lowest_remaining,
-            budget.limit or "-",
-            "-" if budget.kept is None else budget.kept,
-        )
+            raise errors.stop(error) from None
 
 
 MAX_STATE_CHARS = 16 << 20  # a state is a few KB: one a thousand times larger is not one

@@ -18,11 +18,11 @@ from pathlib import Path
 import duckdb
 
 from conftest import TAP, TODAY, selected_catalog, tap_config
-from tap_aircall_analytics.client import AircallClient
-from tap_aircall_analytics.exports import ExportPipeline, PollPolicy, ReportExporter
-from tap_aircall_analytics.reports import REPORTS_BY_API_NAME, export_request_body
-from tap_aircall_analytics.settings import Settings
-from tap_aircall_analytics.windows import Window
+from tap_aircall_analytics.api.client import AircallClient
+from tap_aircall_analytics.config.catalogue import REPORTS_BY_API_NAME, export_request_body
+from tap_aircall_analytics.config.settings import Settings
+from tap_aircall_analytics.exports.pipeline import ExportPipeline, PollPolicy, ReportExporter
+from tap_aircall_analytics.planning.windows import Window
 
 
 def expected_keys(sim, report, first, last, timezone="UTC"):

@@ -15,11 +15,11 @@ from helpers import batch_records, batch_settings, canonical
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
 from conftest import POSTGRES, Meltano, tap_config
-from tap_aircall_analytics.batch_sql import utc_offsets
-from tap_aircall_analytics.batches import BatchFileWriter
-from tap_aircall_analytics.records import FileFormatError, RecordReader, json_schema
-from tap_aircall_analytics.reports import REPORTS, REPORTS_BY_API_NAME
-from tap_aircall_analytics.windows import Window
+from tap_aircall_analytics.config.catalogue import REPORTS, REPORTS_BY_API_NAME
+from tap_aircall_analytics.emit.batch_sql import utc_offsets
+from tap_aircall_analytics.emit.batches import BatchFileWriter
+from tap_aircall_analytics.files.records import FileFormatError, RecordReader, json_schema
+from tap_aircall_analytics.planning.windows import Window
 
 FIRST, LAST = dt.date(2026, 10, 23), dt.date(2026, 10, 27)  # clocks go back in Paris on the 25th
 

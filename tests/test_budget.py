@@ -14,9 +14,9 @@ import requests
 from helpers import FakeClock
 
 from conftest import CREDENTIALS, TODAY, tap_config
-from tap_aircall_analytics.budget import RequestBudget
-from tap_aircall_analytics.client import RunClock, Stopped
-from tap_aircall_analytics.reports import (
+from tap_aircall_analytics.api.budget import RequestBudget
+from tap_aircall_analytics.api.client import RunClock, Stopped
+from tap_aircall_analytics.config.catalogue import (
     EXPORTS_PATH,
     LIMIT_HEADER,
     PROBE_EXPORT_ID,
@@ -24,7 +24,7 @@ from tap_aircall_analytics.reports import (
     REPORTS,
     RESET_HEADER,
 )
-from tap_aircall_analytics.settings import ConfigError, Settings
+from tap_aircall_analytics.config.settings import ConfigError, Settings
 
 STREAMS = [report.stream_name for report in REPORTS]
 AUTH = (CREDENTIALS["api_id"], CREDENTIALS["api_token"])

@@ -15,8 +15,8 @@ import requests
 
 from conftest import CREDENTIALS, ROOT, TAP, TODAY
 from tap_aircall_analytics import clock
-from tap_aircall_analytics.reports import EXPORTS_PATH
-from tap_aircall_analytics.settings import Settings
+from tap_aircall_analytics.config.catalogue import EXPORTS_PATH
+from tap_aircall_analytics.config.settings import Settings
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 KIRITIMATI = zoneinfo.ZoneInfo("Pacific/Kiritimati")  # UTC+14: often a day ahead of UTC

@@ -14,8 +14,8 @@ import subprocess
 from pathlib import Path
 
 from conftest import TAP, TODAY, tap_config
-from tap_aircall_analytics.discovery import columns_of
-from tap_aircall_analytics.reports import REPORTS, REPORTS_BY_API_NAME, Column, Kind
+from tap_aircall_analytics.config.catalogue import REPORTS, REPORTS_BY_API_NAME, Column, Kind
+from tap_aircall_analytics.preflight.discovery import columns_of
 from tap_aircall_analytics.simulator.data import EXTRA_TEXTS
 
 FIRST, LAST = TODAY - dt.timedelta(days=3), TODAY - dt.timedelta(days=2)

@@ -11,9 +11,9 @@ import pytest
 from helpers import exported_windows, exporter_for
 
 from conftest import TODAY
-from tap_aircall_analytics import client
-from tap_aircall_analytics.exports import ExportPipeline
-from tap_aircall_analytics.windows import Window
+from tap_aircall_analytics.api import client
+from tap_aircall_analytics.exports.pipeline import ExportPipeline
+from tap_aircall_analytics.planning.windows import Window
 
 YESTERDAY = Window(TODAY - dt.timedelta(days=1), TODAY - dt.timedelta(days=1))
 

@@ -15,7 +15,7 @@ import pytest
 from helpers import batch_records, batch_settings, canonical
 
 from conftest import POSTGRES, TODAY, Meltano, pg_column_types, tap_config
-from tap_aircall_analytics.reports import REPORTS_BY_API_NAME, Kind
+from tap_aircall_analytics.config.catalogue import REPORTS_BY_API_NAME, Kind
 from tap_aircall_analytics.simulator.data import (
     BAD_CELL,
     bad_cell_column,

@@ -22,9 +22,9 @@ from helpers import (
 )
 
 from conftest import CREDENTIALS, TODAY, TapRun, parse_messages, tap_config
-from tap_aircall_analytics.reports import REPORTS, REPORTS_BY_API_NAME
-from tap_aircall_analytics.settings import Settings
-from tap_aircall_analytics.windows import Window
+from tap_aircall_analytics.config.catalogue import REPORTS, REPORTS_BY_API_NAME
+from tap_aircall_analytics.config.settings import Settings
+from tap_aircall_analytics.planning.windows import Window
 
 TOKEN = CREDENTIALS["api_token"]
 

@@ -12,8 +12,13 @@ import pytest
 import requests
 
 from conftest import CREDENTIALS, TODAY, tap_config
-from tap_aircall_analytics.reports import FILTER_SHAPES, OPTION_SHAPES, REPORTS_BY_API_NAME, export_request_body
-from tap_aircall_analytics.settings import ConfigError, Settings
+from tap_aircall_analytics.config.catalogue import (
+    FILTER_SHAPES,
+    OPTION_SHAPES,
+    REPORTS_BY_API_NAME,
+    export_request_body,
+)
+from tap_aircall_analytics.config.settings import ConfigError, Settings
 
 FIRST, LAST = TODAY - dt.timedelta(days=3), TODAY - dt.timedelta(days=2)
 CALLS = REPORTS_BY_API_NAME["CALLS_HISTORY"]

@@ -26,9 +26,9 @@ import pytest
 from test_hostile_files import PEAK_RSS, RSS_BOUND_MB
 
 from conftest import TAP, TODAY, selected_catalog, tap_config
-from tap_aircall_analytics import client as client_module
-from tap_aircall_analytics.client import AircallClient, AircallError, ExportStatus, Stopped, stop_sending
-from tap_aircall_analytics.reports import EXPORTS_PATH
+from tap_aircall_analytics.api import client as client_module
+from tap_aircall_analytics.api.client import AircallClient, AircallError, ExportStatus, Stopped, stop_sending
+from tap_aircall_analytics.config.catalogue import EXPORTS_PATH
 from tap_aircall_analytics.simulator import Simulator
 
 YESTERDAY = (TODAY - dt.timedelta(days=1)).isoformat()

@@ -32,8 +32,9 @@ from helpers import batch_records as records_of_batches
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
 from conftest import CREDENTIALS, FAST_POLLING, TAP, TODAY, TapRun, parse_messages, selected_catalog
-from tap_aircall_analytics.batches import BatchFileWriter
-from tap_aircall_analytics.records import (
+from tap_aircall_analytics.config.catalogue import REPORTS_BY_API_NAME
+from tap_aircall_analytics.emit.batches import BatchFileWriter
+from tap_aircall_analytics.files.records import (
     MAX_ROW_CHARS,
     SAMPLE_CHARS,
     FileFormatError,
@@ -41,8 +42,7 @@ from tap_aircall_analytics.records import (
     RecordReader,
     json_schema,
 )
-from tap_aircall_analytics.reports import REPORTS_BY_API_NAME
-from tap_aircall_analytics.windows import Window
+from tap_aircall_analytics.planning.windows import Window
 
 STREAM = "user_activity_calls_handled"
 DAY = TODAY - dt.timedelta(days=3)

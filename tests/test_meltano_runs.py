@@ -11,7 +11,7 @@ from helpers import export_starts
 
 from conftest import POSTGRES, TODAY, Meltano, pg_column_types
 from tap_aircall_analytics import clock
-from tap_aircall_analytics.reports import REPORTS
+from tap_aircall_analytics.config.catalogue import REPORTS
 
 
 def expected_counts(sim, first: dt.date, last: dt.date, timezone: str = "UTC") -> dict[str, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from tap_aircall_analytics.messages import BufferedMessageWriter
+from tap_aircall_analytics.emit.messages import BufferedMessageWriter
 
 
 class ShortWrites(io.RawIOBase):

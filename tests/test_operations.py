@@ -9,7 +9,7 @@ import sys
 
 from conftest import TODAY, tap_config
 from tap_aircall_analytics import tap
-from tap_aircall_analytics.reports import EXPORTS_PATH, PROBE_EXPORT_ID
+from tap_aircall_analytics.config.catalogue import EXPORTS_PATH, PROBE_EXPORT_ID
 
 # Inside Call History's retention, not inside User Status History's.
 SIXTY_DAYS_AGO = (TODAY - dt.timedelta(days=60)).isoformat()

@@ -20,7 +20,7 @@ import pytest
 from helpers import export_starts
 
 from conftest import MELTANO, ROOT, TODAY, Meltano, requirements_venv
-from tap_aircall_analytics.reports import REPORTS
+from tap_aircall_analytics.config.catalogue import REPORTS
 
 ORCHESTRATION = ROOT / "orchestration"
 # The tap's one line for an export that fails for good, as the orchestrator's logs must show it.

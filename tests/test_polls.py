@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from helpers import FakeClock
 
-from tap_aircall_analytics.client import ExportStatus
-from tap_aircall_analytics.exports import ReportExporter, WindowFailed
-from tap_aircall_analytics.polls import FIXED_COST_DAYS, ExportTimings, PollPolicy, PollSchedule
-from tap_aircall_analytics.reports import REPORTS_BY_API_NAME, STATUS_COMPLETED, STATUS_PENDING
-from tap_aircall_analytics.windows import Window
+from tap_aircall_analytics.api.client import ExportStatus
+from tap_aircall_analytics.api.polls import FIXED_COST_DAYS, ExportTimings, PollPolicy, PollSchedule
+from tap_aircall_analytics.config.catalogue import REPORTS_BY_API_NAME, STATUS_COMPLETED, STATUS_PENDING
+from tap_aircall_analytics.exports.pipeline import ReportExporter, WindowFailed
+from tap_aircall_analytics.planning.windows import Window
 
 POLICY = PollPolicy(first_wait=2, max_wait=60, timeout=30 * 60)
 DAY = dt.date(2030, 1, 1)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tap_aircall_analytics import spellings
-from tap_aircall_analytics.records import FileFormatError, RecordReader, json_schema
-from tap_aircall_analytics.reports import REPORTS_BY_API_NAME, Kind, property_name
-from tap_aircall_analytics.spellings import LOCAL_TIMESTAMP, Reading
+from tap_aircall_analytics.config import spellings
+from tap_aircall_analytics.config.catalogue import REPORTS_BY_API_NAME, Kind, property_name
+from tap_aircall_analytics.config.spellings import LOCAL_TIMESTAMP, Reading
+from tap_aircall_analytics.files.records import FileFormatError, RecordReader, json_schema
 
 CALLS = REPORTS_BY_API_NAME["CALLS_HISTORY"]
 HANDLED = REPORTS_BY_API_NAME["USER_ACTIVITY_CALLS_HANDLED"]
@@ -270,7 +270,7 @@ def test_unknown_columns_arrive_byte_for_byte_in_every_record(tmp_path):
 
 
 def test_declared_columns_become_typed_properties(tmp_path):
-    from tap_aircall_analytics.settings import catalogue
+    from tap_aircall_analytics.config.settings import catalogue
 
     reports = {
         report.stream_name: report
@@ -364,7 +364,7 @@ def test_kinds_cover_every_column():
     ],
 )
 def test_a_sample_infers_the_narrowest_kind(values, kind):
-    from tap_aircall_analytics.records import infer_kind
+    from tap_aircall_analytics.files.records import infer_kind
 
     assert infer_kind(values) == kind
 

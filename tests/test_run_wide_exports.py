@@ -25,12 +25,12 @@ from helpers import (
 )
 
 from conftest import TAP, TODAY, TapRun, parse_messages, selected_catalog, tap_config
-from tap_aircall_analytics.client import AircallClient
-from tap_aircall_analytics.exports import ExportPipeline, OutOfOrder, WindowFailed
-from tap_aircall_analytics.reports import REPORTS, REPORTS_BY_API_NAME, REPORTS_BY_STREAM
+from tap_aircall_analytics.api.client import AircallClient
+from tap_aircall_analytics.config.catalogue import REPORTS, REPORTS_BY_API_NAME, REPORTS_BY_STREAM
+from tap_aircall_analytics.exports.pipeline import ExportPipeline, OutOfOrder, WindowFailed
+from tap_aircall_analytics.planning.windows import Window
 from tap_aircall_analytics.simulator.data import ReportData, write_csv
 from tap_aircall_analytics.tap import TapAircallAnalytics
-from tap_aircall_analytics.windows import Window
 
 FIRST, LAST = TODAY - dt.timedelta(days=4), TODAY - dt.timedelta(days=1)
 YESTERDAY = Window(TODAY - dt.timedelta(days=1), TODAY - dt.timedelta(days=1))

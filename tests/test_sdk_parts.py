@@ -15,7 +15,7 @@ from singer_sdk import Tap
 from singer_sdk.mapper import SameRecordTransform
 
 from conftest import CREDENTIALS, TAP, TODAY, tap_config
-from tap_aircall_analytics.reports import REPORTS
+from tap_aircall_analytics.config.catalogue import REPORTS
 from tap_aircall_analytics.sdk import SDK_PARTS, SdkPart
 from tap_aircall_analytics.streams import ReportStream
 from tap_aircall_analytics.tap import TapAircallAnalytics

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from conftest import TODAY
-from tap_aircall_analytics.reports import REPORTS, subtract_months
+from tap_aircall_analytics.config.catalogue import REPORTS, subtract_months
 
 AUTH = ("demo-api-id", "demo-api-token")
 PATH = "/v1/analytics/report/export"

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import TODAY
-from tap_aircall_analytics.records import RecordReader
-from tap_aircall_analytics.reports import REPORTS, REPORTS_BY_API_NAME, Report
+from tap_aircall_analytics.config.catalogue import REPORTS, REPORTS_BY_API_NAME, Report
+from tap_aircall_analytics.files.records import RecordReader
 from tap_aircall_analytics.simulator.data import ReportData, write_csv
 
 #: Four days ending with a change of clocks in Paris (the last Sunday of October: a 25-hour day).

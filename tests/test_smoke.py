@@ -19,7 +19,7 @@ from pathlib import Path
 from test_batches import batch_records, batch_settings, canonical
 
 from conftest import ROOT, TAP, TODAY, tap_config
-from tap_aircall_analytics.reports import REPORTS
+from tap_aircall_analytics.config.catalogue import REPORTS
 
 FIRST, LAST = TODAY - dt.timedelta(days=3), TODAY - dt.timedelta(days=2)
 STREAMS = ["calls_history", "user_status_history", "user_activity_calls_handled"]

@@ -18,12 +18,12 @@ import duckdb
 import pytest
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
-from tap_aircall_analytics import spellings
-from tap_aircall_analytics.batches import BatchFileWriter
-from tap_aircall_analytics.records import RecordReader, json_schema
-from tap_aircall_analytics.reports import REPORTS_BY_API_NAME, Column, Kind, Report
-from tap_aircall_analytics.spellings import Reading
-from tap_aircall_analytics.windows import Window
+from tap_aircall_analytics.config import spellings
+from tap_aircall_analytics.config.catalogue import REPORTS_BY_API_NAME, Column, Kind, Report
+from tap_aircall_analytics.config.spellings import Reading
+from tap_aircall_analytics.emit.batches import BatchFileWriter
+from tap_aircall_analytics.files.records import RecordReader, json_schema
+from tap_aircall_analytics.planning.windows import Window
 
 TIMEZONE = "Europe/Paris"
 WINDOW = Window(dt.date(2026, 3, 28), dt.date(2026, 10, 28))  # both changes of clock in Paris
@@ -324,7 +324,7 @@ def test_patterns_use_only_what_python_and_duckdb_read_alike():
     ],
 )
 def test_a_mistaken_spelling_declaration_is_one_line_at_discovery(options, message):
-    from tap_aircall_analytics.settings import ConfigError, catalogue
+    from tap_aircall_analytics.config.settings import ConfigError, catalogue
 
     with pytest.raises(ConfigError, match=re.escape(message)) as error:
         catalogue({"column_types": {"calls_history": [{"label": "Queue", **options}]}})
@@ -336,7 +336,7 @@ CALLS = REPORTS_BY_API_NAME["CALLS_HISTORY"]
 
 @pytest.mark.parametrize("label", ["Call ID", "call_id", "callId", "CALL-ID", "Call  id", " call.id ", "CallID"])
 def test_a_header_matches_its_column_whatever_its_case_spacing_and_separators(label):
-    from tap_aircall_analytics.records import HeaderMatch
+    from tap_aircall_analytics.files.records import HeaderMatch
 
     match = HeaderMatch.of(CALLS, [label, "startedAt", "in_call_duration"])
     assert [(index, column.name) for index, column in match.positions] == [
@@ -350,7 +350,7 @@ def test_a_header_matches_its_column_whatever_its_case_spacing_and_separators(la
 
 
 def test_every_catalogue_label_has_an_identity_of_its_own():
-    from tap_aircall_analytics.reports import REPORTS, label_key
+    from tap_aircall_analytics.config.catalogue import REPORTS, label_key
 
     for report in REPORTS:
         keys = [label_key(column.label) for column in report.columns]
@@ -358,7 +358,7 @@ def test_every_catalogue_label_has_an_identity_of_its_own():
 
 
 def test_a_column_types_label_in_another_spelling_replaces_the_catalogue_column():
-    from tap_aircall_analytics.settings import catalogue
+    from tap_aircall_analytics.config.settings import catalogue
 
     reports = catalogue({"column_types": {"calls_history": [{"label": "ivr_branch", "type": "integer"}]}})
     calls = next(report for report in reports if report.api_name == "CALLS_HISTORY")

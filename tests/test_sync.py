@@ -13,7 +13,7 @@ from helpers import emitted_keys, expected_keys
 from jsonschema import Draft7Validator, FormatChecker
 
 from conftest import CREDENTIALS, TODAY, tap_config
-from tap_aircall_analytics.reports import REPORTS, REPORTS_BY_STREAM, property_name
+from tap_aircall_analytics.config.catalogue import REPORTS, REPORTS_BY_STREAM, property_name
 from tap_aircall_analytics.tap import TapAircallAnalytics
 
 THREE_DAYS_AGO = (TODAY - dt.timedelta(days=3)).isoformat()

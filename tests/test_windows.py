@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from tap_aircall_analytics.reports import REPORTS_BY_API_NAME, export_request_body, subtract_months
-from tap_aircall_analytics.windows import Window, next_bookmark, plan_windows, sync_range
+from tap_aircall_analytics.config.catalogue import REPORTS_BY_API_NAME, export_request_body, subtract_months
+from tap_aircall_analytics.planning.windows import Window, next_bookmark, plan_windows, sync_range
 
 D = dt.date
 CALLS = REPORTS_BY_API_NAME["CALLS_HISTORY"]

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 
-from tap_aircall_analytics.reports import (
+from tap_aircall_analytics.config.catalogue import (
     FALSE_TEXT,
     LIST_SEPARATOR,
     PERCENT_SUFFIX,

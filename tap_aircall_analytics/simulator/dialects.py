@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from tap_aircall_analytics.reports import FALSE_TEXT, PERCENT_SUFFIX, TRUE_TEXT, Column, Kind, property_name
+from tap_aircall_analytics.config.catalogue import FALSE_TEXT, PERCENT_SUFFIX, TRUE_TEXT, Column, Kind, property_name
 
 #: Dialect option -> (the aspect of the file it changes, what the option is).
 OPTIONS: dict[str, tuple[str, str]] = {

@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from typing_extensions import override  # typing.override from Python 3.12
 
 from tap_aircall_analytics import clock
-from tap_aircall_analytics.reports import (
+from tap_aircall_analytics.config.catalogue import (
     EXPORTS_PATH,
     FILTER_SHAPES,
     KNOWN_FILTERS,

@@ -15,7 +15,7 @@ from typing_extensions import override  # typing.override from Python 3.12
 
 from tap_aircall_analytics import clock
 from tap_aircall_analytics.clock import ClockError
-from tap_aircall_analytics.reports import (
+from tap_aircall_analytics.config.catalogue import (
     DEFAULT_API_URL,
     EVENT_WINDOW_DAYS,
     EXPORT_NAME_MAX,
@@ -36,7 +36,7 @@ from tap_aircall_analytics.reports import (
     uncatalogued_report,
     with_declared_columns,
 )
-from tap_aircall_analytics.spellings import DECIMAL_MARKS, DURATION_UNITS, TIMESTAMP_UNITS, format_mistake
+from tap_aircall_analytics.config.spellings import DECIMAL_MARKS, DURATION_UNITS, TIMESTAMP_UNITS, format_mistake
 
 
 class ConfigError(Exception):

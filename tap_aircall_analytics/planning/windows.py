@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from typing_extensions import override  # typing.override from Python 3.12
 
-from tap_aircall_analytics.reports import Report
+from tap_aircall_analytics.config.catalogue import Report
 
 ONE_DAY = dt.timedelta(days=1)
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 from typing_extensions import override  # typing.override from Python 3.12
 
-from tap_aircall_analytics import spellings
-from tap_aircall_analytics.reports import Column, Kind, Report, label_key
-from tap_aircall_analytics.spellings import BadValue, Reader, Reading, WallClockReader
+from tap_aircall_analytics.config import spellings
+from tap_aircall_analytics.config.catalogue import Column, Kind, Report, label_key
+from tap_aircall_analytics.config.spellings import BadValue, Reader, Reading, WallClockReader
 
 READ_BUFFER = 1 << 20
 MAX_FIELD_BYTES = 1 << 24  # the longest cell read (16 MiB): a longer one is an error, not a memory hog

@@ -29,7 +29,7 @@ import threading
 import typing as t
 from dataclasses import dataclass, field
 
-from tap_aircall_analytics.reports import LIMIT_HEADER, REMAINING_HEADER, RESET_HEADER
+from tap_aircall_analytics.config.catalogue import LIMIT_HEADER, REMAINING_HEADER, RESET_HEADER
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping

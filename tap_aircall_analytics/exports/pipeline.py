@@ -36,7 +36,8 @@ from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
-from tap_aircall_analytics.client import (
+from tap_aircall_analytics.api.budget import CLOCK_GRAIN_SECONDS  # a poll due sooner than this goes now
+from tap_aircall_analytics.api.client import (
     AircallClient,
     AircallError,
     ExportNotFound,
@@ -46,9 +47,9 @@ from tap_aircall_analytics.client import (
     TransientError,
     redact,
 )
-from tap_aircall_analytics.polls import RECHECK_SECONDS, ExportTimings, PollPolicy, PollSchedule
-from tap_aircall_analytics.reports import STATUS_COMPLETED, STATUS_FAILED, STATUS_PENDING, Report
-from tap_aircall_analytics.windows import Window
+from tap_aircall_analytics.api.polls import RECHECK_SECONDS, ExportTimings, PollPolicy, PollSchedule
+from tap_aircall_analytics.config.catalogue import STATUS_COMPLETED, STATUS_FAILED, STATUS_PENDING, Report
+from tap_aircall_analytics.planning.windows import Window
 
 logger = logging.getLogger("tap_aircall_analytics")
 
@@ -56,7 +57,6 @@ DOWNLOAD_TRIES = 5
 WORKDIR_PREFIX = "tap-aircall-analytics-"
 PROGRESS_SECONDS = 3  # while a stream waits for its next file, the run-wide picture is logged this often
 STOP_GRACE_SECONDS = 3  # how long a stopped run waits for its worker threads before removing their files
-CLOCK_GRAIN_SECONDS = 1e-3  # a poll due sooner than this goes now (a wait that short may not move a clock)
 REQUESTS_PER_EXPORT = 3  # re-requests of an export that the API forgot (404)
 
 

@@ -23,7 +23,7 @@ import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from tap_aircall_analytics.reports import LIST_SEPARATOR, Column, Kind
+from tap_aircall_analytics.config.catalogue import LIST_SEPARATOR, Column, Kind
 
 CACHE_LIMIT = 1 << 14  # entries per cache: a few MB at most, cleared when full
 SAMPLE_VALUES = 20  # the first non-empty values of a column that its spelling is chosen from

@@ -28,9 +28,8 @@ import urllib3
 import urllib3.connection
 from typing_extensions import override  # typing.override from Python 3.12
 
-from tap_aircall_analytics.budget import Clock, RequestBudget
-from tap_aircall_analytics.redaction import keep_secret, scrub
-from tap_aircall_analytics.reports import (
+from tap_aircall_analytics.api.budget import Clock, RequestBudget
+from tap_aircall_analytics.config.catalogue import (
     EXPORTS_PATH,
     FAILED_STATUSES,
     LIMIT_HEADER,
@@ -39,6 +38,7 @@ from tap_aircall_analytics.reports import (
     RESET_HEADER,
     STATUS_COMPLETED,
 )
+from tap_aircall_analytics.redaction import keep_secret, scrub
 
 logger = logging.getLogger("tap_aircall_analytics")
 

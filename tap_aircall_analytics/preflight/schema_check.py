@@ -1,7 +1,7 @@
-"""Look before you sync: the plan of a run, and the CSV headers checked against the catalogue.
+"""The schema check: one day of each stream exported, its CSV header and values checked against the catalogue.
 
-Both write a report for a person to stderr (stdout stays for Singer messages) and are
-run instead of a sync by the `plan_only` and `check_schema` settings.
+It writes a report for a person to stderr (stdout stays for Singer messages) and is run
+instead of a sync by the `check_schema` setting.
 """
 
 from __future__ import annotations
@@ -11,117 +11,28 @@ import datetime as dt
 import difflib
 import itertools
 import json
-import textwrap
 import typing as t
 from collections import Counter
-from dataclasses import dataclass
 
-from tap_aircall_analytics import spellings
-from tap_aircall_analytics.budget import DEFAULT_RESERVE_FRACTION
-from tap_aircall_analytics.client import AircallClient, AircallError
-from tap_aircall_analytics.polls import TARGET_MISS_SHARE
-from tap_aircall_analytics.records import FileFormatError, HeaderMatch, RecordReader, infer_kind, is_zip, open_text
-from tap_aircall_analytics.reports import Column, Kind
-from tap_aircall_analytics.spellings import BadValue, Reading
-from tap_aircall_analytics.windows import Window
+from tap_aircall_analytics.config import spellings
+from tap_aircall_analytics.config.catalogue import Column, Kind, Report
+from tap_aircall_analytics.config.spellings import BadValue, Reading
+from tap_aircall_analytics.files.records import (
+    FileFormatError,
+    HeaderMatch,
+    RecordReader,
+    infer_kind,
+    is_zip,
+    open_text,
+)
+from tap_aircall_analytics.planning.plan import PlannedStream
+from tap_aircall_analytics.planning.windows import Window
 
 if t.TYPE_CHECKING:
-    from tap_aircall_analytics.exports import ExportPipeline
-    from tap_aircall_analytics.settings import Settings
-    from tap_aircall_analytics.streams import ReportStream
+    from tap_aircall_analytics.config.settings import Settings
+    from tap_aircall_analytics.exports.pipeline import ExportPipeline
 
-#: An export costs its request and its polls: the first poll near its expected completion, and
-#: one more for the share of first polls that miss, and so on (see polls.py).
-REQUESTS_PER_EXPORT = 1 + 1 / (1 - TARGET_MISS_SHARE)
-SAMPLE_ROWS = 10_000  # rows of the one-day export that types are guessed from
-ASSUMED_RATE_LIMIT = 60  # requests a minute when the API does not say: the lower of the figures Aircall's pages give
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """The company's rate limit as a plan reads it: from the API's headers, or assumed."""
-
-    per_minute: int  # X-AircallApi-Limit, or ASSUMED_RATE_LIMIT
-    reported: bool  # the API said so
-    note: str = ""  # why it is assumed
-
-    def tap_share(self, settings: Settings) -> int:
-        """Requests a minute the tap takes: the limit less the reserve, within max_requests_per_minute."""
-        reserve = self.reserve(settings)
-        share = max(1, self.per_minute - reserve)
-        return min(share, settings.max_requests_per_minute or share)
-
-    def reserve(self, settings: Settings) -> int:
-        """The requests a minute left to the company's other integrations."""
-        if settings.rate_limit_reserve is not None:
-            return settings.rate_limit_reserve
-        return self.per_minute // DEFAULT_RESERVE_FRACTION
-
-
-PROBE_TIMEOUT_SECONDS = 10.0  # a plan does not wait long for the API: without an answer it assumes the limit
-
-
-def read_rate_limit(settings: Settings) -> RateLimit:
-    """The company's rate limit, from one request's answer; assumed when the API does not tell."""
-    client = AircallClient(
-        settings.api_url,
-        settings.authorization,
-        timeout_seconds=min(settings.request_timeout_seconds, PROBE_TIMEOUT_SECONDS),
-    )
-    try:
-        limit = client.read_rate_limit()
-    except AircallError as error:
-        return RateLimit(ASSUMED_RATE_LIMIT, reported=False, note=str(error))
-    if limit is None:
-        return RateLimit(ASSUMED_RATE_LIMIT, reported=False, note="the API's answer gave no X-AircallApi-Limit")
-    return RateLimit(limit, reported=True)
-
-
-def plan(settings: Settings, streams: list[ReportStream], limit: RateLimit, write: t.Callable[[str], None]) -> None:
-    """Write which windows each stream would export, the API requests that takes, and their time."""
-    if not streams:
-        write("No stream is selected: nothing to plan.")
-        return
-    share = limit.tap_share(settings)
-    write(
-        f"Plan (nothing is exported): timezone {settings.timezone}, today {settings.today()}, "
-        f"lookback_days {settings.lookback_days}"
-    )
-    write(f"{'stream':<54}{'from':<12}{'to':<12}{'days':>5}{'exports':>8}{'requests':>9}{'minutes':>8}  bookmark")
-    total = 0
-    for stream in streams:
-        windows = stream.planned_windows()
-        bookmark = stream.bookmark()
-        first = windows[0].first.isoformat() if windows else "-"
-        last = windows[-1].last.isoformat() if windows else "-"
-        total += len(windows)
-        requests = len(windows) * REQUESTS_PER_EXPORT
-        write(
-            f"{stream.name:<54}{first:<12}{last:<12}{settings.window_days_for(stream.report):>5}"
-            f"{len(windows):>8}{requests:>9.0f}{requests / share:>8.1f}  {bookmark or 'none (first run)'}"
-        )
-        if windows:
-            write(
-                textwrap.fill(", ".join(map(str, windows)), width=110, initial_indent="    ", subsequent_indent="    ")
-            )
-    requests = total * REQUESTS_PER_EXPORT
-    write(
-        f"Total: {total} exports, about {requests:.0f} API requests (a request and about "
-        f"{REQUESTS_PER_EXPORT - 1:.1f} polls per export); downloads go to the storage host and do not count."
-    )
-    source = "X-AircallApi-Limit" if limit.reported else f"assumed: {limit.note}"
-    capped = " (max_requests_per_minute)" if share == settings.max_requests_per_minute else ""
-    write(
-        f"Budget: the company's rate limit is {limit.per_minute} requests a minute ({source}), shared by all its "
-        f"integrations; the tap leaves {limit.reserve(settings)} of them to the others (rate_limit_reserve) and "
-        f"takes at most {share} a minute{capped}: the requests take about {requests / share:.0f} min of it."
-    )
-    concurrent = settings.max_concurrent_exports
-    write(
-        f"Run-wide: up to {concurrent} exports in flight at once (max_concurrent_exports), requested in the "
-        f"order above: the run waits for about {-(-total // concurrent)} export(s) in a row; up to "
-        f"{settings.max_disk_mb:g} MB of downloaded files wait on disk."
-    )
+SCHEMA_SAMPLE_ROWS = 10_000  # rows of the one-day export that types are guessed from
 
 
 def _differences(match: HeaderMatch) -> tuple[list[str], list[str], list[tuple[Column, str]]]:
@@ -145,8 +56,14 @@ def sample_window(settings: Settings) -> Window:
     return Window(day, day)
 
 
+def sample_plans(settings: Settings, streams: list[tuple[str, Report]]) -> list[PlannedStream]:
+    """The plan of the schema check: the sample day of each stream, whatever its bookmark."""
+    window = sample_window(settings)
+    return [PlannedStream(name, report, settings.today(), None, (window,), 1) for name, report in streams]
+
+
 def check_schema(
-    settings: Settings, streams: list[ReportStream], exports: ExportPipeline, write: t.Callable[[str], None]
+    settings: Settings, streams: list[PlannedStream], exports: ExportPipeline, write: t.Callable[[str], None]
 ) -> int:
     """Export one day of each stream and explain how its file differs from the catalogue.
 
@@ -168,10 +85,10 @@ def check_schema(
             with open_text(file.path, is_zip(file.path)) as text:
                 rows = csv.reader(text)
                 header = next(rows, [])
-                sample = list(itertools.islice(rows, SAMPLE_ROWS))
+                sample = list(itertools.islice(rows, SCHEMA_SAMPLE_ROWS))
             reader = RecordReader(stream.report, settings.timezone, lambda message: None)
             try:
-                for _ in itertools.islice(reader.read(file.path, zipped=file.zipped), SAMPLE_ROWS):
+                for _ in itertools.islice(reader.read(file.path, zipped=file.zipped), SCHEMA_SAMPLE_ROWS):
                     pass
             except FileFormatError as error:
                 failure = str(error)
@@ -197,7 +114,7 @@ def check_schema(
 
 
 def _explain_file(
-    stream: ReportStream,
+    stream: PlannedStream,
     match: HeaderMatch,
     sample: list[list[str]],
     unparsed: Counter[str],

@@ -12,11 +12,11 @@ import datetime as dt
 import zoneinfo
 from dataclasses import dataclass
 
-from tap_aircall_analytics import spellings
-from tap_aircall_analytics.records import EXTRA_COLUMNS, RAW_PROPERTIES, UNPARSED_VALUES, HeaderMatch
-from tap_aircall_analytics.reports import LIST_SEPARATOR, Column, Kind, Report
-from tap_aircall_analytics.spellings import Reading, Spelling
-from tap_aircall_analytics.windows import Window
+from tap_aircall_analytics.config import spellings
+from tap_aircall_analytics.config.catalogue import LIST_SEPARATOR, Column, Kind, Report
+from tap_aircall_analytics.config.spellings import Reading, Spelling
+from tap_aircall_analytics.files.records import EXTRA_COLUMNS, RAW_PROPERTIES, UNPARSED_VALUES, HeaderMatch
+from tap_aircall_analytics.planning.windows import Window
 
 #: (wall-clock start, UTC offset in seconds) pairs; the first start is None (since ever).
 Offsets = list[tuple[dt.datetime | None, int]]

@@ -30,10 +30,11 @@ from urllib.request import url2pathname
 
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
-from tap_aircall_analytics import spellings
-from tap_aircall_analytics.batch_sql import BatchSql, sql_text, unparsed_counter, utc_offsets
-from tap_aircall_analytics.exports import disk_full
-from tap_aircall_analytics.records import (
+from tap_aircall_analytics.config import spellings
+from tap_aircall_analytics.config.spellings import Spelling
+from tap_aircall_analytics.emit.batch_sql import BatchSql, sql_text, unparsed_counter, utc_offsets
+from tap_aircall_analytics.exports.pipeline import disk_full
+from tap_aircall_analytics.files.records import (
     MAX_FIELD_BYTES,
     FileFormatError,
     HeaderMatch,
@@ -43,8 +44,7 @@ from tap_aircall_analytics.records import (
     open_text,
     sample,
 )
-from tap_aircall_analytics.spellings import Spelling
-from tap_aircall_analytics.windows import Window
+from tap_aircall_analytics.planning.windows import Window
 
 FORMATS = {"jsonl": "json", "parquet": "parquet"}
 PARQUET_ROW_GROUP = 8_192

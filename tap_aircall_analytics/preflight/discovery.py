@@ -24,16 +24,16 @@ import time
 import typing as t
 from pathlib import Path
 
-from tap_aircall_analytics import preflight, spellings
-from tap_aircall_analytics.client import AircallError
-from tap_aircall_analytics.records import FileFormatError, HeaderMatch, infer_kind, is_zip, open_text
-from tap_aircall_analytics.reports import Column, Kind, Report, property_name
-from tap_aircall_analytics.settings import ConfigError, Settings
-from tap_aircall_analytics.spellings import BadValue, Reading
-from tap_aircall_analytics.streams import ReportStream
+from tap_aircall_analytics.api.client import AircallError
+from tap_aircall_analytics.config import spellings
+from tap_aircall_analytics.config.catalogue import Column, Kind, Report, property_name
+from tap_aircall_analytics.config.settings import ConfigError, Settings
+from tap_aircall_analytics.config.spellings import BadValue, Reading
+from tap_aircall_analytics.files.records import FileFormatError, HeaderMatch, infer_kind, is_zip, open_text
+from tap_aircall_analytics.preflight.schema_check import sample_plans, sample_window
 
 if t.TYPE_CHECKING:
-    from tap_aircall_analytics.tap import TapAircallAnalytics
+    from tap_aircall_analytics.run import Run
 
 CACHE_VERSION = 1
 SAMPLE_ROWS = 1000  # rows of each day's file that new columns are typed from
@@ -63,11 +63,10 @@ def cache_key(settings: Settings, reports: t.Sequence[Report]) -> dict:
     }
 
 
-def account_reports(tap: TapAircallAnalytics, reports: tuple[Report, ...], *, syncing: bool) -> tuple[Report, ...]:
+def account_reports(run: Run, config: dict, reports: tuple[Report, ...], *, syncing: bool) -> tuple[Report, ...]:
     """The reports with the account's columns: cached, else discovered; the catalogue's on failure."""
-    config = dict(tap.config)
     try:
-        settings = tap.settings
+        settings = run.settings
         path = cache_path(config)
         key = cache_key(settings, reports)
         max_age = _hours(config.get("discovery_cache_hours", 24)) * 3600
@@ -76,11 +75,11 @@ def account_reports(tap: TapAircallAnalytics, reports: tuple[Report, ...], *, sy
             return apply(reports, cached)
         if settings.plan_only:
             raise DiscoveryError("a plan sends no export (run --discover first)")
-        columns, requests = discover(tap, settings, reports)
+        columns, requests = discover(run, settings, reports)
         write_cache(path, key, requests, columns)
         return apply(reports, columns)
     except (ConfigError, AircallError, FileFormatError, DiscoveryError, OSError, ValueError) as error:
-        tap.logger.warning(
+        run.logger.warning(
             "discover_columns: the account's columns could not be read (%s); the built-in catalogue is used", error
         )
         return reports
@@ -97,14 +96,14 @@ def _hours(value: object) -> float:
 
 
 def discover(
-    tap: TapAircallAnalytics, settings: Settings, reports: tuple[Report, ...]
+    run: Run, settings: Settings, reports: tuple[Report, ...]
 ) -> tuple[dict[str, list[Column]], dict[str, dict]]:
     """Export one recent day of each report; return each stream's columns and the request bodies sent."""
-    day = preflight.sample_window(settings)
-    streams = [ReportStream(tap, report) for report in reports]
+    day = sample_window(settings)
+    streams = sample_plans(settings, [(report.stream_name, report) for report in reports])
     found: dict[str, list[Column]] = {}
     requests: dict[str, dict] = {}
-    with tap.plan_exports([(stream, [day]) for stream in streams]) as pipeline:
+    with run.plan_exports(streams) as pipeline:
         for stream in streams:
             header: list[str] = []
             sample: list[list[str]] = []

@@ -1,0 +1,1 @@
+"""Export files read: CSV and zip files to typed records."""

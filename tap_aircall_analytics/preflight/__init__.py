@@ -1,0 +1,1 @@
+"""Look before you sync: the plan of a run, and the CSV headers checked against the catalogue."""
