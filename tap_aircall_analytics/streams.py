@@ -55,7 +55,7 @@ class ReportStream(Stream):
     @property
     @override
     def replication_method(self) -> str:
-        """Always incremental: a full refresh is a state reset (see the README)."""
+        """Always incremental: a full refresh is a state reset (see docs/state-and-backfills.md)."""
         return "INCREMENTAL"
 
     def plan(self, context: Context | None = None) -> PlannedStream:
