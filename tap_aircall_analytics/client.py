@@ -29,7 +29,6 @@ from tap_aircall_analytics.reports import (
     FAILED_STATUSES,
     LIMIT_HEADER,
     PROBE_EXPORT_ID,
-    RESET_HEADER,
     STATUS_COMPLETED,
 )
 
@@ -246,7 +245,7 @@ class AircallClient:
                 self._retry_or_raise(attempt, f"{method} {path}: {type(error).__name__}")
                 continue
             status = response.status_code
-            self.budget.settle(status, response.headers)
+            self.budget.settle(status, response.headers, now=self.clock.now())
             if status < 400:
                 try:
                     return response.json()
@@ -269,14 +268,8 @@ class AircallClient:
         )
 
     def _wait_for_rate_limit(self, response: requests.Response) -> None:
-        retry_after = response.headers.get("Retry-After")
-        reset = response.headers.get(RESET_HEADER)
-        now = self.clock.now()
-        try:
-            moment = now + float(retry_after) if retry_after else float(reset or 0)
-        except ValueError:
-            moment = 0.0
-        self.budget.hold_until(moment or now + self.backoff_seconds)
+        """Hold every request of the run until the 429's Retry-After, the Reset or a backoff (see budget.py)."""
+        self.budget.back_off(response.headers, self.clock.now())
 
     def _retry_or_raise(self, attempt: int, what: str, *, wait: bool = True) -> None:
         if attempt >= self.max_tries:

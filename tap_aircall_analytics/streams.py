@@ -120,6 +120,7 @@ class ReportStream(Stream):
             ),
             timings=self.owner.export_timings,
             progress=self.logger.info,
+            in_flight=self.owner.in_flight,
         )
         return self._exporter
 
@@ -272,6 +273,8 @@ class ReportStream(Stream):
         if self.replication_key:
             state["replication_key"] = self.replication_key
         state["replication_key_value"] = bookmark.isoformat()
+        self.owner.in_flight.emitted(self.name, bookmark)
+        self.owner.carry_state()
         self.state_manager.is_flushed = False
         self._write_state_message()
 

@@ -6,6 +6,7 @@ import contextlib
 import io
 import sys
 import threading
+import time
 import types
 import typing as t
 
@@ -13,7 +14,15 @@ from singer_sdk import Tap
 from typing_extensions import override  # typing.override from Python 3.12
 
 from tap_aircall_analytics import preflight, redaction
-from tap_aircall_analytics.bookmarks import StateError, check_state, parse_state_file
+from tap_aircall_analytics.bookmarks import (
+    TAP_STATE_KEY,
+    CarriedState,
+    ExportsInFlight,
+    StateError,
+    carried_state,
+    check_state,
+    parse_state_file,
+)
 from tap_aircall_analytics.budget import RequestBudget
 from tap_aircall_analytics.client import AircallError
 from tap_aircall_analytics.exports import ExportPipeline, remove_orphaned_downloads
@@ -48,7 +57,9 @@ class TapAircallAnalytics(Tap):
         redaction.install()  # before the SDK's first log line
         self._settings: Settings | None = None
         self._budget: RequestBudget | None = None
-        self.export_timings = ExportTimings()  # what the run learns of its exports' times, for the polls
+        self.export_timings = ExportTimings()  # what the runs learn of their exports' times, for the polls
+        self.carried = CarriedState()  # what the last run left in the state's own key
+        self.in_flight = ExportsInFlight()  # exports requested and not yet emitted, kept in the state
         self.export_pipeline: ExportPipeline | None = None  # the exports of the run under way (sync_all)
         self._stop: threading.Event | None = None  # the stop of the latest pipeline: a signal sets it
         super().__init__(*args, **kwargs)
@@ -59,7 +70,16 @@ class TapAircallAnalytics(Tap):
         if self._budget is None:
             settings = self.settings
             self._budget = RequestBudget(settings.rate_limit_reserve, settings.max_requests_per_minute)
+            self._budget.remember(self.carried.recent_requests)  # the last run's, if it just ended: not the others'
         return self._budget
+
+    def carry_state(self) -> None:
+        """Put what the next run needs beside the bookmarks: export times, the last minute's requests, exports
+        in flight. Called before each STATE message the tap writes itself."""
+        state = t.cast("dict[str, t.Any]", self.state)  # the SDK's type knows only "bookmarks"
+        state[TAP_STATE_KEY] = carried_state(
+            self.export_timings.learned(), self.budget.recent_requests(time.time()), self.in_flight.snapshot()
+        )
 
     def plan_exports(self, plan: list[tuple[ReportStream, list[Window]]]) -> ExportPipeline:
         """One pipeline for the windows of these streams, under the run's limits."""
@@ -68,10 +88,12 @@ class TapAircallAnalytics(Tap):
             max_concurrent=settings.max_concurrent_exports,
             max_disk_bytes=settings.max_disk_mb * 1e6,
             progress=self.logger.info,
+            budget=self.budget,
         )
         self._stop = pipeline.stop
         for stream, windows in plan:
             pipeline.add(stream.exporter(pipeline.stop), windows)
+        self.in_flight.keep_planned({stream.name: {(w.first, w.last) for w in windows} for stream, windows in plan})
         return pipeline
 
     @override
@@ -118,6 +140,9 @@ class TapAircallAnalytics(Tap):
         except StateError as error:
             raise SystemExit(f"tap-aircall-analytics: {error}") from None
         super().load_state(state)
+        self.carried = CarriedState.read(state, self.logger.warning)
+        self.export_timings.restore(self.carried.export_times)
+        self.in_flight = ExportsInFlight(self.carried.in_flight)
 
     @property
     def settings(self) -> Settings:
@@ -140,6 +165,7 @@ class TapAircallAnalytics(Tap):
             self.writer.after_flush = lambda: self._handle_termination(signum, frame)
             return
         self.writer.drop_partial_message()
+        self.carry_state()
         self.state_writer.write_state(self.state)
         self.logger.warning("Stopped by signal %d: the state covers the windows finished so far", signum)
         raise SystemExit(128 + signum)
@@ -175,6 +201,11 @@ class TapAircallAnalytics(Tap):
             try:
                 with pipeline as self.export_pipeline:
                     super().sync_all()
+            except (AircallError, FileFormatError):
+                if any(self.in_flight.snapshot().values()):  # polled by the next run, not requested again
+                    self.carry_state()
+                    self.state_writer.write_state(self.state)
+                raise
             finally:
                 self.export_pipeline = None
                 self._log_summary(selected, pipeline)
@@ -224,6 +255,14 @@ class TapAircallAnalytics(Tap):
             "-" if budget.lowest_remaining is None else budget.lowest_remaining,
             budget.limit or "-",
             "-" if budget.kept is None else budget.kept,
+        )
+        resumed = sum(stats.resumed for _, stats in synced)
+        self.logger.info(
+            "  rate limit seen: %s; requests waited %.0f s on it in all, 429s %d%s",
+            budget.describe(),
+            budget.waited,
+            budget.rate_limited,
+            f"; {resumed} export(s) an earlier run requested were polled, not requested again" if resumed else "",
         )
 
 

@@ -6,6 +6,7 @@ tests count requests and read headers, they never wait for real seconds.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import threading
 
@@ -47,44 +48,85 @@ class FakeClock:
 class FakeCompany:
     """A company's per-minute rate limit, shared by the tap and other integrations, in virtual time.
 
-    The others send `burst` requests every `every` seconds; their refused requests are counted.
+    `style` is the limiter's shape: fixed 60-s windows, a sliding 60-s log, or a token bucket of
+    `capacity` refilled at `limit` a minute; `reset` says how X-AircallApi-Reset is sent: a UNIX
+    time ("epoch") or the seconds left. The others send `burst` requests every `every` seconds;
+    refused requests are counted, and do not count against the limit (but in fixed windows).
     """
 
-    def __init__(self, clock: FakeClock, limit: int = 60, burst: int = 0, every: float = 15.0, phase: float = 0.0):
+    def __init__(
+        self,
+        clock: FakeClock,
+        limit: int = 60,
+        burst: int = 0,
+        every: float = 15.0,
+        phase: float = 0.0,
+        *,
+        style: str = "fixed",
+        reset: str = "epoch",
+        capacity: int | None = None,
+    ):
         self.clock, self.limit, self.burst, self.every = clock, limit, burst, every
+        self.style, self.reset_style = style, reset
+        self.capacity = capacity or limit
         self.window_start = clock.now()
         self.used = 0
+        self.log: collections.deque[float] = collections.deque()  # sliding: the requests of the last minute
+        self.tokens = float(self.capacity)  # bucket
+        self.filled_at = clock.now()
         self.next_burst = clock.now() + phase
         self.tap_remaining: list[int] = []  # Remaining answered to each tap request
+        self.tap_sent: list[float] = []  # when each accepted tap request arrived
         self.tap_refused = 0
         self.others_refused = 0
+        self.others_sent = 0
 
-    def _roll(self, moment: float) -> None:
-        if moment >= self.window_start + 60:
-            self.window_start, self.used = moment, 0
+    def _take(self, moment: float, requests: int) -> tuple[int, float]:
+        """Count `requests` at `moment`; return how many were refused, and the Reset as a UNIX time."""
+        if self.style == "fixed":
+            if moment >= self.window_start + 60:
+                self.window_start, self.used = moment, 0
+            refused = max(0, min(requests, self.used + requests - self.limit))
+            self.used += requests
+            return refused, self.window_start + 60
+        if self.style == "sliding":
+            while self.log and self.log[0] <= moment - 60:
+                self.log.popleft()
+            accepted = min(requests, self.limit - len(self.log))
+            self.log.extend([moment] * accepted)
+            return requests - accepted, (self.log[0] + 60) if self.log else moment
+        self.tokens = min(self.capacity, self.tokens + (moment - self.filled_at) * self.limit / 60)
+        self.filled_at = moment
+        accepted = min(requests, int(self.tokens))
+        self.tokens -= accepted
+        return requests - accepted, moment + (self.capacity - self.tokens) * 60 / self.limit
+
+    def remaining(self) -> int:
+        if self.style == "fixed":
+            return max(0, self.limit - self.used)
+        if self.style == "sliding":
+            return self.limit - len(self.log)
+        return int(self.tokens)
 
     def _catch_up(self) -> None:
         """Send the others' bursts due by now, each at its own moment."""
         while self.burst and self.next_burst <= self.clock.now():
-            self._roll(self.next_burst)
-            self.others_refused += max(0, min(self.burst, self.used + self.burst - self.limit))
-            self.used += self.burst
+            self.others_refused += self._take(self.next_burst, self.burst)[0]
+            self.others_sent += self.burst
             self.next_burst += self.every
 
     def tap_request(self) -> tuple[int, dict[str, str]]:
         self._catch_up()
-        self._roll(self.clock.now())
-        self.used += 1
-        remaining = max(0, self.limit - self.used)
-        headers = {
-            LIMIT_HEADER: str(self.limit),
-            REMAINING_HEADER: str(remaining),
-            RESET_HEADER: str(self.window_start + 60),
-        }
-        if self.used > self.limit:
+        now = self.clock.now()
+        refused, reset = self._take(now, 1)
+        remaining = self.remaining()
+        shown = f"{reset:.0f}" if self.reset_style == "epoch" else f"{max(0.0, reset - now):.0f}"
+        headers = {LIMIT_HEADER: str(self.limit), REMAINING_HEADER: str(remaining), RESET_HEADER: shown}
+        if refused:
             self.tap_refused += 1
             return 429, headers
         self.tap_remaining.append(remaining)
+        self.tap_sent.append(now)
         return 200, headers
 
 
@@ -132,7 +174,37 @@ def test_other_integrations_bursts_are_never_refused_and_the_tap_leaves_the_rese
     assert company.others_refused == 0 and company.tap_refused == 0
     assert min(company.tap_remaining) >= 12
     minutes = (sent[-1] - sent[0]) / 60
-    assert 150 / minutes >= 30  # and the tap still gets most of what the others leave (40 a minute)
+    # and the tap gets its fair share of what they leave
+    assert 0.8 <= 150 / minutes / (60 - 12 - 20) <= 1.1
+
+
+LIMITERS = [
+    pytest.param({"style": "fixed"}, id="fixed windows"),
+    pytest.param({"style": "sliding"}, id="sliding log"),
+    pytest.param({"style": "bucket", "capacity": 20}, id="bucket of 20"),
+    pytest.param({"style": "fixed", "reset": "seconds"}, id="fixed, Reset in seconds"),
+    pytest.param({"style": "sliding", "reset": "seconds"}, id="sliding, Reset in seconds"),
+]
+
+
+@pytest.mark.parametrize("limiter", LIMITERS)
+@pytest.mark.parametrize("phase", [0.0, 7.0])
+def test_under_every_limiter_shape_the_tap_takes_its_fair_share_and_nobody_gets_a_429(limiter, phase):
+    """120 a minute, others 12 a minute in bursts of 3: the tap's fair share is 120 - 24 - 12 = 84 a minute."""
+    clock = FakeClock()
+    company = FakeCompany(clock, limit=120, burst=3, every=15, phase=phase, **limiter)
+    budget = RequestBudget()
+    spend(budget, company, clock, 700)
+    assert company.others_refused == 0 and company.tap_refused == 0
+    start = company.tap_sent[0] + 60  # after the first minute (the start's burst, the first evidence)
+    steady = [moment for moment in company.tap_sent if moment >= start]
+    rate = (len(steady) - 1) / ((steady[-1] - steady[0]) / 60)
+    assert 0.8 <= rate / 84 <= 1.1, rate
+    assert budget.shape == limiter["style"]
+    held = 4 if limiter["style"] == "bucket" else 24  # the reserve, scaled to what the bucket holds
+    learned = company.tap_sent[0] + 90  # by then the answers have shown the shape
+    kept = [left for moment, left in zip(company.tap_sent, company.tap_remaining) if moment >= learned]
+    assert min(kept) >= held - 1
 
 
 def test_max_requests_per_minute_caps_the_tap_in_any_60_seconds():
