@@ -183,9 +183,12 @@ class BudgetRecord:
     background_requests: int = 0
     background_refused: int = 0  # the other integrations' requests over the limit
     lowest_remaining_overall: int | None = None  # after any request, the others' included
+    tap_times: list[float] = field(default_factory=list)  # when each of the tap's requests came (UNIX time)
 
     def count(self, requests: int, refused: int, remaining: int, *, background: bool) -> None:
         """Count requests on the budget (with the simulator's lock held)."""
+        if not background:
+            self.tap_times.append(time.time())
         if background:
             self.background_requests += requests
             self.background_refused += refused
