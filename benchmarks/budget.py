@@ -1,6 +1,6 @@
 """A backfill and daily runs under the company's rate limit, shared with its other integrations, per limiter shape.
 
-    .venv/bin/python benchmarks/budget.py                        # every shape, about 3 minutes each
+    .venv/bin/python benchmarks/budget.py                        # every shape, about 5 minutes each
     .venv/bin/python benchmarks/budget.py --shape bucket          # one shape
     .venv/bin/python benchmarks/budget.py --weeks 3 --daily 2     # a shorter backfill, two daily runs
 
@@ -15,11 +15,12 @@ daily runs, each a day later, from the state the run before left. Per limiter sh
 - bucket: a token bucket of 20, refilled at 120 a minute (smaller than the reserve of 24)
 - seconds: fixed 60-s windows, Reset sent as the seconds left
 
-It prints, per shape, a row of the table: the tap's request rate (over the middle 80% of
-its requests, where the backfill is held by the budget), that rate against its fair share
-(the limit less a fifth less the others' 12), the 429s (the tap's and the others'); then
-the API requests per export of the backfill and of each daily run (a request and one poll
-is 2), and the limiter as the tap's run summary names it.
+It prints, per shape, a row of the table from a run the budget holds back (eight days of
+one-day windows of quick exports, 1 s + 0.2 s/day: far more requests than the limit
+allows): the tap's request rate over the middle 80% of its requests, that rate against its
+fair share (the limit less a fifth less the others' 12), the 429s (the tap's and the
+others'), and the limiter as the tap's run summary names it. Then, per shape, the API
+requests per export of the backfill and of each daily run (a request and one poll is 2).
 
 The tap is a new process whose stdout this script reads through a pipe to the end.
 """
@@ -97,6 +98,32 @@ def seen_limiter(log: str) -> str:
     return line.split("rate limit seen:", 1)[-1].strip()
 
 
+def rate_row(shape: str, days: int, seed: int) -> None:
+    """The tap's rate where the budget holds it: one-day windows of quick exports, more than the limit allows."""
+    yesterday = clock.today(dt.timezone.utc) - dt.timedelta(days=1)
+    quick = {**SIMULATED, "export_seconds": 1.0, "export_seconds_per_day": 0.2}
+    with (
+        tempfile.TemporaryDirectory(prefix="tap-aircall-budget-") as temp,
+        Simulator(SimulatorConfig(seed=seed, **quick, **SHAPES[shape])) as sim,
+    ):
+        config = {
+            "api_id": "demo-api-id",
+            "api_token": "demo-api-token",
+            "api_url": sim.api_url,
+            "start_date": (yesterday - dt.timedelta(days=days - 1)).isoformat(),
+            "end_date": yesterday.isoformat(),
+            "window_days": 1,
+        }
+        _, log, _ = run_tap(Path(temp), config, None)
+        budget = sim.budget
+        rate = middle_rate(budget.tap_times)
+    print(
+        f"| {shape:<8} | {rate:5.1f} a minute | {rate / FAIR_SHARE:4.2f} | tap {budget.refused}, "
+        f"others {budget.background_refused} of {budget.background_requests} |"
+        f"  ({len(budget.tap_times)} requests; limiter seen: {seen_limiter(log)})"
+    )
+
+
 def bench(shape: str, weeks: int, daily: int, seed: int) -> None:
     yesterday = clock.today(dt.timezone.utc) - dt.timedelta(days=1)
     first = yesterday - dt.timedelta(days=7 * weeks - 1)
@@ -114,11 +141,6 @@ def bench(shape: str, weeks: int, daily: int, seed: int) -> None:
         wall, log, state = run_tap(Path(temp), {**config, "end_date": yesterday.isoformat()}, None)
         budget = sim.budget
         exports = len(sim.export_seconds)
-        rate = middle_rate(budget.tap_times)
-        print(
-            f"| {shape:<8} | {rate:5.1f} a minute | {rate / FAIR_SHARE:4.2f} | tap {budget.refused}, "
-            f"others {budget.background_refused} of {budget.background_requests} |"
-        )
         print(
             f"    backfill {weeks} weeks: {exports} exports, {budget.requests} requests, "
             f"{budget.requests / exports:.2f} per export, wall {wall:.0f} s; lowest Remaining to the tap "
@@ -145,6 +167,7 @@ def main() -> None:
     parser.add_argument("--shape", choices=sorted(SHAPES), action="append", help="a limiter shape (default: all)")
     parser.add_argument("--weeks", type=int, default=6, help="weeks of backfill, to yesterday (default 6)")
     parser.add_argument("--daily", type=int, default=3, help="daily runs after the backfill (default 3)")
+    parser.add_argument("--rate-days", type=int, default=8, help="days of one-day windows for the rate (default 8)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the export times and the data")
     args = parser.parse_args()
     print(
@@ -153,6 +176,9 @@ def main() -> None:
     )
     print("| limiter | tap req rate | of fair share | 429s |")
     for shape in args.shape or list(SHAPES):
+        rate_row(shape, args.rate_days, args.seed)
+    for shape in args.shape or list(SHAPES):
+        print(f"{shape}:")
         bench(shape, args.weeks, args.daily, args.seed)
 
 

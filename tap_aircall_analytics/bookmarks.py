@@ -184,10 +184,13 @@ class ExportsInFlight:
         self._resumable = {(stream, key) for stream, entries in self._exports.items() for key in entries}
 
     def keep_planned(self, planned: dict[str, set[tuple[dt.date, dt.date]]]) -> None:
-        """Drop the carried exports of windows this run does not plan (their days are done, or planned otherwise)."""
+        """Drop the carried exports of windows these streams' plans no longer hold (their days are done, or
+        planned otherwise); other streams' are kept for the run that plans them."""
         with self._lock:
             for stream, entries in self._exports.items():
-                for key in [key for key in entries if key not in planned.get(stream, set())]:
+                if stream not in planned:
+                    continue
+                for key in [key for key in entries if key not in planned[stream]]:
                     del entries[key]
                     self._resumable.discard((stream, key))
 
@@ -216,9 +219,3 @@ class ExportsInFlight:
         """The exports in flight, by stream, in window order."""
         with self._lock:
             return {stream: [entries[key] for key in sorted(entries)] for stream, entries in self._exports.items()}
-
-    @property
-    def resumed(self) -> int:
-        """How many carried exports are still waiting for their window (for tests and the summary)."""
-        with self._lock:
-            return len(self._resumable)

@@ -210,7 +210,7 @@ class RequestBudget:
             if status is not None and status < 400:
                 self._accepted = True
                 self._backoff = BACKOFF_SECONDS
-            elif status is not None and status < 500 and status != 429 and not self._accepted:
+            elif status in (401, 403) and not self._accepted:
                 self._refused = True  # a refused credential or add-on: the run ends, nothing more goes
             if status == 429:
                 self.rate_limited += 1
@@ -431,14 +431,17 @@ class RequestBudget:
             self.lowest_remaining = (
                 remaining if self.lowest_remaining is None else min(self.lowest_remaining, remaining)
             )
-            self.capacity = max(self.capacity or 0, remaining + 1)
+            # the most the limiter was seen to hold: this request, and the last run's it may still count
+            earlier = sum(1 for seq, moment in self._ledger if seq == 0 and moment > sent_at - RATE_WINDOW_SECONDS)
+            self.capacity = max(self.capacity or 0, remaining + 1 + (earlier if self._latest is None else 0))
         answer = _Answer(seq, sent_at, 0 if rate_limited else remaining, reset)
         latest = self._latest
         if latest is not None and seq < latest.seq:
             return  # an answer overtaken by a later request's: the later one tells more
         self._learn_memory(answer)
         self._learn_shape(latest, answer)
-        self._learn_others(latest, answer)
+        if not rate_limited:  # a 429 says the limiter is out, not who spent it: the hold covers it
+            self._learn_others(latest, answer)
         self._latest = answer
 
     def _reset(self, value: float, now: float) -> float | None:

@@ -11,7 +11,7 @@ from what the run has seen:
   takes longer than a month of another). A report with no export seen yet uses the run's.
 - The first poll goes at that time. The factor tracks the time at which about three
   exports in four are done: a first poll that finds the export PENDING raises it, one that
-  finds it done lowers it a little, so a run converges on about 1.3 polls per export.
+  finds it done lowers it a little, so a run converges on about 1.2 polls per export.
 - A prediction that misses is followed by polls backing off from a fifth of it, up to
   `max_poll_interval_seconds` apart; `export_timeout_minutes` bounds the whole wait.
 - Before any export has completed, nothing is known: one export (the scout) polls on the
@@ -33,7 +33,7 @@ FIXED_COST_DAYS = 7
 #: The share of first polls that may find their export PENDING. The factor goes up by
 #: FACTOR_STEP on a miss and down by FACTOR_STEP * q / (1 - q) on a hit, which settles where
 #: a fraction q of first polls miss.
-TARGET_MISS_SHARE = 0.25
+TARGET_MISS_SHARE = 0.15
 FACTOR_STEP = 0.15
 #: The first estimate, from an export seen between two polls, is put at 1.25 times its time:
 #: exports of one report and length vary by about half their time either way.

@@ -397,3 +397,84 @@ def test_simulated_exports_take_longer_for_longer_ranges_and_vary_the_same_way_e
     assert 3 <= day <= 9 and 7.5 <= ten <= 22.5 and 17.5 <= thirty <= 52.5  # 5 s + 1 s a day, +-50%
     assert day_again == day and times(seed=1) == [day, ten, thirty, day]  # the same request, the same time
     assert times(seed=2) != [day, ten, thirty, day]
+
+
+def test_without_rate_limit_headers_the_tap_paces_at_a_safe_default_and_halves_it_on_a_429():
+    clock = FakeClock()
+    budget = RequestBudget()
+    sent = []
+    for _ in range(100):
+        budget.acquire(clock)
+        sent.append(clock.now())
+        budget.settle(200, {})
+    steady = [moment for moment in sent if moment >= sent[0] + 60]
+    assert 40 <= (len(steady) - 1) / ((steady[-1] - steady[0]) / 60) <= 50  # 48 a minute
+    budget.acquire(clock)
+    budget.settle(429, {"Retry-After": "5"})
+    assert budget.back_off({"Retry-After": "5"}, clock.now()) == 5
+    start = clock.now()
+    after = []
+    for _ in range(60):
+        budget.acquire(clock)
+        after.append(clock.now())
+        budget.settle(200, {})
+    assert after[0] >= start + 5  # held for the Retry-After
+    late = [moment for moment in after if moment >= after[0] + 30]
+    assert (len(late) - 1) / ((late[-1] - late[0]) / 60) <= 26  # then at half the pace
+    assert "no rate-limit headers: paced at 24 a minute" in budget.describe()
+
+
+@pytest.mark.parametrize(
+    ("headers", "named"),
+    [
+        ({LIMIT_HEADER: "0", REMAINING_HEADER: "0", RESET_HEADER: "30"}, "X-AircallApi-Limit 0"),
+        ({LIMIT_HEADER: "60", REMAINING_HEADER: "90", RESET_HEADER: "30"}, "X-AircallApi-Remaining 90 of"),
+        ({LIMIT_HEADER: "60", REMAINING_HEADER: "0", RESET_HEADER: "inf"}, "X-AircallApi-Reset inf"),
+        ({LIMIT_HEADER: "60", REMAINING_HEADER: "0", RESET_HEADER: "-5"}, "X-AircallApi-Reset -5"),
+        ({LIMIT_HEADER: "60", REMAINING_HEADER: "0", RESET_HEADER: "500000000"}, "X-AircallApi-Reset 500000000"),
+        ({LIMIT_HEADER: "sixty", REMAINING_HEADER: "0", RESET_HEADER: "30"}, "X-AircallApi-Limit sixty"),
+    ],
+)
+def test_a_limiter_that_makes_no_sense_is_named_once_and_never_waited_on_for_ever(headers, named, caplog):
+    clock = FakeClock()
+    budget = RequestBudget()
+    with caplog.at_level("WARNING", logger="tap_aircall_analytics"):
+        for _ in range(30):
+            budget.acquire(clock)
+            budget.settle(200, headers)
+    warnings = [
+        record.getMessage() for record in caplog.records if "rate limit is not understood" in record.getMessage()
+    ]
+    assert len(warnings) == 1 and named in warnings[0]
+    assert clock.now() - 1_800_000_000.0 < 60  # 30 requests at the safe pace, never held for ever
+    assert named in budget.describe()
+
+
+@pytest.mark.parametrize("retry_after", ["inf", "1e12", "NaN", "Wed, 21 Oct 2099 07:28:00 GMT"])
+def test_a_retry_after_too_long_or_unreadable_is_waited_for_at_most_two_minutes(retry_after):
+    clock = FakeClock()
+    budget = RequestBudget()
+    budget.acquire(clock)
+    budget.settle(429, {LIMIT_HEADER: "60", REMAINING_HEADER: "0", RESET_HEADER: str(clock.now() + 20)})
+    waited = budget.back_off({"Retry-After": retry_after}, clock.now())
+    assert 0 < waited <= 120
+    before = clock.now()
+    budget.acquire(clock)
+    assert clock.now() - before <= 120 + 1  # the hold, and a request then
+
+
+def test_the_previous_runs_requests_still_counted_are_not_read_as_the_others():
+    """A run that starts right after another, in the same fixed window: with the last run's requests (the
+    state carries them) it knows Remaining fell by its own spending, and takes what is left to the reserve."""
+    clock = FakeClock()
+    company = FakeCompany(clock, limit=120)
+    first = RequestBudget()
+    spend(first, company, clock, 40)  # the last run: 40 requests, then it ended
+    budget = RequestBudget()
+    budget.remember(first.recent_requests(clock.now()))
+    reset = company.window_start + 60
+    remaining = company.remaining()
+    sent = spend(budget, company, clock, 60)
+    assert len([moment for moment in sent if moment < reset]) == remaining - 24  # no wait: down to the reserve
+    assert min(company.tap_remaining[40:]) == 24
+    assert budget.describe().startswith("fixed 60-s windows of 120")  # not a smaller limiter, nor busy others
