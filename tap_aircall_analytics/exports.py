@@ -360,7 +360,7 @@ class ExportPipeline:
             queued = len(self._jobs) - self._next
             pending, disk = self._in_flight, self.disk.used
         budget = self.budget.waiting(time.time()) if self.budget is not None else None
-        rate = "" if budget is None else f"; waiting {budget[0]:.0f} s for the rate limit: {budget[1]}"
+        rate = "" if budget is None or budget[0] < 1 else f"; waiting {budget[0]:.0f} s for the rate limit: {budget[1]}"
         self._progress(
             f"waiting for {waiting_for.exporter.stream} {waiting_for.window}: exports ready {ready}, "
             f"pending {pending}, queued {queued}; {disk / 1e6:.1f} MB on disk{rate}"

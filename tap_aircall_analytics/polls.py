@@ -9,8 +9,8 @@ from what the run has seen:
 - An export's expected time grows with its range: it is taken as a factor times
   (its days + `FIXED_COST_DAYS`), the factor learned per report (a month of one report
   takes longer than a month of another). A report with no export seen yet uses the run's.
-- The first poll goes at that time. The factor tracks the time at which about three
-  exports in four are done: a first poll that finds the export PENDING raises it, one that
+- The first poll goes at that time. The factor tracks the time at which about six
+  exports in seven are done: a first poll that finds the export PENDING raises it, one that
   finds it done lowers it a little, so a run converges on about 1.2 polls per export.
 - A prediction that misses is followed by polls backing off from a fifth of it, up to
   `max_poll_interval_seconds` apart; `export_timeout_minutes` bounds the whole wait.
