@@ -84,6 +84,11 @@ def run_tap(workdir: Path, config: dict, state: dict | None) -> tuple[float, str
     return wall, log, last_state
 
 
+def tap_config(sim: Simulator, first: dt.date) -> dict:
+    """The tap's settings for `sim`, from `first`: the defaults otherwise."""
+    return {"api_id": "demo-api-id", "api_token": "demo-api-token", "api_url": sim.api_url, "start_date": str(first)}
+
+
 def middle_rate(times: list[float]) -> float:
     """Requests a minute over the middle 80% of `times`."""
     times = sorted(times)
@@ -106,14 +111,8 @@ def rate_row(shape: str, days: int, seed: int) -> None:
         tempfile.TemporaryDirectory(prefix="tap-aircall-budget-") as temp,
         Simulator(SimulatorConfig(seed=seed, **quick, **SHAPES[shape])) as sim,
     ):
-        config = {
-            "api_id": "demo-api-id",
-            "api_token": "demo-api-token",
-            "api_url": sim.api_url,
-            "start_date": (yesterday - dt.timedelta(days=days - 1)).isoformat(),
-            "end_date": yesterday.isoformat(),
-            "window_days": 1,
-        }
+        first = yesterday - dt.timedelta(days=days - 1)
+        config = {**tap_config(sim, first), "end_date": yesterday.isoformat(), "window_days": 1}
         _, log, _ = run_tap(Path(temp), config, None)
         budget = sim.budget
         rate = middle_rate(budget.tap_times)
@@ -131,12 +130,7 @@ def bench(shape: str, weeks: int, daily: int, seed: int) -> None:
         tempfile.TemporaryDirectory(prefix="tap-aircall-budget-") as temp,
         Simulator(SimulatorConfig(seed=seed, **SIMULATED, **SHAPES[shape])) as sim,
     ):
-        config = {
-            "api_id": "demo-api-id",
-            "api_token": "demo-api-token",
-            "api_url": sim.api_url,
-            "start_date": first.isoformat(),
-        }
+        config = tap_config(sim, first)
         os.environ.pop(clock.TODAY_VARIABLE, None)
         wall, log, state = run_tap(Path(temp), {**config, "end_date": yesterday.isoformat()}, None)
         budget = sim.budget
