@@ -25,6 +25,7 @@ from tap_aircall_analytics.reports import (
     RESET_HEADER,
 )
 from tap_aircall_analytics.settings import ConfigError, Settings
+from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
 
 STREAMS = [report.stream_name for report in REPORTS]
 AUTH = (CREDENTIALS["api_id"], CREDENTIALS["api_token"])
@@ -478,3 +479,33 @@ def test_the_previous_runs_requests_still_counted_are_not_read_as_the_others():
     assert len([moment for moment in sent if moment < reset]) == remaining - 24  # no wait: down to the reserve
     assert min(company.tap_remaining[40:]) == 24
     assert budget.describe().startswith("fixed 60-s windows of 120")  # not a smaller limiter, nor busy others
+
+
+@pytest.mark.parametrize(
+    ("flags", "remaining", "reset_is_seconds"),
+    [
+        (["--rate-limit-style", "fixed"], [9, 8, 7, 6, 5], False),
+        (["--rate-limit-style", "sliding", "--rate-reset-style", "seconds"], [9, 8, 7, 6, 5], True),
+        (["--rate-limit-style", "bucket", "--rate-bucket-size", "3"], [2, 1, 0, 0, 0], False),
+    ],
+)
+def test_the_simulator_serves_each_limiter_shape_from_its_command_line(flags, remaining, reset_is_seconds):
+    from tap_aircall_analytics.simulator.__main__ import _parser
+
+    args = vars(_parser().parse_args(["--rate-limit", "10", *flags]))
+    for name in ("host", "port", "download_host", "download_port"):
+        args.pop(name)
+    with Simulator(SimulatorConfig(**args), port=0) as sim:
+        answers = [
+            requests.get(f"{sim.api_url}{EXPORTS_PATH}/{PROBE_EXPORT_ID}", auth=AUTH, timeout=10) for _ in range(5)
+        ]
+    assert [int(answer.headers[REMAINING_HEADER]) for answer in answers] == remaining
+    assert all(answer.headers[LIMIT_HEADER] == "10" for answer in answers)
+    resets = [int(answer.headers[RESET_HEADER]) for answer in answers]
+    assert all((0 <= reset <= 60) if reset_is_seconds else (reset > 1e9) for reset in resets)
+    assert [answer.status_code for answer in answers].count(429) == remaining.count(0) - (flags[1] == "bucket")
+
+
+def test_the_simulator_refuses_a_limiter_shape_it_does_not_serve():
+    with pytest.raises(ValueError, match="rate_limit_style must be one of fixed, sliding, bucket, not 'leaky'"):
+        SimulatorConfig(rate_limit_style="leaky")
