@@ -23,7 +23,7 @@ from tap_aircall_analytics.bookmarks import (
     check_state,
     parse_state_file,
 )
-from tap_aircall_analytics.budget import RequestBudget
+from tap_aircall_analytics.budget import RATE_WINDOW_SECONDS, RequestBudget
 from tap_aircall_analytics.client import AircallError
 from tap_aircall_analytics.exports import ExportPipeline, remove_orphaned_downloads
 from tap_aircall_analytics.messages import BufferedMessageWriter
@@ -77,9 +77,13 @@ class TapAircallAnalytics(Tap):
         """Put what the next run needs beside the bookmarks: export times, the last minute's requests, exports
         in flight. Called before each STATE message the tap writes itself."""
         state = t.cast("dict[str, t.Any]", self.state)  # the SDK's type knows only "bookmarks"
-        state[TAP_STATE_KEY] = carried_state(
-            self.export_timings.learned(), self.budget.recent_requests(time.time()), self.in_flight.snapshot()
+        now = time.time()
+        recent = (
+            [moment for moment in self.carried.recent_requests if moment > now - RATE_WINDOW_SECONDS]
+            if self._budget is None
+            else self._budget.recent_requests(now)
         )
+        state[TAP_STATE_KEY] = carried_state(self.export_timings.learned(), recent, self.in_flight.snapshot())
 
     def plan_exports(self, plan: list[tuple[ReportStream, list[Window]]]) -> ExportPipeline:
         """One pipeline for the windows of these streams, under the run's limits."""
