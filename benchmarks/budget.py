@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/budget.py                        # every shape, about 5 minutes each
     .venv/bin/python benchmarks/budget.py --shape bucket          # one shape
     .venv/bin/python benchmarks/budget.py --weeks 3 --daily 2     # a shorter backfill, two daily runs
+    .venv/bin/python benchmarks/budget.py --hostile               # the test suite's hostile API, under a bucket
 
 A backfill of all twelve reports (six weeks to yesterday, default settings: each report's
 own windows, 12 exports in flight) against the simulator as a company's account looks to
@@ -123,6 +124,38 @@ def rate_row(shape: str, days: int, seed: int) -> None:
     )
 
 
+def hostile(seed: int) -> None:
+    """The test suite's hostile API (tests/test_faults.py: 500s, 429s, 1-s links, cut downloads, failed and
+    forgotten exports) under a token bucket of 20 refilled at 120 a minute, others spending 12 a minute."""
+    last = clock.today(dt.timezone.utc) - dt.timedelta(days=1)
+    first = last - dt.timedelta(days=5)
+    faults = {
+        "error_every": 9,
+        "fail_first_export": True,
+        "fail_over_days": 2,
+        "cut_download_once": True,
+        "link_seconds": 1,
+        "refuse_first_download": True,
+        "forget_first_export": True,
+        "zipped": True,
+        "export_seconds": 0.4,
+        "empty_days": frozenset({first + dt.timedelta(days=1)}),
+    }
+    bucket = {**SHAPES["bucket"], "rate_limit": LIMIT, "background_per_minute": BACKGROUND, "background_burst": 3}
+    with (
+        tempfile.TemporaryDirectory(prefix="tap-aircall-budget-") as temp,
+        Simulator(SimulatorConfig(seed=seed, **faults, **bucket)) as sim,
+    ):
+        config = {**tap_config(sim, first), "end_date": str(last), "window_days": 3, "max_concurrent_exports": 3}
+        config |= {"poll_interval_seconds": 0.05, "max_poll_interval_seconds": 0.2}  # as the test suite polls
+        wall, log, _ = run_tap(Path(temp), config, None)
+        budget = sim.budget
+    print(
+        f"hostile API under a bucket of 20: wall {wall:.0f} s, {budget.requests} requests, 429s tap {budget.refused}, "
+        f"others {budget.background_refused}; limiter seen: {seen_limiter(log)}"
+    )
+
+
 def bench(shape: str, weeks: int, daily: int, seed: int) -> None:
     yesterday = clock.today(dt.timezone.utc) - dt.timedelta(days=1)
     first = yesterday - dt.timedelta(days=7 * weeks - 1)
@@ -163,7 +196,11 @@ def main() -> None:
     parser.add_argument("--daily", type=int, default=3, help="daily runs after the backfill (default 3)")
     parser.add_argument("--rate-days", type=int, default=8, help="days of one-day windows for the rate (default 8)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the export times and the data")
+    parser.add_argument("--hostile", action="store_true", help="only the hostile API under a bucket (about 3 min)")
     args = parser.parse_args()
+    if args.hostile:
+        hostile(args.seed)
+        return
     print(
         f"rate limit {LIMIT}/min, other integrations {BACKGROUND}/min in bursts of {SIMULATED['background_burst']}, "
         f"fair share {FAIR_SHARE}/min (limit - a fifth - the others); exports 5 s + 1 s/day +-50%"

@@ -94,9 +94,10 @@ def _kind(value: object) -> str:
 #: in flight) and optional: a state without it (an older release's) loads as before, and one the
 #: tap cannot read is set aside with a warning, never an error (it only saves requests).
 TAP_STATE_KEY = "tap_aircall_analytics"
-EXPORT_TIMES = "export_seconds_per_day"  # {report: seconds per (day + FIXED_COST_DAYS)}, learned by polls.py
+EXPORT_TIMES = "export_ms_per_day"  # {report: milliseconds per (day + FIXED_COST_DAYS)}, learned by polls.py
 RECENT_REQUESTS = "recent_requests"  # {"since": UNIX seconds, "tenths": [tenths of a second after it]}
-IN_FLIGHT = "exports_in_flight"  # {stream: [[first day, last day, export ID, UNIX time requested]]}
+IN_FLIGHT = "exports_in_flight"  # {stream: [[first day, last day, export ID, UNIX second requested]]}
+# Whole numbers only: some targets read a STATE's numbers as decimals, then cannot write them back as JSON.
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ class CarriedState:
             if not isinstance(own, dict):
                 raise TypeError
             times = own.get(EXPORT_TIMES, {})
-            export_times = {str(report): float(factor) for report, factor in times.items()}
+            export_times = {str(report): int(factor) / 1000 for report, factor in times.items()}
             if not all(math.isfinite(factor) and factor > 0 for factor in export_times.values()):
                 raise ValueError
             recent = own.get(RECENT_REQUESTS) or {"since": 0, "tenths": []}
@@ -135,7 +136,7 @@ class CarriedState:
             requests = [since + int(tenths) / 10 for tenths in recent["tenths"]]
             in_flight = {
                 str(stream): [
-                    PendingExport(dt.date.fromisoformat(first), dt.date.fromisoformat(last), str(export_id), float(at))
+                    PendingExport(dt.date.fromisoformat(first), dt.date.fromisoformat(last), str(export_id), int(at))
                     for first, last, export_id, at in entries
                 ]
                 for stream, entries in own.get(IN_FLIGHT, {}).items()
@@ -155,13 +156,13 @@ def carried_state(
     """The tap's key as the state holds it."""
     since = int(min(recent_requests, default=0))
     return {
-        EXPORT_TIMES: {report: round(factor, 3) for report, factor in sorted(export_times.items())},
+        EXPORT_TIMES: {report: round(factor * 1000) for report, factor in sorted(export_times.items())},
         RECENT_REQUESTS: {
             "since": since,
             "tenths": [round((moment - since) * 10) for moment in sorted(recent_requests)],
         },
         IN_FLIGHT: {
-            stream: [[str(e.first), str(e.last), e.export_id, round(e.requested_at, 1)] for e in entries]
+            stream: [[str(e.first), str(e.last), e.export_id, round(e.requested_at)] for e in entries]
             for stream, entries in sorted(in_flight.items())
             if entries
         },
@@ -208,11 +209,12 @@ class ExportsInFlight:
             self._exports.setdefault(stream, {})[(export.first, export.last)] = export
             self._resumable.discard((stream, (export.first, export.last)))
 
-    def emitted(self, stream: str, before: dt.date) -> None:
-        """Every day of `stream` before `before` is emitted: its exports are done with."""
+    def emitted(self, stream: str, through: dt.date) -> None:
+        """The window of `stream` that ends `through` is emitted, and every one before it: their exports are done
+        with (windows are emitted in order; a window of today is exported again by the next run, not resumed)."""
         with self._lock:
             entries = self._exports.get(stream, {})
-            for key in [key for key in entries if key[1] < before]:
+            for key in [key for key in entries if key[0] <= through]:
                 del entries[key]
 
     def snapshot(self) -> dict[str, list[PendingExport]]:

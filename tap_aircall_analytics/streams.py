@@ -265,6 +265,7 @@ class ReportStream(Stream):
             done = next_bookmark(file.window, self._today)
             if bookmark is None or done > bookmark:
                 bookmark = done
+            self.owner.in_flight.emitted(self.name, file.window.last)
             self._checkpoint(context, bookmark)
 
     def _checkpoint(self, context: Context | None, bookmark: dt.date) -> None:
@@ -273,7 +274,6 @@ class ReportStream(Stream):
         if self.replication_key:
             state["replication_key"] = self.replication_key
         state["replication_key_value"] = bookmark.isoformat()
-        self.owner.in_flight.emitted(self.name, bookmark)
         self.owner.carry_state()
         self.state_manager.is_flushed = False
         self._write_state_message()

@@ -8,10 +8,12 @@ a run that starts from learned export times polls each export once, when it is r
 from __future__ import annotations
 
 import datetime as dt
+import json
 import signal
 import time
 from collections import Counter
 
+import pytest
 from test_faults import _rest, _start_tap
 
 from conftest import TODAY, TapRun, parse_messages, tap_config
@@ -50,16 +52,18 @@ def test_a_state_of_the_previous_release_loads_and_the_run_adds_its_own_key(simu
     run = run_tap(config, streams=STREAMS, state=old)
     assert run.bookmark("calls_history") == TODAY.isoformat()
     own = run.state[TAP_STATE_KEY]
-    assert set(own["export_seconds_per_day"]) == {"CALLS_HISTORY", "USER_ACTIVITY_CALLS_HANDLED"}
+    assert set(own["export_ms_per_day"]) == {"CALLS_HISTORY", "USER_ACTIVITY_CALLS_HANDLED"}
     assert own[IN_FLIGHT] == {}  # every window emitted: nothing left in flight
     first_days = {body["input"]["filter"]["dateFilter"]["absoluteRange"]["fromDate"] for body in posts(sim)}
     assert min(first_days) >= FIRST.isoformat()  # the old bookmarks were read
     assert len(str(run.state)) < 2000  # small
+    # and whole numbers only: a target that reads numbers as decimals writes the state back
+    json.loads(json.dumps(run.state), parse_float=lambda text: pytest.fail(f"a float in the state: {text}"))
 
 
 def test_a_state_key_the_tap_cannot_read_is_set_aside_with_a_warning(simulator, run_tap):
     sim = simulator(rate_limit=1000)
-    state = {"bookmarks": {}, TAP_STATE_KEY: {"export_seconds_per_day": {"CALLS_HISTORY": "soon"}}}
+    state = {"bookmarks": {}, TAP_STATE_KEY: {"export_ms_per_day": {"CALLS_HISTORY": "soon"}}}
     config = tap_config(sim, start_date=LAST.isoformat(), end_date=LAST.isoformat())
     run = run_tap(config, streams=["calls_history"], state=state)
     assert f"the state's {TAP_STATE_KEY} cannot be read: set aside" in run.stderr
@@ -101,7 +105,7 @@ def test_a_run_stopped_with_exports_pending_resumes_them_without_requesting_them
 def test_an_export_the_api_forgot_is_requested_again(simulator, catalog, tmp_path):
     sim = simulator(rate_limit=1000)
     config = tap_config(sim, start_date=LAST.isoformat(), end_date=LAST.isoformat())
-    gone = [LAST.isoformat(), LAST.isoformat(), "gone", time.time()]  # an export the API does not know: 404
+    gone = [LAST.isoformat(), LAST.isoformat(), "gone", round(time.time())]  # an export the API does not know: 404
     state = {"bookmarks": {}, TAP_STATE_KEY: {IN_FLIGHT: {"calls_history": [gone]}}}
     process = _start_tap(tmp_path, catalog, config, state, ["calls_history"])
     out = _rest(process)
@@ -121,7 +125,7 @@ def test_learned_export_times_travel_in_the_state_and_the_next_run_polls_each_ex
         "lookback_days": 0,
     }
     first = run_tap(config, streams=STREAMS)
-    learned = first.state[TAP_STATE_KEY]["export_seconds_per_day"]
+    learned = first.state[TAP_STATE_KEY]["export_ms_per_day"]
     assert set(learned) == {"CALLS_HISTORY", "USER_ACTIVITY_CALLS_HANDLED"}
     before_posts, before_polls = len(posts(sim)), len(polls(sim))
     # a day later, the next run: one export per stream
@@ -130,7 +134,7 @@ def test_learned_export_times_travel_in_the_state_and_the_next_run_polls_each_ex
     exports, polled = len(posts(sim)) - before_posts, len(polls(sim)) - before_polls
     assert exports == 2
     assert polled <= 3  # once each when ready (a little margin: one may be polled early)
-    assert second.state[TAP_STATE_KEY]["export_seconds_per_day"].keys() == learned.keys()
+    assert second.state[TAP_STATE_KEY]["export_ms_per_day"].keys() == learned.keys()
 
 
 def test_exports_in_flight_are_handed_out_once_and_dropped_when_emitted_or_not_planned():
@@ -148,7 +152,10 @@ def test_exports_in_flight_are_handed_out_once_and_dropped_when_emitted_or_not_p
     assert in_flight.resume("calls_history", day, day + dt.timedelta(days=6)).export_id == "a"
     assert in_flight.resume("calls_history", day, day + dt.timedelta(days=6)) is None  # once
     assert [e.export_id for e in in_flight.snapshot()["user_status_history"]] == ["c"]  # another stream: kept
-    in_flight.emitted("calls_history", day + dt.timedelta(days=7))
+    in_flight.requested("calls_history", PendingExport(day + dt.timedelta(days=7), day + dt.timedelta(days=7), "d", 4))
+    in_flight.emitted("calls_history", day + dt.timedelta(days=6))
+    assert [e.export_id for e in in_flight.snapshot()["calls_history"]] == ["d"]  # the next window: still in flight
+    in_flight.emitted("calls_history", day + dt.timedelta(days=7))  # a window of one day (today's, say)
     assert in_flight.snapshot()["calls_history"] == []
 
 
@@ -161,6 +168,7 @@ def test_the_carried_state_reads_what_it_writes():
     )
     read = CarriedState.read({TAP_STATE_KEY: written}, warn=lambda message: None)
     assert read.export_times == {"CALLS_HISTORY": 1.235}
+    assert json.loads(json.dumps(written), parse_float=lambda text: pytest.fail(f"a float in the state: {text}"))
     assert [round(moment, 1) for moment in read.recent_requests] == [1_800_000_000.0, 1_800_000_030.5]
     assert read.in_flight == {"calls_history": [PendingExport(day, day, "x", 5.0)]}
     assert Counter(CarriedState.read({}, warn=lambda message: None).export_times) == Counter()
