@@ -1,21 +1,27 @@
-"""A backfill under the company's rate limit, shared with its other integrations.
+"""A backfill and daily runs under the company's rate limit, shared with its other integrations, per limiter shape.
 
-    .venv/bin/python benchmarks/budget.py              # about 2-3 minutes
-    .venv/bin/python benchmarks/budget.py --weeks 3    # a shorter backfill
+    .venv/bin/python benchmarks/budget.py                        # every shape, about 5 minutes each
+    .venv/bin/python benchmarks/budget.py --shape bucket          # one shape
+    .venv/bin/python benchmarks/budget.py --weeks 3 --daily 2     # a shorter backfill, two daily runs
+    .venv/bin/python benchmarks/budget.py --hostile               # the test suite's hostile API, under a bucket
 
 A backfill of all twelve reports (six weeks to yesterday, default settings: each report's
 own windows, 12 exports in flight) against the simulator as a company's account looks to
-it: a rate limit of 60 requests a minute, other integrations spending 20 a minute of it in
-bursts of 5, exports that take 5 s plus 1 s per day of their range, +-50% (seeded). It prints:
+it: a rate limit of 120 requests a minute, other integrations spending 12 a minute of it in
+bursts of 3, exports that take 5 s plus 1 s per day of their range, +-50% (seeded). Then
+daily runs, each a day later, from the state the run before left. Per limiter shape:
 
-- the API requests per export (a request and one poll is 2);
-- the 429s, the tap's and the other integrations';
-- the lowest `X-AircallApi-Remaining` answered to the tap, against the reserve it keeps
-  (a fifth of the limit), and the lowest after anyone's request;
-- the wall time against the floor: the larger of what the limit allows at two requests per
-  export (at the 40 a minute the other integrations leave) and what the exports' own times
-  allow at `max_concurrent_exports` (each export started as soon as a slot frees, in the
-  order the tap requests them, and seen done the moment it is).
+- fixed: fixed 60-s windows, Reset a UNIX time
+- sliding: a sliding 60-s log
+- bucket: a token bucket of 20, refilled at 120 a minute (smaller than the reserve of 24)
+- seconds: fixed 60-s windows, Reset sent as the seconds left
+
+It prints, per shape, a row of the table from a run the budget holds back (eight days of
+one-day windows of quick exports, 1 s + 0.2 s/day: far more requests than the limit
+allows): the tap's request rate over the middle 80% of its requests, that rate against its
+fair share (the limit less a fifth less the others' 12), the 429s (the tap's and the
+others'), and the limiter as the tap's run summary names it. Then, per shape, the API
+requests per export of the backfill and of each daily run (a request and one poll is 2).
 
 The tap is a new process whose stdout this script reads through a pipe to the end.
 """
@@ -24,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import heapq
 import json
 import os
 import subprocess
@@ -37,94 +42,175 @@ from tap_aircall_analytics import clock
 from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
 
 TAP = [sys.executable, "-m", "tap_aircall_analytics"]
-LIMIT = 60
-BACKGROUND = 20
-CONCURRENT = 12
+LIMIT = 120
+BACKGROUND = 12
+FAIR_SHARE = LIMIT - LIMIT // 5 - BACKGROUND
 SIMULATED = {
     "rate_limit": LIMIT,
     "background_per_minute": BACKGROUND,
-    "background_burst": 5,
+    "background_burst": 3,
     "export_seconds": 5.0,
     "export_seconds_per_day": 1.0,
     "export_jitter": 0.5,
     "calls_per_day": 40,
 }
+SHAPES = {
+    "fixed": {"rate_limit_style": "fixed"},
+    "sliding": {"rate_limit_style": "sliding"},
+    "bucket": {"rate_limit_style": "bucket", "rate_bucket_size": 20},
+    "seconds": {"rate_limit_style": "fixed", "rate_reset_style": "seconds"},
+}
 
 
-def run_tap(workdir: Path, config: dict) -> tuple[float, str]:
-    """Run the tap on every stream; return its wall seconds and its stderr."""
+def run_tap(workdir: Path, config: dict, state: dict | None) -> tuple[float, str, dict | None]:
+    """Run the tap on every stream; return its wall seconds, its stderr and its last STATE."""
     (workdir / "config.json").write_text(json.dumps(config))
+    command = [*TAP, "--config", str(workdir / "config.json")]
+    if state is not None:
+        (workdir / "state.json").write_text(json.dumps(state))
+        command += ["--state", str(workdir / "state.json")]
     started = time.perf_counter()
+    last_state = None
     with open(workdir / "stderr.log", "w") as stderr:
-        process = subprocess.Popen(
-            [*TAP, "--config", str(workdir / "config.json")],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env={**os.environ, "TMPDIR": str(workdir)},
-        )
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=os.environ)
         assert process.stdout is not None
-        while process.stdout.read(1 << 16):
-            pass
+        for line in process.stdout:
+            if line.startswith(b'{"type":"STATE"') or line.startswith(b'{"type": "STATE"'):
+                last_state = json.loads(line)["value"]
         status = process.wait()
     wall = time.perf_counter() - started
     log = (workdir / "stderr.log").read_text()
     if status != 0:
         raise SystemExit(f"the tap failed:\n{log[-3000:]}")
-    return wall, log
+    return wall, log, last_state
 
 
-def latency_floor(seconds: list[float], slots: int) -> float:
-    """When the last export is done if each starts the moment one of `slots` frees, in this order."""
-    free = [0.0] * slots
-    end = 0.0
-    for took in seconds:
-        start = heapq.heappop(free)
-        end = max(end, start + took)
-        heapq.heappush(free, start + took)
-    return end
+def tap_config(sim: Simulator, first: dt.date) -> dict:
+    """The tap's settings for `sim`, from `first`: the defaults otherwise."""
+    return {"api_id": "demo-api-id", "api_token": "demo-api-token", "api_url": sim.api_url, "start_date": str(first)}
+
+
+def middle_rate(times: list[float]) -> float:
+    """Requests a minute over the middle 80% of `times`."""
+    times = sorted(times)
+    low, high = len(times) // 10, len(times) - 1 - len(times) // 10
+    if high <= low or times[high] <= times[low]:
+        return float("nan")
+    return (high - low) / (times[high] - times[low]) * 60
+
+
+def seen_limiter(log: str) -> str:
+    line = next((line for line in log.splitlines() if "rate limit seen:" in line), "")
+    return line.split("rate limit seen:", 1)[-1].strip()
+
+
+def rate_row(shape: str, days: int, seed: int) -> None:
+    """The tap's rate where the budget holds it: one-day windows of quick exports, more than the limit allows."""
+    yesterday = clock.today(dt.timezone.utc) - dt.timedelta(days=1)
+    quick = {**SIMULATED, "export_seconds": 1.0, "export_seconds_per_day": 0.2}
+    with (
+        tempfile.TemporaryDirectory(prefix="tap-aircall-budget-") as temp,
+        Simulator(SimulatorConfig(seed=seed, **quick, **SHAPES[shape])) as sim,
+    ):
+        first = yesterday - dt.timedelta(days=days - 1)
+        config = {**tap_config(sim, first), "end_date": yesterday.isoformat(), "window_days": 1}
+        _, log, _ = run_tap(Path(temp), config, None)
+        budget = sim.budget
+        rate = middle_rate(budget.tap_times)
+    print(
+        f"| {shape:<8} | {rate:5.1f} a minute | {rate / FAIR_SHARE:4.2f} | tap {budget.refused}, "
+        f"others {budget.background_refused} of {budget.background_requests} |"
+        f"  ({len(budget.tap_times)} requests; limiter seen: {seen_limiter(log)})"
+    )
+
+
+def hostile(seed: int) -> None:
+    """The test suite's hostile API (tests/test_faults.py: 500s, 429s, 1-s links, cut downloads, failed and
+    forgotten exports) under a token bucket of 20 refilled at 120 a minute, others spending 12 a minute."""
+    last = clock.today(dt.timezone.utc) - dt.timedelta(days=1)
+    first = last - dt.timedelta(days=5)
+    faults = {
+        "error_every": 9,
+        "fail_first_export": True,
+        "fail_over_days": 2,
+        "cut_download_once": True,
+        "link_seconds": 1,
+        "refuse_first_download": True,
+        "forget_first_export": True,
+        "zipped": True,
+        "export_seconds": 0.4,
+        "empty_days": frozenset({first + dt.timedelta(days=1)}),
+    }
+    bucket = {**SHAPES["bucket"], "rate_limit": LIMIT, "background_per_minute": BACKGROUND, "background_burst": 3}
+    with (
+        tempfile.TemporaryDirectory(prefix="tap-aircall-budget-") as temp,
+        Simulator(SimulatorConfig(seed=seed, **faults, **bucket)) as sim,
+    ):
+        config = {**tap_config(sim, first), "end_date": str(last), "window_days": 3, "max_concurrent_exports": 3}
+        config |= {"poll_interval_seconds": 0.05, "max_poll_interval_seconds": 0.2}  # as the test suite polls
+        wall, log, _ = run_tap(Path(temp), config, None)
+        budget = sim.budget
+    print(
+        f"hostile API under a bucket of 20: wall {wall:.0f} s, {budget.requests} requests, 429s tap {budget.refused}, "
+        f"others {budget.background_refused}; limiter seen: {seen_limiter(log)}"
+    )
+
+
+def bench(shape: str, weeks: int, daily: int, seed: int) -> None:
+    yesterday = clock.today(dt.timezone.utc) - dt.timedelta(days=1)
+    first = yesterday - dt.timedelta(days=7 * weeks - 1)
+    with (
+        tempfile.TemporaryDirectory(prefix="tap-aircall-budget-") as temp,
+        Simulator(SimulatorConfig(seed=seed, **SIMULATED, **SHAPES[shape])) as sim,
+    ):
+        config = tap_config(sim, first)
+        os.environ.pop(clock.TODAY_VARIABLE, None)
+        wall, log, state = run_tap(Path(temp), {**config, "end_date": yesterday.isoformat()}, None)
+        budget = sim.budget
+        exports = len(sim.export_seconds)
+        print(
+            f"    backfill {weeks} weeks: {exports} exports, {budget.requests} requests, "
+            f"{budget.requests / exports:.2f} per export, wall {wall:.0f} s; lowest Remaining to the tap "
+            f"{budget.lowest_remaining}, after anyone's {budget.lowest_remaining_overall}"
+        )
+        print(f"    limiter seen: {seen_limiter(log)}")
+        for day in range(1, daily + 1):
+            today = yesterday + dt.timedelta(days=day + 1)
+            os.environ[clock.TODAY_VARIABLE] = today.isoformat()  # the simulator reads it too
+            before_requests, before_exports = budget.requests, len(sim.export_seconds)
+            wall, log, state = run_tap(
+                Path(temp), {**config, "end_date": (today - dt.timedelta(days=1)).isoformat()}, state
+            )
+            requests, exports = budget.requests - before_requests, len(sim.export_seconds) - before_exports
+            print(
+                f"    daily run {day} (as of {today}): {exports} exports, {requests} requests, "
+                f"{requests / max(1, exports):.2f} per export, wall {wall:.0f} s"
+            )
+        os.environ.pop(clock.TODAY_VARIABLE, None)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", choices=sorted(SHAPES), action="append", help="a limiter shape (default: all)")
     parser.add_argument("--weeks", type=int, default=6, help="weeks of backfill, to yesterday (default 6)")
+    parser.add_argument("--daily", type=int, default=3, help="daily runs after the backfill (default 3)")
+    parser.add_argument("--rate-days", type=int, default=8, help="days of one-day windows for the rate (default 8)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the export times and the data")
+    parser.add_argument("--hostile", action="store_true", help="only the hostile API under a bucket (about 3 min)")
     args = parser.parse_args()
-    yesterday = clock.today(dt.timezone.utc) - dt.timedelta(days=1)
-    first = yesterday - dt.timedelta(days=7 * args.weeks - 1)
-    with (
-        tempfile.TemporaryDirectory(prefix="tap-aircall-budget-") as temp,
-        Simulator(SimulatorConfig(seed=args.seed, **SIMULATED)) as sim,
-    ):
-        config = {
-            "api_id": "demo-api-id",
-            "api_token": "demo-api-token",
-            "api_url": sim.api_url,
-            "start_date": first.isoformat(),
-            "end_date": yesterday.isoformat(),
-        }
-        wall, _ = run_tap(Path(temp), config)
-        budget = sim.budget
-        exports = len(sim.export_seconds)
-        limit_floor = 60 * 2 * exports / (LIMIT - BACKGROUND)
-        slots_floor = latency_floor([took for _, _, took in sim.export_seconds], CONCURRENT)
-        floor = max(limit_floor, slots_floor)
-        reserve = LIMIT // 5
+    if args.hostile:
+        hostile(args.seed)
+        return
     print(
-        f"backfill of the twelve reports, {args.weeks} weeks ({first}..{yesterday}), default settings; "
         f"rate limit {LIMIT}/min, other integrations {BACKGROUND}/min in bursts of {SIMULATED['background_burst']}, "
-        "exports 5 s + 1 s/day +-50%"
+        f"fair share {FAIR_SHARE}/min (limit - a fifth - the others); exports 5 s + 1 s/day +-50%"
     )
-    print(f"  exports {exports}, API requests {budget.requests}: {budget.requests / exports:.2f} per export")
-    others = f"{budget.background_refused} (of {budget.background_requests})"
-    print(f"  429s: tap {budget.refused}, other integrations {others}")
-    print(
-        f"  lowest Remaining answered to the tap {budget.lowest_remaining} (reserve {reserve}); "
-        f"after anyone's request {budget.lowest_remaining_overall}"
-    )
-    print(
-        f"  wall {wall:.1f} s; floor {floor:.1f} s = max(limit at 2 requests/export: {limit_floor:.1f} s, "
-        f"export times at {CONCURRENT} in flight: {slots_floor:.1f} s); {wall / floor:.2f}x the floor"
-    )
+    print("| limiter | tap req rate | of fair share | 429s |")
+    for shape in args.shape or list(SHAPES):
+        rate_row(shape, args.rate_days, args.seed)
+    for shape in args.shape or list(SHAPES):
+        print(f"{shape}:")
+        bench(shape, args.weeks, args.daily, args.seed)
 
 
 if __name__ == "__main__":

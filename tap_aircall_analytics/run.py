@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import typing as t
 
-from tap_aircall_analytics.api.budget import RequestBudget
+from tap_aircall_analytics.api.budget import RATE_WINDOW_SECONDS, RequestBudget
 from tap_aircall_analytics.api.client import AircallClient, stop_sending
 from tap_aircall_analytics.api.polls import ExportTimings, PollPolicy
 from tap_aircall_analytics.config.catalogue import Report, export_request_body
@@ -20,6 +21,7 @@ from tap_aircall_analytics.emit import batches
 from tap_aircall_analytics.emit.messages import BufferedMessageWriter
 from tap_aircall_analytics.exports.pipeline import ExportedFile, ExportPipeline, ReportExporter
 from tap_aircall_analytics.files.records import RecordReader
+from tap_aircall_analytics.planning.bookmarks import TAP_STATE_KEY, CarriedState, ExportsInFlight, carried_state
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers._batch import BatchConfig
@@ -46,7 +48,9 @@ class Run:
         self._budget: RequestBudget | None = None
         self.logger = logger
         self.writer = writer
-        self.export_timings = ExportTimings()  # what the run learns of its exports' times, for the polls
+        self.export_timings = ExportTimings()  # what the runs learn of their exports' times, for the polls
+        self.carried = CarriedState()  # what the last run left in the state's own key
+        self.in_flight = ExportsInFlight()  # exports requested and not yet emitted, kept in the state
         self._source: ExportSource | None = None  # the exports under way, while the streams sync
         self._plans: dict[str, PlannedStream] = {}  # stream name -> its plan in the exports under way
         self._stops: list[threading.Event] = []  # one per pipeline of the run: a signal sets them all
@@ -67,7 +71,25 @@ class Run:
         """The run's API budget, shared by every stream's requests."""
         if self._budget is None:
             self._budget = RequestBudget(self.settings.rate_limit_reserve, self.settings.max_requests_per_minute)
+            self._budget.remember(self.carried.recent_requests)  # the last run's, if it just ended: not the others'
         return self._budget
+
+    def restore(self, state: dict[str, t.Any], warn: t.Callable[[str], None]) -> None:
+        """Read what the last run left in the state's own key: export times, recent requests, exports in flight."""
+        self.carried = CarriedState.read(state, warn)
+        self.export_timings.restore(self.carried.export_times)
+        self.in_flight = ExportsInFlight(self.carried.in_flight)
+
+    def carry_state(self, state: dict[str, t.Any]) -> None:
+        """Put what the next run needs beside the bookmarks of `state`: export times, the last minute's requests,
+        exports in flight. Called before each STATE message the tap writes itself."""
+        now = time.time()
+        recent = (
+            [moment for moment in self.carried.recent_requests if moment > now - RATE_WINDOW_SECONDS]
+            if self._budget is None
+            else self._budget.recent_requests(now)
+        )
+        state[TAP_STATE_KEY] = carried_state(self.export_timings.learned(), recent, self.in_flight.snapshot())
 
     def plan_exports(self, plans: list[PlannedStream]) -> ExportPipeline:
         """One pipeline for the windows of these streams, in this order, under the run's limits."""
@@ -76,10 +98,12 @@ class Run:
             max_concurrent=settings.max_concurrent_exports,
             max_disk_bytes=settings.max_disk_mb * 1e6,
             progress=self.logger.info,
+            budget=self.budget,
         )
         self._stops.append(pipeline.stop)
         for planned in plans:
             pipeline.add(self._exporter(planned.report, pipeline.stop), list(planned.windows))
+        self.in_flight.keep_planned({planned.name: {(w.first, w.last) for w in planned.windows} for planned in plans})
         return pipeline
 
     def _exporter(self, report: Report, stop: threading.Event) -> ReportExporter:
@@ -110,6 +134,7 @@ class Run:
             ),
             timings=self.export_timings,
             progress=self.logger.info,
+            in_flight=self.in_flight,
         )
         self._exporters[report.stream_name] = exporter
         return exporter
@@ -221,4 +246,12 @@ class Run:
             "-" if budget.lowest_remaining is None else budget.lowest_remaining,
             budget.limit or "-",
             "-" if budget.kept is None else budget.kept,
+        )
+        resumed = sum(exporter.stats.resumed for _, exporter in synced)
+        log.info(
+            "  rate limit seen: %s; requests waited %.0f s on it in all, 429s %d%s",
+            budget.describe(),
+            budget.waited,
+            budget.rate_limited,
+            f"; {resumed} export(s) an earlier run requested were polled, not requested again" if resumed else "",
         )

@@ -154,6 +154,7 @@ class ReportStream(Stream):
         bookmark = planned.bookmark
         for file in self.run.files(planned):
             yield file
+            self.run.in_flight.emitted(self.name, file.window.last)
             bookmark = planned.bookmark_after(file.window, bookmark)
             self._checkpoint(context, bookmark)
 
@@ -163,6 +164,7 @@ class ReportStream(Stream):
         if self.replication_key:
             state["replication_key"] = self.replication_key
         state["replication_key_value"] = bookmark.isoformat()
+        self.run.carry_state(t.cast("dict[str, t.Any]", self.tap_state))  # the SDK's type knows only "bookmarks"
         self.state_manager.is_flushed = False
         self._write_state_message()
 

@@ -106,6 +106,7 @@ class TapAircallAnalytics(Tap):
         except errors.StateError as error:
             raise errors.stop(error) from None
         super().load_state(state)
+        self.run.restore(state, self.logger.warning)
 
     @override
     def _handle_termination(self, signum: int, frame: types.FrameType | None) -> None:
@@ -121,6 +122,7 @@ class TapAircallAnalytics(Tap):
             writer.after_flush = lambda: self._handle_termination(signum, frame)
             return
         writer.drop_partial_message()
+        self.run.carry_state(t.cast("dict[str, t.Any]", self.state))
         self.state_writer.write_state(self.state)
         self.logger.warning("Stopped by signal %d: the state covers the windows finished so far", signum)
         raise SystemExit(128 + signum)
@@ -172,6 +174,11 @@ class TapAircallAnalytics(Tap):
             try:
                 with pipeline, run.exporting(pipeline, plans):
                     super().sync_all()
+            except errors.RUN_ERRORS:
+                if any(run.in_flight.snapshot().values()):  # polled by the next run, not requested again
+                    run.carry_state(t.cast("dict[str, t.Any]", self.state))
+                    self.state_writer.write_state(self.state)
+                raise
             finally:
                 run.log_summary([planned.name for planned in plans], pipeline)
         except errors.RUN_ERRORS as error:

@@ -93,7 +93,7 @@ def test_plan_mode_lists_windows_from_the_state_and_exports_nothing(simulator, r
     assert any(line.strip().startswith(f"{first}..{first + dt.timedelta(days=4)}, ") for line in lines)
     status = next(line for line in lines if line.startswith("user_status_history "))
     assert status.split()[1] == (TODAY - dt.timedelta(days=7)).isoformat()  # the retention limit
-    assert any(line.startswith("Total: 5 exports, about 12 API requests") for line in lines)
+    assert any(line.startswith("Total: 5 exports, about 11 API requests") for line in lines)
     assert any(
         line.startswith("Budget: the company's rate limit is 120 requests a minute (X-AircallApi-Limit)")
         and "leaves 24 of them to the others" in line

@@ -112,7 +112,7 @@ def test_a_report_learns_its_own_time_and_a_new_report_starts_from_the_run(tmp_p
     for window in windows(10, 7):
         calls.export_window(window, tmp_path)
     assert timings.first_poll("USER_ACTIVITY_CALLS_HANDLED", 7) == timings.first_poll("CALLS_HISTORY", 7)
-    for window in windows(30, 7):
+    for window in windows(60, 7):  # down in small steps: a first poll that finds its export done says little
         handled.export_window(window, tmp_path)
     assert timings.first_poll("USER_ACTIVITY_CALLS_HANDLED", 7) < 2.5  # about 1 s: learned, not the run's 10
     assert 9 <= timings.first_poll("CALLS_HISTORY", 7) <= 16  # the other report's own stays

@@ -29,6 +29,7 @@ from tap_aircall_analytics.api.client import AircallClient
 from tap_aircall_analytics.config.catalogue import REPORTS, REPORTS_BY_API_NAME, REPORTS_BY_STREAM
 from tap_aircall_analytics.exports.pipeline import ExportPipeline, OutOfOrder, WindowFailed
 from tap_aircall_analytics.planning.windows import Window
+from tap_aircall_analytics.run import Run
 from tap_aircall_analytics.simulator.data import ReportData, write_csv
 from tap_aircall_analytics.tap import TapAircallAnalytics
 
@@ -371,8 +372,8 @@ def test_a_stream_that_asks_for_its_files_out_of_turn_is_told_at_once(simulator,
 
 def test_a_run_whose_streams_are_synced_out_of_plan_order_stops_with_one_line(simulator, monkeypatch):
     sim = simulator(rate_limit=100_000)
-    plan = TapAircallAnalytics.plan_exports
-    monkeypatch.setattr(TapAircallAnalytics, "plan_exports", lambda tap, streams: plan(tap, streams[::-1]))
+    plan = Run.plan_exports
+    monkeypatch.setattr(Run, "plan_exports", lambda run, streams: plan(run, streams[::-1]))
     tap = TapAircallAnalytics(
         config=tap_config(sim, start_date=YESTERDAY.first.isoformat(), end_date=YESTERDAY.last.isoformat())
     )

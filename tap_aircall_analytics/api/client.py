@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json as jsonlib
 import logging
-import math
 import random
 import threading
 import time
@@ -34,8 +33,6 @@ from tap_aircall_analytics.config.catalogue import (
     FAILED_STATUSES,
     LIMIT_HEADER,
     PROBE_EXPORT_ID,
-    REMAINING_HEADER,
-    RESET_HEADER,
     STATUS_COMPLETED,
 )
 from tap_aircall_analytics.redaction import keep_secret, scrub
@@ -49,7 +46,6 @@ DEFAULT_TIMEOUT_SECONDS = 30.0  # silence allowed while connecting or between tw
 DECODED_ENCODINGS = ("gzip", "x-gzip", "deflate")
 DEFAULT_DOWNLOAD_SECONDS = 30 * 60.0  # the longest a whole download may take (download_timeout_minutes)
 MAX_ANSWER_BYTES = 1 << 20  # the longest API answer read (an export object is a few hundred bytes)
-MAX_HOLD_SECONDS = 3600.0  # the longest a rate-limit header may hold the requests (Retry-After, a reset)
 MAX_RATE_LIMIT = 1_000_000  # the largest request count a rate-limit header may give
 MAX_ERROR_TEXT = 1000  # the most characters of an export's errorMessage kept (to be quoted, scrubbed)
 MAX_EXPORT_ID = 200  # the longest export ID the tap accepts (Aircall's are a few dozen characters)
@@ -187,31 +183,10 @@ def _read_answer(response: requests.Response, what: str) -> bytes:
     return body
 
 
-def finite_seconds(text: str | None, *, cap: float = MAX_HOLD_SECONDS) -> float | None:
-    """A number of seconds a header gives: None unless finite and not negative; at most `cap`."""
-    try:
-        value = float(text or "")
-    except ValueError:
-        return None
-    return min(value, cap) if math.isfinite(value) and value >= 0 else None
-
-
-def sane_rate_headers(headers: Mapping[str, str], now: float) -> dict[str, str]:
-    """The rate-limit headers of an answer that hold sane values; the others left out, so never believed.
-
-    A limit is a whole number from 1 to MAX_RATE_LIMIT, a remaining count one from 0, and a
-    reset a finite UNIX time at most MAX_HOLD_SECONDS ahead: `X-AircallApi-Limit: 0` or a reset
-    of `inf` would hold every request for ever.
-    """
-    sane: dict[str, str] = {}
-    for name, low in ((LIMIT_HEADER, 1), (REMAINING_HEADER, 0)):
-        value = str(headers.get(name, "")).strip()
-        if value.isdigit() and value.isascii() and low <= int(value) <= MAX_RATE_LIMIT:
-            sane[name] = value
-    reset = finite_seconds(headers.get(RESET_HEADER), cap=math.inf)
-    if reset is not None:
-        sane[RESET_HEADER] = repr(min(reset, now + MAX_HOLD_SECONDS))
-    return sane
+def rate_limit_of(headers: Mapping[str, str]) -> int | None:
+    """The limit an answer's headers give, when a whole number from 1 to MAX_RATE_LIMIT; else None (not believed)."""
+    value = str(headers.get(LIMIT_HEADER, "")).strip()
+    return int(value) if value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_RATE_LIMIT else None
 
 
 @dataclass(frozen=True)
@@ -345,8 +320,7 @@ class AircallClient:
             raise AircallError(f"the API did not answer ({type(error).__name__})") from None
         if response.status_code in (401, 403):
             raise self._client_error(response.status_code, _message(body, response.reason), "GET", EXPORTS_PATH)
-        limit = sane_rate_headers(response.headers, self.clock.now()).get(LIMIT_HEADER)
-        return int(limit) if limit else None
+        return rate_limit_of(response.headers)
 
     def _call(self, method: str, path: str, json: dict | None = None) -> dict:
         url = self.api_url + path
@@ -367,7 +341,7 @@ class AircallClient:
                 self.budget.settle(None)
                 raise
             status = response.status_code
-            self.budget.settle(status, sane_rate_headers(response.headers, self.clock.now()))
+            self.budget.settle(status, response.headers, now=self.clock.now())
             if status < 400:
                 try:
                     answer = _json(body)
@@ -393,11 +367,8 @@ class AircallClient:
         )
 
     def _wait_for_rate_limit(self, response: requests.Response) -> None:
-        now = self.clock.now()
-        retry_after = finite_seconds(response.headers.get("Retry-After"))
-        reset = sane_rate_headers(response.headers, now).get(RESET_HEADER)
-        moment = now + retry_after if retry_after is not None else float(reset or 0)
-        self.budget.hold_until(moment or now + self.backoff_seconds)
+        """Hold every request of the run until the 429's Retry-After, the Reset or a backoff (see budget.py)."""
+        self.budget.back_off(response.headers, self.clock.now())
 
     def _retry_or_raise(self, attempt: int, what: str, *, wait: bool = True) -> None:
         if attempt >= self.max_tries:

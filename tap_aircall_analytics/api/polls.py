@@ -9,14 +9,16 @@ from what the run has seen:
 - An export's expected time grows with its range: it is taken as a factor times
   (its days + `FIXED_COST_DAYS`), the factor learned per report (a month of one report
   takes longer than a month of another). A report with no export seen yet uses the run's.
-- The first poll goes at that time. The factor tracks the time at which about three
-  exports in four are done: a first poll that finds the export PENDING raises it, one that
-  finds it done lowers it a little, so a run converges on about 1.3 polls per export.
+- The first poll goes at that time. The factor tracks the time at which about six
+  exports in seven are done: a first poll that finds the export PENDING raises it, one that
+  finds it done lowers it a little, so a run converges on about 1.2 polls per export.
 - A prediction that misses is followed by polls backing off from a fifth of it, up to
   `max_poll_interval_seconds` apart; `export_timeout_minutes` bounds the whole wait.
-- Before any export of the run has completed, nothing is known: one export (the scout)
-  polls on the backoff schedule from `poll_interval_seconds`, and the others wait for what
-  it learns (polling at most `max_poll_interval_seconds` apart meanwhile).
+- Before any export has completed, nothing is known: one export (the scout) polls on the
+  backoff schedule from `poll_interval_seconds`, and the others wait for what it learns
+  (polling at most `max_poll_interval_seconds` apart meanwhile).
+- What a run learned lasts: the factors travel in the state (bookmarks.py), so a daily
+  run's exports are polled once, when they are expected ready, from the first.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ FIXED_COST_DAYS = 7
 #: The share of first polls that may find their export PENDING. The factor goes up by
 #: FACTOR_STEP on a miss and down by FACTOR_STEP * q / (1 - q) on a hit, which settles where
 #: a fraction q of first polls miss.
-TARGET_MISS_SHARE = 0.25
+TARGET_MISS_SHARE = 0.15
 FACTOR_STEP = 0.15
 #: The first estimate, from an export seen between two polls, is put at 1.25 times its time:
 #: exports of one report and length vary by about half their time either way.
@@ -48,11 +50,24 @@ def _size(days: int) -> float:
 class ExportTimings:
     """What the run has learned of its exports' times, per report. Shared by every thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, learned: dict[str, float] | None = None) -> None:
         self._lock = threading.Lock()
         self._factors: dict[str, float] = {}  # seconds per (day + FIXED_COST_DAYS), per report
         self._run_factor: float | None = None
         self._scout: object | None = None
+        self.restore(learned or {})
+
+    def restore(self, learned: dict[str, float]) -> None:
+        """Start from what earlier runs learned, per report (the state carries it): no scout is needed then."""
+        with self._lock:
+            self._factors.update(learned)
+            if self._factors and self._run_factor is None:
+                self._run_factor = max(self._factors.values())  # a report not seen yet: the slowest one known
+
+    def learned(self) -> dict[str, float]:
+        """What the run knows of each report's export time, for the state."""
+        with self._lock:
+            return dict(self._factors)
 
     def first_poll(self, report: str, days: int) -> float | None:
         """Seconds after its request to first poll an export of `days` days; None while nothing is known."""
@@ -107,8 +122,11 @@ class PollPolicy:
 class PollSchedule:
     """The polls of one export: when the next one goes, and what its outcome teaches the run."""
 
-    def __init__(self, timings: ExportTimings, report: str, days: int, policy: PollPolicy) -> None:
+    def __init__(
+        self, timings: ExportTimings, report: str, days: int, policy: PollPolicy, *, learns: bool = True
+    ) -> None:
         self.timings = timings
+        self.learns = learns  # False: its outcome teaches nothing (an export requested by an earlier run)
         self.report = report
         self.days = days
         self.policy = policy
@@ -150,7 +168,7 @@ class PollSchedule:
         if self.predicted is None:
             self._blind_wait = min(self._blind_wait * 2, self.policy.max_wait)
         self.polls += 1
-        if done:
+        if done and self.learns:
             self.timings.learn(
                 self.report,
                 self.days,
@@ -158,6 +176,7 @@ class PollSchedule:
                 done_at=at,
                 first_poll_hit=self._first_poll_hit,
             )
+        if done:
             self.timings.release(self)
         self.last_answer = at
 

@@ -36,7 +36,10 @@ from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
-from tap_aircall_analytics.api.budget import CLOCK_GRAIN_SECONDS  # a poll due sooner than this goes now
+from tap_aircall_analytics.api.budget import (  # a poll due sooner than the grain goes now
+    CLOCK_GRAIN_SECONDS,
+    RequestBudget,
+)
 from tap_aircall_analytics.api.client import (
     AircallClient,
     AircallError,
@@ -49,6 +52,7 @@ from tap_aircall_analytics.api.client import (
 )
 from tap_aircall_analytics.api.polls import RECHECK_SECONDS, ExportTimings, PollPolicy, PollSchedule
 from tap_aircall_analytics.config.catalogue import STATUS_COMPLETED, STATUS_FAILED, STATUS_PENDING, Report
+from tap_aircall_analytics.planning.bookmarks import ExportsInFlight, PendingExport
 from tap_aircall_analytics.planning.windows import Window
 
 logger = logging.getLogger("tap_aircall_analytics")
@@ -204,6 +208,7 @@ class ExportStats:
     failed_exports: int = 0
     splits: int = 0
     link_refreshes: int = 0
+    resumed: int = 0  # exports an earlier run requested, polled instead of requested again
     bytes: int = 0
     rows: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -232,8 +237,10 @@ class ExportPipeline:
         max_disk_bytes: float,
         progress: Callable[[str], None] | None = None,
         stop: threading.Event | None = None,
+        budget: RequestBudget | None = None,
     ) -> None:
         self.max_concurrent = max_concurrent
+        self.budget = budget  # the run's API budget: the progress line says when requests wait on it
         self.disk = DiskSpace(max_disk_bytes)
         self.stop = stop or threading.Event()
         self._progress = progress or (lambda message: logger.info("%s", message))
@@ -366,9 +373,11 @@ class ExportPipeline:
             )
             queued = len(self._jobs) - self._next
             pending, disk = self._in_flight, self.disk.used
+        budget = self.budget.waiting(time.time()) if self.budget is not None else None
+        rate = "" if budget is None or budget[0] < 1 else f"; waiting {budget[0]:.0f} s for the rate limit: {budget[1]}"
         self._progress(
             f"waiting for {waiting_for.exporter.stream} {waiting_for.window}: exports ready {ready}, "
-            f"pending {pending}, queued {queued}; {disk / 1e6:.1f} MB on disk"
+            f"pending {pending}, queued {queued}; {disk / 1e6:.1f} MB on disk{rate}"
         )
 
     # --- the worker threads -----------------------------------------------------
@@ -436,8 +445,10 @@ class ReportExporter:
         poll: PollPolicy,
         timings: ExportTimings | None = None,
         progress: Callable[[str], None] | None = None,
+        in_flight: ExportsInFlight | None = None,
     ) -> None:
         self.client = client
+        self.in_flight = in_flight  # the run's exports in flight, kept in the state
         self.report = report
         self.stream = report.stream_name
         self.request_body = request_body
@@ -480,25 +491,41 @@ class ReportExporter:
         return self._export_or_split(first, workdir, claims) + self._export_or_split(second, workdir, claims)
 
     def _export(self, window: Window, workdir: Path, claims: Callable[[], DiskClaim] | None) -> ExportedFile:
+        earlier = self.in_flight.resume(self.stream, window.first, window.last) if self.in_flight else None
+        if earlier is not None and self.client.clock.now() - earlier.requested_at > self.poll.timeout:
+            earlier = None  # past export_timeout_minutes already: requested again
         for _ in range(REQUESTS_PER_EXPORT):
             try:
-                export = self._await(self._request(window), window)
+                if earlier is not None:  # requested by a run that stopped: polled, not paid for again
+                    self._say(window, f"export {earlier.export_id} was requested by an earlier run; polling it")
+                    resumed = ExportStatus(earlier.export_id, STATUS_PENDING)
+                    export = self._await(resumed, window, requested_at=earlier.requested_at)
+                    self.stats.add(resumed=1)
+                else:
+                    export = self._await(self._request(window), window)
+                earlier = None
                 return self._download(export, window, workdir, claims)
             except ExportNotFound:
+                earlier = None
                 self._say(window, "export is gone (404); requesting it again")
         raise WindowFailed(f"{self.stream} {window}: the API kept forgetting the export (404)")
 
     def _request(self, window: Window) -> ExportStatus:
+        requested_at = self.client.clock.now()
         export = self.client.create_export(self.request_body(window))
         self.stats.add(exports=1)
+        if self.in_flight is not None:
+            pending = PendingExport(window.first, window.last, export.export_id, requested_at)
+            self.in_flight.requested(self.stream, pending)
         self._say(window, f"export {export.export_id} requested")
         return export
 
-    def _await(self, export: ExportStatus, window: Window) -> ExportStatus:
-        """Poll until the export is done, when `PollSchedule` says (see polls.py)."""
+    def _await(self, export: ExportStatus, window: Window, requested_at: float | None = None) -> ExportStatus:
+        """Poll until the export is done, when `PollSchedule` says (see polls.py); times count from its request."""
         clock = self.client.clock
-        started = clock.now()
-        schedule = PollSchedule(self.timings, self.report.api_name, window.days, self.poll)
+        started = clock.now() if requested_at is None else min(requested_at, clock.now())
+        # an export an earlier run requested may have been ready for long: its time teaches nothing
+        schedule = PollSchedule(self.timings, self.report.api_name, window.days, self.poll, learns=requested_at is None)
         statuses = {STATUS_PENDING}  # those seen so far: one the tap does not know is said once
         try:
             while not export.done:

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+import threading
 import typing as t
+from dataclasses import dataclass, field
 
 REPLICATION_KEY_VALUE = "replication_key_value"
 #: What to do about a stream's state that cannot be read: that stream alone starts again.
@@ -84,3 +87,137 @@ def _kind(value: object) -> str:
     if isinstance(value, (int, float)):
         return "number"
     return {dict: "object", list: "array", str: "string", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+#: The tap's own key in the state, beside the SDK's `bookmarks`: what one run leaves the next that
+#: is not a bookmark. It is small (a number per report, the last minute's requests, the exports
+#: in flight) and optional: a state without it (an older release's) loads as before, and one the
+#: tap cannot read is set aside with a warning, never an error (it only saves requests).
+TAP_STATE_KEY = "tap_aircall_analytics"
+EXPORT_TIMES = "export_ms_per_day"  # {report: milliseconds per (day + FIXED_COST_DAYS)}, learned by polls.py
+RECENT_REQUESTS = "recent_requests"  # {"since": UNIX seconds, "tenths": [tenths of a second after it]}
+IN_FLIGHT = "exports_in_flight"  # {stream: [[first day, last day, export ID, UNIX second requested]]}
+# Whole numbers only: some targets read a STATE's numbers as decimals, then cannot write them back as JSON.
+
+
+@dataclass(frozen=True)
+class PendingExport:
+    """An export requested for a window and not yet emitted: the next run polls it instead of asking again."""
+
+    first: dt.date
+    last: dt.date
+    export_id: str
+    requested_at: float
+
+
+@dataclass
+class CarriedState:
+    """What a run reads of the tap's own key: learned export times, recent requests, exports in flight."""
+
+    export_times: dict[str, float] = field(default_factory=dict)
+    recent_requests: list[float] = field(default_factory=list)
+    in_flight: dict[str, list[PendingExport]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, state: object, warn: t.Callable[[str], None]) -> CarriedState:
+        """The tap's key of `state`; empty when there is none, set aside (with a warning) when it cannot be read."""
+        own = state.get(TAP_STATE_KEY) if isinstance(state, dict) else None
+        if own is None:
+            return cls()
+        try:
+            if not isinstance(own, dict):
+                raise TypeError
+            times = own.get(EXPORT_TIMES, {})
+            export_times = {str(report): int(factor) / 1000 for report, factor in times.items()}
+            if not all(math.isfinite(factor) and factor > 0 for factor in export_times.values()):
+                raise ValueError
+            recent = own.get(RECENT_REQUESTS) or {"since": 0, "tenths": []}
+            since = float(recent["since"])
+            requests = [since + int(tenths) / 10 for tenths in recent["tenths"]]
+            in_flight = {
+                str(stream): [
+                    PendingExport(dt.date.fromisoformat(first), dt.date.fromisoformat(last), str(export_id), int(at))
+                    for first, last, export_id, at in entries
+                ]
+                for stream, entries in own.get(IN_FLIGHT, {}).items()
+            }
+        except (TypeError, ValueError, KeyError, AttributeError):
+            warn(
+                f"the state's {TAP_STATE_KEY} cannot be read: set aside (export times are learned again, "
+                "exports in flight requested again)"
+            )
+            return cls()
+        return cls(export_times, requests, in_flight)
+
+
+def carried_state(
+    export_times: dict[str, float], recent_requests: list[float], in_flight: dict[str, list[PendingExport]]
+) -> dict[str, t.Any]:
+    """The tap's key as the state holds it."""
+    since = int(min(recent_requests, default=0))
+    return {
+        EXPORT_TIMES: {report: round(factor * 1000) for report, factor in sorted(export_times.items())},
+        RECENT_REQUESTS: {
+            "since": since,
+            "tenths": [round((moment - since) * 10) for moment in sorted(recent_requests)],
+        },
+        IN_FLIGHT: {
+            stream: [[str(e.first), str(e.last), e.export_id, round(e.requested_at)] for e in entries]
+            for stream, entries in sorted(in_flight.items())
+            if entries
+        },
+    }
+
+
+class ExportsInFlight:
+    """The run's exports requested and not yet emitted, by stream and window; shared by every thread.
+
+    Those the state carried are handed to the first export of their window (`resume`); those
+    of windows the run no longer plans are dropped; those of windows emitted are dropped at
+    their checkpoint.
+    """
+
+    def __init__(self, carried: dict[str, list[PendingExport]] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._exports: dict[str, dict[tuple[dt.date, dt.date], PendingExport]] = {
+            stream: {(e.first, e.last): e for e in entries} for stream, entries in (carried or {}).items()
+        }
+        self._resumable = {(stream, key) for stream, entries in self._exports.items() for key in entries}
+
+    def keep_planned(self, planned: dict[str, set[tuple[dt.date, dt.date]]]) -> None:
+        """Drop the carried exports of windows these streams' plans no longer hold (their days are done, or
+        planned otherwise); other streams' are kept for the run that plans them."""
+        with self._lock:
+            for stream, entries in self._exports.items():
+                if stream not in planned:
+                    continue
+                for key in [key for key in entries if key not in planned[stream]]:
+                    del entries[key]
+                    self._resumable.discard((stream, key))
+
+    def resume(self, stream: str, first: dt.date, last: dt.date) -> PendingExport | None:
+        """The export a previous run requested for this window, once (None: request it)."""
+        with self._lock:
+            if (stream, (first, last)) not in self._resumable:
+                return None
+            self._resumable.discard((stream, (first, last)))
+            return self._exports.get(stream, {}).get((first, last))
+
+    def requested(self, stream: str, export: PendingExport) -> None:
+        """An export was requested for a window (replacing any before it)."""
+        with self._lock:
+            self._exports.setdefault(stream, {})[(export.first, export.last)] = export
+            self._resumable.discard((stream, (export.first, export.last)))
+
+    def emitted(self, stream: str, through: dt.date) -> None:
+        """The window of `stream` that ends `through` is emitted, and every one before it: their exports are done
+        with (windows are emitted in order; a window of today is exported again by the next run, not resumed)."""
+        with self._lock:
+            entries = self._exports.get(stream, {})
+            for key in [key for key in entries if key[0] <= through]:
+                del entries[key]
+
+    def snapshot(self) -> dict[str, list[PendingExport]]:
+        """The exports in flight, by stream, in window order."""
+        with self._lock:
+            return {stream: [entries[key] for key in sorted(entries)] for stream, entries in self._exports.items()}

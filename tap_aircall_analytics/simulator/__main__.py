@@ -35,6 +35,10 @@ HELP = {
     "export_ttl_seconds": "an export answers 404 this long after its creation",
     "rate_limit": "API requests allowed per rate window (then 429 with Retry-After)",
     "rate_window_seconds": "length of the rate window",
+    "rate_limit_style": "how the limiter counts: fixed (windows), sliding (a log of the last window) or bucket "
+    "(a token bucket of --rate-bucket-size, refilled at --rate-limit per window)",
+    "rate_reset_style": "X-AircallApi-Reset as a UNIX time (epoch) or as the seconds left (seconds)",
+    "rate_bucket_size": "the token bucket's capacity: Remaining never goes above it (default: a sixth of the limit)",
     "background_per_minute": "the company's other integrations: requests a minute on the same rate limit",
     "background_burst": "the other integrations send their requests this many at once",
     "zipped": "serve files as zip archives holding one CSV",

@@ -8,6 +8,7 @@ setting of `SimulatorConfig`, so a test or a user's pipeline check can turn it o
 from __future__ import annotations
 
 import base64
+import collections
 import datetime as dt
 import gzip
 import hashlib
@@ -54,6 +55,8 @@ from tap_aircall_analytics.config.catalogue import (
 from tap_aircall_analytics.simulator.data import FileOptions, Filters, ReportData, queue_report, write_csv
 from tap_aircall_analytics.simulator.dialects import Dialect
 
+RATE_LIMIT_STYLES = ("fixed", "sliding", "bucket")
+RESET_STYLES = ("epoch", "seconds")
 RELATIVE_RANGES = ("TODAY", "YESTERDAY", "THIS_WEEK", "LAST_WEEK", "THIS_MONTH", "LAST_MONTH")
 
 
@@ -85,6 +88,9 @@ class SimulatorConfig:
     export_ttl_seconds: float | None = None  # an export is forgotten (404) after this long
     rate_limit: int = 120  # API requests per rate window
     rate_window_seconds: float = 60.0
+    rate_limit_style: str = "fixed"  # how the limiter counts: fixed windows, a sliding log, or a token bucket
+    rate_reset_style: str = "epoch"  # X-AircallApi-Reset as a UNIX time ("epoch") or the seconds left ("seconds")
+    rate_bucket_size: int | None = None  # the bucket's capacity (default: a sixth of the limit)
     background_per_minute: int = 0  # the company's other integrations: requests a minute on the same budget
     background_burst: int = 5  # sent this many at once
     zipped: bool = False
@@ -125,6 +131,14 @@ class SimulatorConfig:
         Dialect.parse(self.dialect)  # a mistake stops the simulator at once, naming the options
         if self.now:
             dt.datetime.fromisoformat(self.now)  # a mistake stops the simulator at once
+        if self.rate_limit_style not in RATE_LIMIT_STYLES:
+            raise ValueError(
+                f"rate_limit_style must be one of {', '.join(RATE_LIMIT_STYLES)}, not {self.rate_limit_style!r}"
+            )
+        if self.rate_reset_style not in RESET_STYLES:
+            raise ValueError(
+                f"rate_reset_style must be one of {', '.join(RESET_STYLES)}, not {self.rate_reset_style!r}"
+            )
 
     def file_options(self) -> FileOptions:
         """The CSV format options these settings ask for."""
@@ -185,9 +199,12 @@ class BudgetRecord:
     background_requests: int = 0
     background_refused: int = 0  # the other integrations' requests over the limit
     lowest_remaining_overall: int | None = None  # after any request, the others' included
+    tap_times: list[float] = field(default_factory=list)  # when each of the tap's requests came (UNIX time)
 
     def count(self, requests: int, refused: int, remaining: int, *, background: bool) -> None:
         """Count requests on the budget (with the simulator's lock held)."""
+        if not background:
+            self.tap_times.append(time.time())
         if background:
             self.background_requests += requests
             self.background_refused += refused
@@ -239,6 +256,9 @@ class Simulator:
         self._request_count = 0
         self._rate_window_start = time.time()
         self._rate_used = 0
+        self._rate_log: collections.deque[float] = collections.deque()  # sliding: the requests of the window
+        self._rate_tokens = float(self._bucket_size())  # bucket
+        self._rate_filled_at = time.time()
         self._failed_reports: set[str] = set()
         self._cut_done = False
         self._bomb: bytes | None = None  # the gzip bomb of gzip_bomb_mb, made on its first download
@@ -375,24 +395,56 @@ class Simulator:
         config = self.config
         with self._lock:
             now = time.time()
-            if now >= self._rate_window_start + config.rate_window_seconds:
-                self._rate_window_start, self._rate_used = now, 0
-            refused = max(0, min(requests, self._rate_used + requests - config.rate_limit))
-            self._rate_used += requests
+            refused, reset, retry = self._take(now, requests)
             self._request_count += 0 if background else requests
-            reset = self._rate_window_start + config.rate_window_seconds
-            remaining = max(0, config.rate_limit - self._rate_used)
+            remaining = self._remaining()
             self.budget.count(requests, refused, remaining, background=background)
-        headers = {
-            LIMIT_HEADER: str(config.rate_limit),
-            REMAINING_HEADER: str(remaining),
-            RESET_HEADER: str(int(reset + 0.999)),
-        }
+        shown = int(reset + 0.999) if config.rate_reset_style == "epoch" else max(0, int(reset - now + 0.999))
+        headers = {LIMIT_HEADER: str(config.rate_limit), REMAINING_HEADER: str(remaining), RESET_HEADER: str(shown)}
         for item in (config.answer_headers or "").split(";"):
             name, equals, value = item.partition("=")
             if equals:
                 headers[name] = value
-        return headers, refused, max(1, int(reset - now + 0.999))
+        return headers, refused, max(1, int(retry + 0.999))
+
+    def _bucket_size(self) -> int:
+        return self.config.rate_bucket_size or max(1, self.config.rate_limit // 6)
+
+    def _take(self, now: float, requests: int) -> tuple[int, float, float]:
+        """Count `requests` in the limiter's own way (lock held): how many are refused, the Reset, the Retry-After.
+
+        Fixed windows count refused requests too; a sliding log and a bucket count only those let through.
+        """
+        config = self.config
+        limit, window = config.rate_limit, config.rate_window_seconds
+        if config.rate_limit_style == "sliding":
+            while self._rate_log and self._rate_log[0] <= now - window:
+                self._rate_log.popleft()
+            accepted = max(0, min(requests, limit - len(self._rate_log)))
+            self._rate_log.extend([now] * accepted)
+            frees = self._rate_log[0] + window if self._rate_log else now
+            return requests - accepted, frees, frees - now
+        if config.rate_limit_style == "bucket":
+            size, rate = self._bucket_size(), limit / window
+            self._rate_tokens = min(size, self._rate_tokens + (now - self._rate_filled_at) * rate)
+            self._rate_filled_at = now
+            accepted = max(0, min(requests, int(self._rate_tokens)))
+            self._rate_tokens -= accepted
+            return requests - accepted, now + (size - self._rate_tokens) / rate, (1 - self._rate_tokens % 1) / rate
+        if now >= self._rate_window_start + window:
+            self._rate_window_start, self._rate_used = now, 0
+        refused = max(0, min(requests, self._rate_used + requests - limit))
+        self._rate_used += requests
+        reset = self._rate_window_start + window
+        return refused, reset, reset - now
+
+    def _remaining(self) -> int:
+        config = self.config
+        if config.rate_limit_style == "sliding":
+            return config.rate_limit - len(self._rate_log)
+        if config.rate_limit_style == "bucket":
+            return int(self._rate_tokens)
+        return max(0, config.rate_limit - self._rate_used)
 
     def _background(self) -> None:
         """The company's other integrations, until stopped: a burst every so often."""
