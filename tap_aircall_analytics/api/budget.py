@@ -219,8 +219,11 @@ class RequestBudget:
 
     def back_off(self, headers: Mapping[str, str], now: float) -> float:
         """After a 429: hold every request until its Retry-After, the Reset or a backoff; return the wait."""
-        wait = _retry_after(headers.get("Retry-After"), now)
+        given = headers.get("Retry-After")
+        wait = _retry_after(given, now)
         with self._lock:
+            if given and wait is None:
+                self._name(f"Retry-After {given[:40]!r}, not a time to wait: the Reset or a backoff was waited instead")
             if wait is not None and wait > MAX_RETRY_AFTER_SECONDS:
                 self._name(f"Retry-After {headers.get('Retry-After')}, waited {MAX_RETRY_AFTER_SECONDS:.0f} s at most")
                 wait = MAX_RETRY_AFTER_SECONDS
@@ -524,6 +527,6 @@ def _retry_after(value: str | None, now: float) -> float | None:
         except (TypeError, ValueError):
             return None
         return max(0.0, moment.timestamp() - now)
-    if math.isnan(seconds) or seconds < 0:
+    if not math.isfinite(seconds) or seconds < 0:  # `inf` is not a time to wait: the Reset or a backoff is
         return None
     return seconds
