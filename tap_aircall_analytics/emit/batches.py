@@ -30,8 +30,6 @@ from urllib.request import url2pathname
 
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
-from tap_aircall_analytics.config import spellings
-from tap_aircall_analytics.config.spellings import Spelling
 from tap_aircall_analytics.emit.batch_sql import BatchSql, sql_text, unparsed_counter, utc_offsets
 from tap_aircall_analytics.exports.pipeline import disk_full
 from tap_aircall_analytics.files.records import (
@@ -42,7 +40,6 @@ from tap_aircall_analytics.files.records import (
     RowFeed,
     open_bytes,
     open_text,
-    sample,
 )
 from tap_aircall_analytics.planning.windows import Window
 
@@ -182,7 +179,7 @@ class BatchFileWriter:
         self._count = 0
 
     def write(self, csv_path: Path, *, zipped: bool, window: Window, workdir: Path) -> list[str]:
-        """Convert one export file; return the URLs of the batch files written (one per thread).
+        """Convert one export file; return the URL of the batch file written.
 
         `zipped` is what the API announced; the file's first bytes decide.
         """
@@ -208,12 +205,10 @@ class BatchFileWriter:
                 self.reader.no_header(csv_path, where)
             else:
                 self.reader.check_header(header)
-            head, _ = sample(rows, feed)
         match = None if header is None else self.reader.match(header)
-        primaries = {} if match is None else self._primaries(match, head)
         output = workdir / f"{csv_path.stem}.batch"
         try:
-            self._copy(output, csv_path, header, match, window, primaries)
+            self._copy(output, csv_path, header, match, window)
         except BaseException:
             _remove(output)
             raise
@@ -234,13 +229,6 @@ class BatchFileWriter:
         if zipped:
             csv_path.unlink()
         return urls
-
-    def _primaries(self, match: HeaderMatch, head: list[list[str]]) -> dict[str, Spelling | None]:
-        """The spelling each column's first values are in: its SQL is tried first."""
-        return {
-            name: spellings.detect(reading, (row[index] for row in head if index < len(row) and row[index]))
-            for (index, _), (name, reading) in zip(match.positions, self.reader.readings(match).items())
-        }
 
     def _unzip(self, archive: Path, plain: Path, where: str) -> None:
         """Unzip the export's CSV next to it, for DuckDB: bytes as they are, at most the disk bound."""
@@ -270,7 +258,6 @@ class BatchFileWriter:
         header: list[str] | None,
         match: HeaderMatch | None,
         window: Window,
-        primaries: dict[str, Spelling | None],
     ) -> None:
         """Run the conversion, check it wrote every row, count the cells kept as text.
 
@@ -289,7 +276,7 @@ class BatchFileWriter:
                 "although RECORD mode can: run this window without batch_config"
             )
         try:
-            written, counts = self._run(destination, source, header, match, window, primaries, reading)
+            written, counts = self._run(destination, source, header, match, window, reading)
         except duckdb.IOException as error:  # writing, not reading: the disk is full or not writable
             if "space left" in str(error):
                 raise FileFormatError(disk_full(where, destination.parent, "the batch")) from None
@@ -314,7 +301,6 @@ class BatchFileWriter:
         header: list[str] | None,
         match: HeaderMatch | None,
         window: Window,
-        primaries: dict[str, Spelling | None],
         reading: ReadLimits,
     ) -> tuple[int, dict[str, int]]:
         """COPY the file's records to `destination`: the rows written, and the bad cells by counter."""
@@ -323,11 +309,9 @@ class BatchFileWriter:
             select = self.sql.empty_select()
         else:
             offsets = utc_offsets(self.reader.timezone, window)
-            select = self.sql.select(csv_source(source, len(header or ()), reading), match, offsets, primaries)
-        if self.encoding.format == "jsonl":  # JSON lines: both threads write a file each
-            options = "FORMAT json, PER_THREAD_OUTPUT true" + (
-                ", COMPRESSION gzip" if self.encoding.compression == "gzip" else ""
-            )
+            select = self.sql.select(csv_source(source, len(header or ()), reading), match, offsets)
+        if self.encoding.format == "jsonl":  # one file: DuckDB 2 holds every row of a per-thread output in memory
+            options = "FORMAT json" + (", COMPRESSION gzip" if self.encoding.compression == "gzip" else "")
         else:
             codec = {"gzip": "gzip", "zstd": "zstd", "snappy": "snappy"}.get(
                 self.encoding.compression or "", "uncompressed"
@@ -366,7 +350,7 @@ class BatchFileWriter:
 
 
 def _remove(output: Path) -> None:
-    """Remove a batch output: a file, or a folder of per-thread files."""
+    """Remove a batch output: a file, or a folder of files."""
     if output.is_dir():
         shutil.rmtree(output, ignore_errors=True)
     else:
