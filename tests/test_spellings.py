@@ -275,6 +275,26 @@ def test_every_spelling_reads_to_the_same_value_in_record_and_batch_mode(tmp_pat
     assert batch_values(report, path, tmp_path, "parquet") == expected
 
 
+def test_each_cheap_sql_test_implies_its_spelling_pattern():
+    """A guard that let through a cell its pattern refuses would make BATCH read what RECORD does not."""
+    every_cell = sorted({cell for _, values, unreadable in CASES.values() for cell in [*values, *unreadable]})
+    db = duckdb.connect()
+    checked = 0
+    for kind, table in spellings.SPELLINGS.items():
+        for spelling in table:
+            if spelling.guard is None:
+                continue
+            guard = spelling.guard("cell")
+            passed = db.execute(
+                f"SELECT cell FROM (SELECT unnest($cells) AS cell) WHERE {guard}", {"cells": every_cell}
+            ).fetchall()
+            assert passed, f"{kind.value} {spelling.name}: no cell passes its guard"
+            for (cell,) in passed:
+                assert spelling.compiled.fullmatch(cell), f"{kind.value} {spelling.name}: {cell!r}"
+                checked += 1
+    assert checked > 20
+
+
 def test_the_patterns_of_one_kind_never_overlap():
     """So a cell has one reading, whichever spelling its column is read with first."""
     for kind, table in spellings.SPELLINGS.items():

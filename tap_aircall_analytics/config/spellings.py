@@ -5,8 +5,8 @@ expressions, BATCH mode) and by `preflight.py` (which names the spelling it dete
 spelling is one row: the regular expression a cell must match (written in the part of the
 syntax that Python's `re` and DuckDB's RE2 read alike: ASCII classes, no look-around), the
 Python function and the SQL expression that read a matching cell from the same capture
-groups, and for the spellings files usually hold, a faster Python reader of a whole column
-that gives the same values.
+groups, and for the spellings files usually hold, faster forms of both that give the same
+values.
 
 The patterns of one kind never overlap, so a cell has one reading whichever spelling its
 column was first read with: a column's reader is chosen once, from its first values, and a
@@ -117,8 +117,9 @@ class Spelling:
     `read` gets the pattern's match; `sql` the same groups. Values are the JSON value in
     Python, and in SQL a BIGINT, DOUBLE, BOOLEAN, DATE or TIMESTAMP (UTC, no zone); either
     is NULL/BadValue when the cell matches but means nothing (a 30 February).
-    `fast` builds the Python reader used when a whole column is in this spelling (BadValue
-    on any other cell).
+    `guard` is a cheap SQL test that implies the pattern (GLOB shapes, digits only), for the
+    cells that `fast_sql` reads without a regular expression; `fast` builds the Python
+    reader used when a whole column is in this spelling (BadValue on any other cell).
     """
 
     kind: Kind
@@ -126,6 +127,8 @@ class Spelling:
     pattern: str
     read: Callable[[re.Match[str], Reading], object]
     sql: Callable[[SqlCell], str]
+    guard: Callable[[str], str] | None = None
+    fast_sql: Callable[[SqlCell], str] | None = None
     fast: Callable[[Reading], Reader] | None = None
     compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
@@ -156,7 +159,24 @@ _SECONDS = r"(?::([0-5][0-9])(?:[.,]([0-9]{1,9}))?)?"
 _LOCAL = _DATE + "[ T]" + _MINUTE + _SECONDS  # groups 1-5: date, hour, minute, second, fraction
 _UTC_SUFFIX = r"(?:Z| ?UTC)"
 _OFFSET = r" ?([+-])([01][0-9]|2[0-3]):?([0-5][0-9])"  # groups 6-8: sign, hours, minutes
+_GLOB_DATE = "[12][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]"
+_GLOB_TIME = ("[01][0-9]:[0-5][0-9]:[0-5][0-9]", "2[0-3]:[0-5][0-9]:[0-5][0-9]")
+_GLOB_MILLIS = ".[0-9][0-9][0-9]"
 _EPOCH = dt.datetime(1970, 1, 1)
+
+
+def _globs(*shapes: str) -> Callable[[str], str]:
+    """A guard: the cell has one of these GLOB shapes."""
+    return lambda field: "(" + " OR ".join(f"{field} GLOB '{shape}'" for shape in shapes) + ")"
+
+
+def _glob_times(separator: str, suffix: str, fractions: tuple[str, ...] = ("",)) -> tuple[str, ...]:
+    return tuple(_GLOB_DATE + separator + time + fraction + suffix for time in _GLOB_TIME for fraction in fractions)
+
+
+def _digits(shortest: int, longest: int) -> Callable[[str], str]:
+    """A guard: the cell is `shortest` to `longest` ASCII digits."""
+    return lambda field: f"(strlen({field}) BETWEEN {shortest} AND {longest} AND NOT {field} GLOB '*[!0-9]*')"
 
 
 def _micro(fraction: str) -> int:
@@ -380,6 +400,15 @@ def _sql_clock_duration(cell: SqlCell) -> str:
     return _sql_half_up(whole, cell.group(4), 1, 1)
 
 
+def _fast_clock_duration(cell: SqlCell) -> str:  # H:MM:SS, MM and SS at fixed places from the end
+    field = cell.field
+    hours = f"substr({field}, 1, strlen({field}) - 6)"
+    return (
+        f"CAST({hours} AS BIGINT) * 3600 + CAST(substr({field}, -5, 2) AS BIGINT) * 60 + "
+        f"CAST(substr({field}, -2, 2) AS BIGINT)"
+    )
+
+
 def _unit_duration(match: re.Match[str], reading: Reading) -> int:
     return _half_up(int(match.group(1)), match.group(2) or "", reading)
 
@@ -426,6 +455,8 @@ def _boolean(true: str, false: str) -> Spelling:
         f"({_any_case(true)}|{_any_case(false)})",
         lambda match, reading: words[match.group(1).lower()],
         lambda cell: f"lower({cell.group(1)}) = '{true.lower()}'",
+        guard=lambda field: f"{field} IN ({', '.join(_sql_literal(text) for text in spellings)})",
+        fast_sql=lambda cell: f"lower({cell.field}) = '{true.lower()}'",
         fast=lambda reading: dict(spellings),  # a plain dict: the fastest lookup; another case goes the careful way
     )
 
@@ -458,6 +489,8 @@ LOCAL_TIMESTAMP: Spelling = Spelling(
     _LOCAL,
     _local_timestamp,
     lambda cell: cell.to_utc(_sql_wall_clock(cell)),
+    guard=_globs(*_glob_times(" ", ""), *_glob_times("T", "")),
+    fast_sql=lambda cell: cell.to_utc(f"TRY_CAST({cell.field} AS TIMESTAMP)"),
     fast=lambda reading: WallClockReader(reading, LOCAL_TIMESTAMP, utc=False),
 )
 UTC_TIMESTAMP: Spelling = Spelling(
@@ -466,6 +499,8 @@ UTC_TIMESTAMP: Spelling = Spelling(
     _LOCAL + _UTC_SUFFIX,
     _utc_timestamp,
     _sql_wall_clock,
+    guard=_globs(*_glob_times("T", "Z", ("", _GLOB_MILLIS))),
+    fast_sql=lambda cell: f"TRY_CAST(rtrim({cell.field}, 'Z') AS TIMESTAMP)",
     fast=lambda reading: WallClockReader(reading, UTC_TIMESTAMP, utc=True),
 )
 OFFSET_TIMESTAMP = Spelling(
@@ -477,6 +512,8 @@ UNIX_TIMESTAMP = Spelling(
     r"([0-9]{9,10})(?:\.([0-9]{1,9}))?",
     _epoch_timestamp(1_000_000),
     _sql_epoch_timestamp(1_000_000),
+    guard=_digits(9, 10),
+    fast_sql=lambda cell: f"make_timestamp(CAST({cell.field} AS BIGINT) * 1000000)",
     fast=UnixReader,
 )
 
@@ -489,6 +526,8 @@ def _whole_units(name: str, shortest: int, longest: int, per_unit: int) -> Spell
         rf"([0-9]{{{shortest},{longest}}})()",
         _epoch_timestamp(per_unit),
         _sql_epoch_timestamp(per_unit),
+        guard=_digits(shortest, longest),
+        fast_sql=lambda cell: f"make_timestamp(CAST({cell.field} AS BIGINT) * {per_unit})",
         fast=lambda reading: UnixReader(reading, (shortest, longest), per_unit),
     )
 
@@ -501,6 +540,8 @@ CLOCK_DURATION: Spelling = Spelling(
     r"([0-9]{1,9}):([0-5][0-9]):([0-5][0-9])(?:[.,]([0-9]{1,9}))?",
     _clock_duration,
     _sql_clock_duration,
+    guard=_globs(*(f"{hours}:[0-5][0-9]:[0-5][0-9]" for hours in ("[0-9]", "[0-9][0-9]", "[0-9][0-9][0-9]"))),
+    fast_sql=_fast_clock_duration,
     fast=lambda reading: Memo(lambda text: CLOCK_DURATION.value(text, reading)),
 )
 UNIT_DURATION: Spelling = Spelling(
@@ -509,6 +550,12 @@ UNIT_DURATION: Spelling = Spelling(
     r"([0-9]{1,12})(?:\.([0-9]{1,9}))?",
     _unit_duration,
     _sql_unit_duration,
+    guard=_digits(1, 12),
+    fast_sql=lambda cell: (
+        f"CAST({cell.field} AS BIGINT)"
+        if cell.reading.unit == "seconds"
+        else _sql_half_up(cell.field, "''", *DURATION_UNITS[cell.reading.unit])
+    ),
     fast=_fast_seconds,
 )
 INTEGER = Spelling(
@@ -517,6 +564,8 @@ INTEGER = Spelling(
     r"(-?[0-9]{1,18})(?:\.0+)?",
     _integer,
     lambda cell: f"TRY_CAST({cell.group(1)} AS BIGINT)",
+    guard=_digits(1, 18),
+    fast_sql=lambda cell: f"CAST({cell.field} AS BIGINT)",
 )
 _NUMBER = r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?)"
 NUMBER = Spelling(Kind.NUMBER, "number", _NUMBER, _number, _sql_number)
@@ -527,6 +576,8 @@ DATE: Spelling = Spelling(
     _DATE + r"(?:[ T]00:00(?::00(?:[.,]0{1,9})?)?" + _UTC_SUFFIX + "?)?",
     _date,
     lambda cell: f"TRY_CAST({cell.group(1)} AS DATE)",
+    guard=_globs(_GLOB_DATE),
+    fast_sql=lambda cell: f"TRY_CAST({cell.field} AS DATE)",
     fast=lambda reading: Memo(lambda text: DATE.value(text, reading)),
 )
 #: The pattern of each strptime code a declared format may use.
@@ -607,6 +658,8 @@ def declared_epoch(unit: str) -> Spelling:
         rf"([0-9]{{1,{longest}}})(?:\.([0-9]{{1,9}}))?",
         _epoch_timestamp(per_unit),
         _sql_epoch_timestamp(per_unit),
+        guard=_digits(1, longest),
+        fast_sql=lambda cell: f"make_timestamp(CAST({cell.field} AS BIGINT) * {per_unit})",
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from tap_aircall_analytics.config import spellings
 from tap_aircall_analytics.config.catalogue import LIST_SEPARATOR, Column, Kind, Report
-from tap_aircall_analytics.config.spellings import Reading
+from tap_aircall_analytics.config.spellings import Reading, Spelling
 from tap_aircall_analytics.files.records import EXTRA_COLUMNS, RAW_PROPERTIES, UNPARSED_VALUES, HeaderMatch
 from tap_aircall_analytics.planning.windows import Window
 
@@ -86,14 +86,16 @@ class BatchSql:
         """A query of no rows with the stream's columns: the batch of a file without a header."""
         return f"SELECT {', '.join(f'{self._null(name)} AS {quoted(name)}' for name in self.selected)} LIMIT 0"
 
-    def select(self, source: str, match: HeaderMatch, offsets: Offsets) -> str:
+    def select(self, source: str, match: HeaderMatch, offsets: Offsets, primaries: dict[str, Spelling | None]) -> str:
         """Convert in an inner query (each cell once), assemble the record in the outer one.
 
-        `source` is the table function that reads the file, its cells as text named c0, c1, ….
+        `source` is the table function that reads the file, its cells as text named c0, c1, …;
+        `primaries` holds the spelling of each column's first values (spellings.detect).
         """
         lenient = {index for index, _ in self.lenient_columns(match)}
         converted = [
-            f"{self._expression(column, f'c{index}', offsets, index in lenient)} AS v{index}"
+            f"{self._expression(column, f'c{index}', offsets, index in lenient, primaries.get(column.name))} "
+            f"AS v{index}"
             for index, column in match.positions
             if column.name in self.selected
         ]
@@ -154,14 +156,14 @@ class BatchSql:
             Kind.DATE: "VARCHAR" if self.json_lines else "DATE",
         }[column.kind]
 
-    def _expression(self, column: Column, field: str, offsets: Offsets, lenient: bool) -> str:
+    def _expression(self, column: Column, field: str, offsets: Offsets, lenient: bool, primary: Spelling | None) -> str:
         """SQL for one column: the same value as records.py reads, NULL when empty.
 
         A bad cell is NULL when `lenient`, else an error naming the column and the value.
         """
         label = column.label.replace("'", "''")
         reading = Reading.of(column, self.timezone)
-        value = cell_value(field, reading, offsets)
+        value = cell_value(field, reading, offsets, primary)
         if not lenient and column.kind not in (Kind.STRING, Kind.LIST):
             expected = reading.expected.replace("'", "''")
             value = f"coalesce({value}, error('column ''{label}'': ' || {field} || ' is not {expected}'))"
@@ -207,17 +209,25 @@ class _Cell:
         return f"({local} - to_seconds({offset}))"
 
 
-def cell_value(field: str, reading: Reading, offsets: Offsets) -> str:
-    """SQL of a non-empty cell's value in whichever spelling of its column it is; NULL if in none."""
+def cell_value(field: str, reading: Reading, offsets: Offsets, primary: Spelling | None) -> str:
+    """SQL of a non-empty cell's value in whichever spelling of its column it is; NULL if in none.
+
+    The spelling the column's first values are in is tried first, by its guard when it
+    has one (no regular expression for the cells of a file in one spelling).
+    """
     if reading.kind is Kind.STRING:
         return field
     if reading.kind is Kind.LIST:  # the non-empty items between separators, trimmed
         item = f"[^{LIST_SEPARATOR}\\s](?:[^{LIST_SEPARATOR}]*[^{LIST_SEPARATOR}\\s])?"
         return f"regexp_extract_all({field}, '{item}')"
     text = f"replace({field}, ',', '.')" if reading.decimal == "," else field
-    branches = [
-        f"WHEN regexp_full_match({text}, {sql_text(spelling.pattern)}) THEN "
-        f"{spelling.sql(_Cell(text, reading, spelling.pattern, offsets))}"
-        for spelling in spellings.spellings_of(reading)
-    ]
+    candidates = spellings.spellings_of(reading)
+    ordered = sorted(candidates, key=lambda spelling: spelling is not primary)
+    branches = []
+    if primary is not None and primary.guard is not None and primary.fast_sql is not None:
+        cell = _Cell(text, reading, primary.pattern, offsets)
+        branches.append(f"WHEN {primary.guard(text)} THEN {primary.fast_sql(cell)}")
+    for spelling in ordered:
+        cell = _Cell(text, reading, spelling.pattern, offsets)
+        branches.append(f"WHEN regexp_full_match({text}, {sql_text(spelling.pattern)}) THEN {spelling.sql(cell)}")
     return f"(CASE {' '.join(branches)} END)"

@@ -30,6 +30,8 @@ from urllib.request import url2pathname
 
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
+from tap_aircall_analytics.config import spellings
+from tap_aircall_analytics.config.spellings import Spelling
 from tap_aircall_analytics.emit.batch_sql import BatchSql, sql_text, unparsed_counter, utc_offsets
 from tap_aircall_analytics.exports.pipeline import disk_full
 from tap_aircall_analytics.files.records import (
@@ -40,6 +42,7 @@ from tap_aircall_analytics.files.records import (
     RowFeed,
     open_bytes,
     open_text,
+    sample,
 )
 from tap_aircall_analytics.planning.windows import Window
 
@@ -205,10 +208,12 @@ class BatchFileWriter:
                 self.reader.no_header(csv_path, where)
             else:
                 self.reader.check_header(header)
+            head, _ = sample(rows, feed)
         match = None if header is None else self.reader.match(header)
+        primaries = {} if match is None else self._primaries(match, head)
         output = workdir / f"{csv_path.stem}.batch"
         try:
-            self._copy(output, csv_path, header, match, window)
+            self._copy(output, csv_path, header, match, window, primaries)
         except BaseException:
             _remove(output)
             raise
@@ -229,6 +234,13 @@ class BatchFileWriter:
         if zipped:
             csv_path.unlink()
         return urls
+
+    def _primaries(self, match: HeaderMatch, head: list[list[str]]) -> dict[str, Spelling | None]:
+        """The spelling each column's first values are in: its SQL is tried first."""
+        return {
+            name: spellings.detect(reading, (row[index] for row in head if index < len(row) and row[index]))
+            for (index, _), (name, reading) in zip(match.positions, self.reader.readings(match).items())
+        }
 
     def _unzip(self, archive: Path, plain: Path, where: str) -> None:
         """Unzip the export's CSV next to it, for DuckDB: bytes as they are, at most the disk bound."""
@@ -258,6 +270,7 @@ class BatchFileWriter:
         header: list[str] | None,
         match: HeaderMatch | None,
         window: Window,
+        primaries: dict[str, Spelling | None],
     ) -> None:
         """Run the conversion, check it wrote every row, count the cells kept as text.
 
@@ -276,7 +289,7 @@ class BatchFileWriter:
                 "although RECORD mode can: run this window without batch_config"
             )
         try:
-            written, counts = self._run(destination, source, header, match, window, reading)
+            written, counts = self._run(destination, source, header, match, window, primaries, reading)
         except duckdb.IOException as error:  # writing, not reading: the disk is full or not writable
             if "space left" in str(error):
                 raise FileFormatError(disk_full(where, destination.parent, "the batch")) from None
@@ -301,6 +314,7 @@ class BatchFileWriter:
         header: list[str] | None,
         match: HeaderMatch | None,
         window: Window,
+        primaries: dict[str, Spelling | None],
         reading: ReadLimits,
     ) -> tuple[int, dict[str, int]]:
         """COPY the file's records to `destination`: the rows written, and the bad cells by counter."""
@@ -309,7 +323,7 @@ class BatchFileWriter:
             select = self.sql.empty_select()
         else:
             offsets = utc_offsets(self.reader.timezone, window)
-            select = self.sql.select(csv_source(source, len(header or ()), reading), match, offsets)
+            select = self.sql.select(csv_source(source, len(header or ()), reading), match, offsets, primaries)
         if self.encoding.format == "jsonl":  # one file: DuckDB 2 holds every row of a per-thread output in memory
             options = "FORMAT json" + (", COMPRESSION gzip" if self.encoding.compression == "gzip" else "")
         else:
