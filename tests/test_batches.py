@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import gzip
 import json
@@ -20,6 +21,7 @@ from tap_aircall_analytics.emit.batch_sql import utc_offsets
 from tap_aircall_analytics.emit.batches import BatchFileWriter
 from tap_aircall_analytics.files.records import FileFormatError, RecordReader, json_schema
 from tap_aircall_analytics.planning.windows import Window
+from tap_aircall_analytics.simulator.data import ReportData
 
 FIRST, LAST = dt.date(2026, 10, 23), dt.date(2026, 10, 27)  # clocks go back in Paris on the 25th
 
@@ -223,6 +225,32 @@ def test_a_duration_reads_the_same_in_batch_and_record_mode(tmp_path, text):
         with gzip.open(url.removeprefix("file://"), "rt") as lines:
             batched.extend(map(json.loads, lines))
     assert batched == [record]
+
+
+def test_a_large_json_lines_batch_is_written_within_duckdbs_memory_limit(tmp_path):
+    """100,000 Call History rows (26 MB): more than DuckDB once held in its 48 MB when each thread wrote a file."""
+    report = REPORTS_BY_API_NAME["CALLS_HISTORY"]
+    day = dt.date(2026, 7, 1)
+    path = tmp_path / "export.csv"
+    data = ReportData(report, day, day, "UTC", seed=7, calls_per_day=100_000)
+    with open(path, "w", newline="") as out:
+        rows = csv.writer(out)
+        rows.writerow(data.labels)
+        expected = sum(1 for row in data.rows() if rows.writerow(row))
+    assert path.stat().st_size > 20_000_000
+    writer = BatchFileWriter(
+        RecordReader(report, "UTC", lambda message: None),
+        list(json_schema(report)["properties"]),
+        BaseBatchFileEncoding(format="jsonl", compression="none"),
+        StorageTarget(root=(tmp_path / "out").as_uri()),
+        "test",
+    )
+    urls = writer.write(path, zipped=False, window=Window(day, day), workdir=tmp_path)
+    call_ids = set()
+    for url in urls:
+        with open(url.removeprefix("file://")) as lines:
+            call_ids.update(json.loads(line)["call_id"] for line in lines)
+    assert writer.rows_written == expected == len(call_ids)
 
 
 # The personal-data recipe (docs/streams.md) and the JSON-text recipe (docs/destinations.md), together.

@@ -182,7 +182,7 @@ class BatchFileWriter:
         self._count = 0
 
     def write(self, csv_path: Path, *, zipped: bool, window: Window, workdir: Path) -> list[str]:
-        """Convert one export file; return the URLs of the batch files written (one per thread).
+        """Convert one export file; return the URL of the batch file written.
 
         `zipped` is what the API announced; the file's first bytes decide.
         """
@@ -324,10 +324,8 @@ class BatchFileWriter:
         else:
             offsets = utc_offsets(self.reader.timezone, window)
             select = self.sql.select(csv_source(source, len(header or ()), reading), match, offsets, primaries)
-        if self.encoding.format == "jsonl":  # JSON lines: both threads write a file each
-            options = "FORMAT json, PER_THREAD_OUTPUT true" + (
-                ", COMPRESSION gzip" if self.encoding.compression == "gzip" else ""
-            )
+        if self.encoding.format == "jsonl":  # one file: DuckDB 2 holds every row of a per-thread output in memory
+            options = "FORMAT json" + (", COMPRESSION gzip" if self.encoding.compression == "gzip" else "")
         else:
             codec = {"gzip": "gzip", "zstd": "zstd", "snappy": "snappy"}.get(
                 self.encoding.compression or "", "uncompressed"
@@ -366,7 +364,7 @@ class BatchFileWriter:
 
 
 def _remove(output: Path) -> None:
-    """Remove a batch output: a file, or a folder of per-thread files."""
+    """Remove a batch output: a file, or a folder of files."""
     if output.is_dir():
         shutil.rmtree(output, ignore_errors=True)
     else:
