@@ -57,7 +57,7 @@ def test_batch_files_hold_exactly_the_record_mode_records(simulator, run_tap, tm
     assert set(found) == set(records.records) == every_stream
     for stream, emitted in records.records.items():
         assert emitted and canonical(found[stream]) == canonical(emitted), stream
-    assert batched.state == records.state
+    assert batched.state["bookmarks"] == records.state["bookmarks"]  # the tap's own key holds timings
 
 
 def test_parquet_batches_have_native_types(simulator, run_tap, tmp_path):

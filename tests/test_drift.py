@@ -136,7 +136,7 @@ def test_batch_mode_gives_the_same_drifted_records(simulator, run_tap, tmp_path,
         assert canonical(found[stream]) == canonical(records.records[stream]), stream
     summary = re.findall(r"cells kept as text in _unparsed_values, by column: .*", records.stderr)
     assert summary and summary == re.findall(r"cells kept as text in _unparsed_values, by column: .*", batched.stderr)
-    assert batched.state == records.state
+    assert batched.state["bookmarks"] == records.state["bookmarks"]  # the tap's own key holds timings
 
 
 @pytest.mark.parametrize("batch", [False, True])
