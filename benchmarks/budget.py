@@ -228,7 +228,8 @@ def main() -> None:
         f"rate limit {LIMIT}/min, other integrations {BACKGROUND}/min in bursts of {SIMULATED['background_burst']}, "
         f"fair share {FAIR_SHARE}/min (limit - a fifth - the others); exports 5 s + 1 s/day +-50%"
     )
-    print("| limiter | tap req rate | of fair share | 429s |")
+    if args.rate_days:
+        print("| limiter | tap req rate | of fair share | 429s |")
     for shape in (args.shape or list(SHAPES)) if args.rate_days else []:
         rate_row(shape, args.rate_days, args.seed)
     for shape in args.shape or list(SHAPES):
