@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/budget.py                        # every shape, about 5 minutes each
     .venv/bin/python benchmarks/budget.py --shape bucket          # one shape
     .venv/bin/python benchmarks/budget.py --weeks 3 --daily 2     # a shorter backfill, two daily runs
+    .venv/bin/python benchmarks/budget.py --shape fixed --rate-days 0 --seed 2   # requests per export only
     .venv/bin/python benchmarks/budget.py --hostile               # the test suite's hostile API, under a bucket
 
 A backfill of all twelve reports (six weeks to yesterday, default settings: each report's
@@ -32,6 +33,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -104,6 +106,24 @@ def seen_limiter(log: str) -> str:
     return line.split("rate limit seen:", 1)[-1].strip()
 
 
+def poll_phases(log: str) -> str:
+    """The polls of the run's exports by what they were for, from the tap's `ready after` lines."""
+    blind = on_prediction = after_miss = 0
+    for line in log.splitlines():
+        match = re.search(r"ready after [0-9.]+ s \((\d+) poll\(s\)(.*)\)$", line)
+        if match is None:
+            continue
+        polls, said = int(match[1]), match[2]
+        early = re.search(r"(\d+) before any export was done", said)
+        late = re.search(r"(\d+) after a miss", said)
+        blind += int(early[1]) if early else 0
+        after_miss += int(late[1]) if late else 0
+        on_prediction += polls - (int(early[1]) if early else 0) - (int(late[1]) if late else 0)
+    return (
+        f"polls: {blind} before any export was done, {on_prediction} first on a prediction, {after_miss} after a miss"
+    )
+
+
 def rate_row(shape: str, days: int, seed: int) -> None:
     """The tap's rate where the budget holds it: one-day windows of quick exports, more than the limit allows."""
     yesterday = clock.today(dt.timezone.utc) - dt.timedelta(days=1)
@@ -173,6 +193,7 @@ def bench(shape: str, weeks: int, daily: int, seed: int) -> None:
             f"{budget.requests / exports:.2f} per export, wall {wall:.0f} s; lowest Remaining to the tap "
             f"{budget.lowest_remaining}, after anyone's {budget.lowest_remaining_overall}"
         )
+        print(f"    {poll_phases(log)}")
         print(f"    limiter seen: {seen_limiter(log)}")
         for day in range(1, daily + 1):
             today = yesterday + dt.timedelta(days=day + 1)
@@ -184,7 +205,7 @@ def bench(shape: str, weeks: int, daily: int, seed: int) -> None:
             requests, exports = budget.requests - before_requests, len(sim.export_seconds) - before_exports
             print(
                 f"    daily run {day} (as of {today}): {exports} exports, {requests} requests, "
-                f"{requests / max(1, exports):.2f} per export, wall {wall:.0f} s"
+                f"{requests / max(1, exports):.2f} per export, wall {wall:.0f} s; {poll_phases(log)}"
             )
         os.environ.pop(clock.TODAY_VARIABLE, None)
 
@@ -194,7 +215,9 @@ def main() -> None:
     parser.add_argument("--shape", choices=sorted(SHAPES), action="append", help="a limiter shape (default: all)")
     parser.add_argument("--weeks", type=int, default=6, help="weeks of backfill, to yesterday (default 6)")
     parser.add_argument("--daily", type=int, default=3, help="daily runs after the backfill (default 3)")
-    parser.add_argument("--rate-days", type=int, default=8, help="days of one-day windows for the rate (default 8)")
+    parser.add_argument(
+        "--rate-days", type=int, default=8, help="days of one-day windows for the rate (default 8; 0: no rate rows)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the export times and the data")
     parser.add_argument("--hostile", action="store_true", help="only the hostile API under a bucket (about 3 min)")
     args = parser.parse_args()
@@ -205,8 +228,9 @@ def main() -> None:
         f"rate limit {LIMIT}/min, other integrations {BACKGROUND}/min in bursts of {SIMULATED['background_burst']}, "
         f"fair share {FAIR_SHARE}/min (limit - a fifth - the others); exports 5 s + 1 s/day +-50%"
     )
-    print("| limiter | tap req rate | of fair share | 429s |")
-    for shape in args.shape or list(SHAPES):
+    if args.rate_days:
+        print("| limiter | tap req rate | of fair share | 429s |")
+    for shape in (args.shape or list(SHAPES)) if args.rate_days else []:
         rate_row(shape, args.rate_days, args.seed)
     for shape in args.shape or list(SHAPES):
         print(f"{shape}:")

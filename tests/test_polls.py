@@ -15,7 +15,16 @@ import pytest
 from helpers import FakeClock
 
 from tap_aircall_analytics.api.client import ExportStatus
-from tap_aircall_analytics.api.polls import FIXED_COST_DAYS, ExportTimings, PollPolicy, PollSchedule
+from tap_aircall_analytics.api.polls import (
+    BORROWED_MISS_BACKOFF,
+    FACTOR_STEP,
+    FIXED_COST_DAYS,
+    MISS_BACKOFF,
+    SETTLED_OUTCOMES,
+    ExportTimings,
+    PollPolicy,
+    PollSchedule,
+)
 from tap_aircall_analytics.config.catalogue import REPORTS_BY_API_NAME, STATUS_COMPLETED, STATUS_PENDING
 from tap_aircall_analytics.exports.pipeline import ReportExporter, WindowFailed
 from tap_aircall_analytics.planning.windows import Window
@@ -161,9 +170,9 @@ def test_while_nothing_is_known_one_export_scouts_and_the_others_wait_for_it():
     scout.polled(6, False)
     scout.polled(14, True)  # done between 6 and 14 s
     due, may_come_sooner = other.next_poll()
-    assert due == pytest.approx(1.25 * 10) and not may_come_sooner
+    assert due == pytest.approx(1.25 * 10) and may_come_sooner  # the prediction follows what the run learns meanwhile
     third = PollSchedule(timings, "USER_STATUS_HISTORY", 7, POLICY)
-    assert third.next_poll() == (pytest.approx(12.5), False)  # another report starts from the run's
+    assert third.next_poll() == (pytest.approx(12.5), True)  # another report starts from the run's
 
 
 def test_an_abandoned_scout_hands_over():
@@ -172,3 +181,62 @@ def test_an_abandoned_scout_hands_over():
     assert not first.next_poll()[1] and second.next_poll()[1]
     first.abandon()
     assert second.next_poll() == (2, False)
+
+
+def test_exports_that_miss_together_raise_the_factor_no_further_than_what_they_took():
+    timings = ExportTimings({"CALLS_HISTORY": 1.0})
+    for _ in range(9):  # nine exports predicted at 14 s, each found PENDING then done at 15 s
+        timings.learn("CALLS_HISTORY", 7, pending_at=14, done_at=15, first_poll_hit=False)
+    week = timings.first_poll("CALLS_HISTORY", 7)
+    assert week == pytest.approx(1.25 * 15)  # not 14 * 1.15 ** 9 = 49 s: no export took longer than 15 s
+    timings.learn("CALLS_HISTORY", 7, pending_at=20, done_at=60, first_poll_hit=False)
+    assert timings.first_poll("CALLS_HISTORY", 7) == pytest.approx(week * (1 + FACTOR_STEP))  # one step at a time
+
+
+def test_an_export_not_polled_yet_follows_what_the_run_learns_meanwhile():
+    timings = ExportTimings({"CALLS_HISTORY": 1.0})
+    waiting = PollSchedule(timings, "CALLS_HISTORY", 7, POLICY)
+    assert waiting.next_poll() == (pytest.approx(14), True)
+    timings.learn("CALLS_HISTORY", 7, pending_at=14, done_at=18, first_poll_hit=False)  # another one missed
+    assert waiting.next_poll() == (pytest.approx(14 * (1 + FACTOR_STEP)), True)
+    waiting.polled(16.1, False)  # its own first poll missed: its re-polls keep to that prediction
+    timings.learn("CALLS_HISTORY", 7, pending_at=16, done_at=19, first_poll_hit=False)
+    assert waiting.next_poll() == (pytest.approx(16.1 + 16.1 * MISS_BACKOFF), False)
+
+
+def test_a_prediction_borrowed_from_another_report_backs_off_further_on_a_miss():
+    timings = ExportTimings({"CALLS_HISTORY": 1.0})  # carried by the state: settled
+    own, borrowed = (PollSchedule(timings, report, 31, POLICY) for report in ("CALLS_HISTORY", "USER_STATUS_HISTORY"))
+    assert own.next_poll() == (pytest.approx(38), True)  # its own time, scaled by the range
+    assert borrowed.next_poll() == (pytest.approx(38), True)  # the other report's time, scaled by the range
+    own.polled(38, False)
+    borrowed.polled(38, False)
+    assert own.next_poll() == (pytest.approx(38 + 38 * MISS_BACKOFF), False)
+    assert borrowed.next_poll() == (pytest.approx(38 + 38 * BORROWED_MISS_BACKOFF), False)
+    assert MISS_BACKOFF < BORROWED_MISS_BACKOFF
+    borrowed.polled(57, True)
+    assert borrowed.phases() == (0, 1, 1)  # none before the run knew, the first on a prediction, one after a miss
+
+
+def test_a_report_is_settled_after_a_few_of_its_own_exports():
+    timings = ExportTimings({"CALLS_HISTORY": 1.0})
+    assert timings.settled("CALLS_HISTORY") and not timings.settled("USER_STATUS_HISTORY")
+    for outcome in range(SETTLED_OUTCOMES):
+        assert not timings.settled("USER_STATUS_HISTORY")
+        timings.learn("USER_STATUS_HISTORY", 7, pending_at=10, done_at=12, first_poll_hit=outcome > 0)
+    assert timings.settled("USER_STATUS_HISTORY")
+
+
+def test_the_ready_line_says_what_the_polls_were_for(tmp_path):
+    clock = FakeClock()
+    said: list[str] = []
+    api = FakeApi(clock, lambda report, days: 12.0)
+    flow = ReportExporter(
+        api,  # type: ignore[arg-type]
+        REPORTS_BY_API_NAME["CALLS_HISTORY"],
+        exporter(api).request_body,
+        poll=POLICY,
+        progress=said.append,
+    )
+    flow.export_window(windows(1, 7)[0], tmp_path)
+    assert any("ready after 14.0 s (3 poll(s): 3 before any export was done)" in line for line in said)

@@ -12,8 +12,14 @@ from what the run has seen:
 - The first poll goes at that time. The factor tracks the time at which about six
   exports in seven are done: a first poll that finds the export PENDING raises it, one that
   finds it done lowers it a little, so a run converges on about 1.2 polls per export.
-- A prediction that misses is followed by polls backing off from a fifth of it, up to
-  `max_poll_interval_seconds` apart; `export_timeout_minutes` bounds the whole wait.
+- A miss raises the factor no further than FIRST_ESTIMATE_MARGIN times what the missed export
+  took: exports predicted together that miss together do not each push it up by a step.
+- Until its first poll goes, an export's prediction follows what the run learns meanwhile.
+- A prediction that misses is followed by polls backing off from a fifth of it, or from half
+  of it while it is not settled (borrowed from other reports, or resting on fewer than
+  SETTLED_OUTCOMES of the report's own exports: one export's time says little of the
+  others' spread), up to `max_poll_interval_seconds` apart; `export_timeout_minutes` bounds
+  the whole wait.
 - Before any export has completed, nothing is known: one export (the scout) polls on the
   backoff schedule from `poll_interval_seconds`, and the others wait for what it learns
   (polling at most `max_poll_interval_seconds` apart meanwhile).
@@ -39,6 +45,10 @@ FACTOR_STEP = 0.15
 #: exports of one report and length vary by about half their time either way.
 FIRST_ESTIMATE_MARGIN = 1.25
 MISS_BACKOFF = 0.2  # after a miss, the next poll comes this share of the prediction later (then doubling)
+#: ... or this share, for a prediction not settled yet (borrowed from other reports or resting on fewer than
+#: SETTLED_OUTCOMES of the report's exports): it may be off by far more than the spread of one report's times.
+BORROWED_MISS_BACKOFF = 0.5
+SETTLED_OUTCOMES = 3
 ON_TIME = 1.1  # a first poll later than this times its prediction says nothing of a prediction that was early
 RECHECK_SECONDS = 0.1  # how often an export waiting for the scout looks for what it learned
 
@@ -55,12 +65,15 @@ class ExportTimings:
         self._factors: dict[str, float] = {}  # seconds per (day + FIXED_COST_DAYS), per report
         self._run_factor: float | None = None
         self._scout: object | None = None
+        self._carried: set[str] = set()  # reports whose factor an earlier run learned
+        self._outcomes: dict[str, int] = {}  # exports of each report learned from in this run
         self.restore(learned or {})
 
     def restore(self, learned: dict[str, float]) -> None:
         """Start from what earlier runs learned, per report (the state carries it): no scout is needed then."""
         with self._lock:
             self._factors.update(learned)
+            self._carried.update(learned)
             if self._factors and self._run_factor is None:
                 self._run_factor = max(self._factors.values())  # a report not seen yet: the slowest one known
 
@@ -74,6 +87,11 @@ class ExportTimings:
         with self._lock:
             factor = self._factors.get(report, self._run_factor)
         return None if factor is None else factor * _size(days)
+
+    def settled(self, report: str) -> bool:
+        """True once the report's own export time is known: carried by the state, or from SETTLED_OUTCOMES exports."""
+        with self._lock:
+            return report in self._carried or self._outcomes.get(report, 0) >= SETTLED_OUTCOMES
 
     def is_scout(self, schedule: object) -> bool:
         """True for the one export that polls on the backoff schedule while nothing is known."""
@@ -95,19 +113,24 @@ class ExportTimings:
         (None: it was not polled on a prediction, or that poll came too late to tell).
         """
         with self._lock:
+            self._outcomes[report] = self._outcomes.get(report, 0) + 1
             if first_poll_hit is None:
                 if report not in self._factors or self._run_factor is None:
                     factor = FIRST_ESTIMATE_MARGIN * (pending_at + done_at) / 2 / _size(days)
                     self._factors.setdefault(report, factor)
                     self._run_factor = self._run_factor or factor
                 return
+            assert self._run_factor is not None, "a first poll was predicted, so a factor is known"
+            own = self._factors.get(report, self._run_factor)
             if first_poll_hit:
                 change = 1 - FACTOR_STEP * TARGET_MISS_SHARE / (1 - TARGET_MISS_SHARE)
-            else:
-                change = 1 + FACTOR_STEP
-            assert self._run_factor is not None, "a first poll was predicted, so a factor is known"
-            self._factors[report] = self._factors.get(report, self._run_factor) * change
-            self._run_factor *= change
+                self._factors[report], self._run_factor = own * change, self._run_factor * change
+                return
+            # A miss raises the factor, but not past what this export alone would have taught: exports
+            # predicted together that miss together are not each a new surprise.
+            ceiling = FIRST_ESTIMATE_MARGIN * done_at / _size(days)
+            self._factors[report] = max(own, min(own * (1 + FACTOR_STEP), ceiling))
+            self._run_factor = max(self._run_factor, min(self._run_factor * (1 + FACTOR_STEP), ceiling))
 
 
 @dataclass(frozen=True)
@@ -136,6 +159,7 @@ class PollSchedule:
         self._polls_before_prediction = 0
         self._first_poll_hit: bool | None = None
         self._blind_wait = policy.first_wait
+        self._miss_backoff = MISS_BACKOFF
 
     def next_poll(self) -> tuple[float, bool]:
         """When to poll next (seconds after the request), and whether that may come sooner.
@@ -145,15 +169,17 @@ class PollSchedule:
         """
         policy = self.policy
         latest = self.last_answer + policy.max_wait
-        if self.predicted is None:
+        if self.predicted is None or self.polls == self._polls_before_prediction:
+            # until its first poll on a prediction goes, an export's prediction follows what the run learns
             predicted = self.timings.first_poll(self.report, self.days)
             if predicted is not None:
                 self.predicted, self._polls_before_prediction = predicted, self.polls
+                self._miss_backoff = MISS_BACKOFF if self.timings.settled(self.report) else BORROWED_MISS_BACKOFF
         if self.predicted is not None:
             misses = self.polls - self._polls_before_prediction
             if misses == 0:
-                return min(self.predicted, latest), False
-            return min(self.last_answer + self.predicted * MISS_BACKOFF * 2 ** (misses - 1), latest), False
+                return min(self.predicted, latest), True
+            return min(self.last_answer + self.predicted * self._miss_backoff * 2 ** (misses - 1), latest), False
         if self.timings.is_scout(self):
             return min(self.last_answer + self._blind_wait, latest), False
         return latest, True
@@ -179,6 +205,13 @@ class PollSchedule:
         if done:
             self.timings.release(self)
         self.last_answer = at
+
+    def phases(self) -> tuple[int, int, int]:
+        """Its polls so far: before the run knew when to expect it, the first on a prediction, those after a miss."""
+        if self.predicted is None:
+            return self.polls, 0, 0
+        on_prediction = min(1, self.polls - self._polls_before_prediction)
+        return self._polls_before_prediction, on_prediction, self.polls - self._polls_before_prediction - on_prediction
 
     def abandon(self) -> None:
         """The export stops being polled without an outcome (an error, a stop)."""

@@ -433,6 +433,14 @@ class _Job:
     read: bool = False  # every file of the window was read (and deleted)
 
 
+def _phases(schedule: PollSchedule) -> str:
+    """What an export's polls were for, when not all on time: `: 2 before any export was done, 1 after a miss`."""
+    blind, _, after_miss = schedule.phases()
+    said = [f"{blind} before any export was done"] if blind else []
+    said += [f"{after_miss} after a miss"] if after_miss else []
+    return ": " + ", ".join(said) if said else ""
+
+
 class ReportExporter:
     """The export flow of one report: request, poll, download, retry, split."""
 
@@ -552,7 +560,8 @@ class ReportExporter:
             raise _ExportFailed(export)
         self._say(
             window,
-            f"export {export.export_id} ready after {clock.now() - started:.1f} s ({schedule.polls} poll(s))",
+            f"export {export.export_id} ready after {clock.now() - started:.1f} s "
+            f"({schedule.polls} poll(s){_phases(schedule)})",
         )
         return export
 
