@@ -39,6 +39,24 @@ CREDENTIALS = {"api_id": "demo-api-id", "api_token": "demo-api-token"}
 FAST_POLLING = {"poll_interval_seconds": 0.05, "max_poll_interval_seconds": 0.2}
 
 
+#: The files that take longest (orchestrators, warehouse emulators, Meltano pipelines, a fresh
+#: clone), first: when the suite runs in several processes (scripts/test), none is left for the end.
+SLOWEST_FIRST = (
+    "test_orchestration.py",
+    "test_warehouses.py",
+    "test_meltano_runs.py",
+    "test_packaging.py",
+    "test_faults.py",
+    "test_clock.py",
+    "test_destinations.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: position for position, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 @dataclass
 class TapRun:
     """What one run of the tap wrote."""
