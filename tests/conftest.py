@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import io
 import json
 import logging
@@ -35,6 +37,24 @@ MELTANO = str(Path(sys.executable).with_name("meltano"))
 POSTGRES = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 CREDENTIALS = {"api_id": "demo-api-id", "api_token": "demo-api-token"}
 FAST_POLLING = {"poll_interval_seconds": 0.05, "max_poll_interval_seconds": 0.2}
+
+
+#: The files that take longest (orchestrators, warehouse emulators, Meltano pipelines, a fresh
+#: clone), first: when the suite runs in several processes (scripts/test), none is left for the end.
+SLOWEST_FIRST = (
+    "test_orchestration.py",
+    "test_warehouses.py",
+    "test_meltano_runs.py",
+    "test_packaging.py",
+    "test_faults.py",
+    "test_clock.py",
+    "test_destinations.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: position for position, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 @dataclass
@@ -143,22 +163,37 @@ def run_tap(tmp_path: Path, catalog: dict):
     return run
 
 
+@contextlib.contextmanager
+def exclusive(lock: Path):
+    """Hold an exclusive lock on the file `lock` (made if missing): one pytest process at a time, as
+    the suite's workers (pytest-xdist) build or install what they all share."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def requirements_venv(name: str, requirements: Path) -> Path:
     """The virtual environment .cache/venvs/<name> with `requirements` installed: built when missing
     or out of date, then reused by every run on this machine (for programs that cannot share the
-    tap's environment: orchestrators, warehouse loaders, emulators)."""
+    tap's environment: orchestrators, warehouse loaders, emulators). Built by one worker at a time:
+    the others wait for it, then reuse it."""
     venv = ROOT / ".cache" / "venvs" / name
     installed = venv / "requirements.txt"
-    if not (installed.exists() and installed.read_text() == requirements.read_text()):
-        shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
-            check=True,
-            capture_output=True,
-            timeout=1200,
-        )
-        shutil.copyfile(requirements, installed)
+    with exclusive(venv.with_name(f"{name}.lock")):
+        if not (installed.exists() and installed.read_text() == requirements.read_text()):
+            shutil.rmtree(venv, ignore_errors=True)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run(
+                [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
+                check=True,
+                capture_output=True,
+                timeout=1200,
+            )
+            shutil.copyfile(requirements, installed)
     return venv
 
 
@@ -294,10 +329,19 @@ SETTING_PREFIXES = {
 
 @pytest.fixture(scope="session")
 def installed_plugins() -> None:
-    """Install the tap and the loaders the tests run into Meltano's plugin environments, once."""
-    subprocess.run(
-        [MELTANO, "install", *TESTED_PLUGINS], cwd=ROOT, env=_env({}), check=True, capture_output=True, timeout=900
-    )
+    """Install the tap and the loaders the tests run into Meltano's plugin environments, once per
+    run: the first worker installs them, the others (pytest-xdist's, same run id) wait and reuse them."""
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    done = ROOT / ".cache" / "meltano-installed"
+    with exclusive(ROOT / ".cache" / "meltano-install.lock"):
+        if run_id and done.exists() and done.read_text() == run_id:
+            return
+        done.unlink(missing_ok=True)
+        subprocess.run(
+            [MELTANO, "install", *TESTED_PLUGINS], cwd=ROOT, env=_env({}), check=True, capture_output=True, timeout=900
+        )
+        if run_id:
+            done.write_text(run_id)
 
 
 def _env(settings: dict[str, str]) -> dict[str, str]:
@@ -317,12 +361,30 @@ def _env(settings: dict[str, str]) -> dict[str, str]:
     return env
 
 
+#: What `meltano install` puts in .meltano: shared by every test's own system folder (meltano_sys_dir).
+PLUGIN_FOLDERS = ("extractors", "loaders", "mappers", "utilities", "orchestrators", "transformers", "files")
+
+
+def meltano_sys_dir(tmp_path: Path) -> Path:
+    """A .meltano of this test's own: Meltano writes a run's catalog and state to fixed names in
+    .meltano/run/<plugin>, so two runs at once (pytest-xdist's workers, an orchestrator's) must not
+    share one. The installed plugins are the repository's, linked."""
+    sys_dir = tmp_path / ".meltano"
+    sys_dir.mkdir(exist_ok=True)
+    for name in PLUGIN_FOLDERS:
+        link, installed = sys_dir / name, ROOT / ".meltano" / name
+        if installed.is_dir() and not link.exists():
+            link.symlink_to(installed, target_is_directory=True)
+    return sys_dir
+
+
 class Meltano:
     """Runs meltano in the repository's project, with its own system database and settings."""
 
     def __init__(self, tmp_path: Path, sim, **tap_settings: object) -> None:
         self.settings = {
             "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path}/meltano.db",
+            "MELTANO_SYS_DIR_ROOT": str(meltano_sys_dir(tmp_path)),
             "TAP_AIRCALL_ANALYTICS_API_URL": sim.api_url,
             "TAP_AIRCALL_ANALYTICS_API_ID": CREDENTIALS["api_id"],
             "TAP_AIRCALL_ANALYTICS_API_TOKEN": CREDENTIALS["api_token"],

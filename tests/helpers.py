@@ -1,5 +1,6 @@
 """Helpers shared by several test files: expected and emitted keys, a tap process read step by
-step, an exporter of its own, the records of BATCH files.
+step, an exporter of its own, the records of BATCH files, a tap's peak RSS and CPU time, what a
+destination landed against what the tap emitted.
 
 Test files import these from here, never from each other (fixtures live in conftest.py).
 """
@@ -7,12 +8,16 @@ Test files import these from here, never from each other (fixtures live in conft
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import gzip
 import json
 import os
 import subprocess
 import threading
 import zoneinfo
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -177,3 +182,102 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps += 1
         self.time += seconds
+
+
+# --- What a destination landed, against what the tap emitted -----------------------------------
+
+# The unknown column's label is not a valid column name anywhere: its key must land as is.
+DRIFT = {"extra_column": "Zoë Label", "bad_cells_every": 4, "calls_per_day": 20, "rate_limit": 100_000}
+Row = dict[str, object]
+
+
+@dataclass
+class Emitted:
+    """What one run of the tap wrote, by stream: records, schemas, primary keys."""
+
+    records: dict[str, list[Row]] = field(default_factory=lambda: defaultdict(list))
+    schemas: dict[str, dict] = field(default_factory=dict)
+    keys: dict[str, list[str]] = field(default_factory=dict)
+
+    def by_key(self, stream: str) -> dict[tuple, Row]:
+        rows = {tuple(record[key] for key in self.keys[stream]): record for record in self.records[stream]}
+        assert len(rows) == len(self.records[stream]), f"{stream}: the tap emitted a primary key twice"
+        return rows
+
+
+def emitted_in(messages: str) -> Emitted:
+    """The records, schemas and keys of the tap's Singer messages."""
+    emitted = Emitted()
+    for line in messages.splitlines():
+        message = json.loads(line)
+        if message["type"] == "RECORD":
+            emitted.records[message["stream"]].append(message["record"])
+        elif message["type"] == "SCHEMA":
+            emitted.schemas[message["stream"]] = message["schema"]
+            emitted.keys[message["stream"]] = message["key_properties"]
+    return emitted
+
+
+def instant(value: object) -> dt.datetime:
+    """A stored or emitted date-time as an aware UTC datetime; a naive one is read as UTC."""
+    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=dt.timezone.utc) if moment.tzinfo is None else moment.astimezone(dt.timezone.utc)
+
+
+def as_emitted(value: object, schema: dict) -> object:
+    """A stored value in the form the tap emits it, read by the property's JSON schema."""
+    types = schema.get("type", [])
+    if value is None:
+        return None
+    if schema.get("format") == "date-time":
+        return instant(value).isoformat()
+    if schema.get("format") == "date":
+        return value.isoformat() if isinstance(value, dt.date) else str(value)
+    if isinstance(value, str) and ("object" in types or "array" in types):
+        return json.loads(value)  # a JSON column read back as text
+    if isinstance(value, decimal.Decimal):
+        return int(value) if "integer" in types else float(value)
+    if "integer" in types:
+        return int(value)
+    return value
+
+
+def canonical_row(record: Row, schema: dict) -> Row:
+    """`record` with its timestamps as one UTC spelling."""
+    properties = schema["properties"]
+    return {name: as_emitted(value, properties[name]) for name, value in record.items()}
+
+
+def assert_landed(emitted: Emitted, landed: dict[str, list[Row]], *, expected: Callable[[Row], Row] = dict) -> None:
+    """Every emitted record landed once, with every value intact (after `expected`), nothing else."""
+    assert set(landed) == set(emitted.records)
+    for stream, rows in landed.items():
+        schema = emitted.schemas[stream]
+        keys = emitted.keys[stream]
+        stored = {}
+        for row in rows:
+            value = canonical_row({name: row[name] for name in schema["properties"]}, schema)
+            stored[tuple(value[key] for key in keys)] = value
+        assert len(stored) == len(rows), f"{stream}: a primary key landed twice"
+        wanted = {key: expected(canonical_row(record, schema)) for key, record in emitted.by_key(stream).items()}
+        assert stored.keys() == wanted.keys(), stream
+        for key, record in wanted.items():
+            assert stored[key] == record, f"{stream} {key}"
+
+
+# --- The tap's own peak RSS and CPU time -------------------------------------------------------
+
+RSS_BOUND_MB = 300  # the tap reads every file here within this (it needs about 100 MB; DuckDB buffers add some)
+
+
+#: Runs a command and writes its peak RSS (KiB) and CPU seconds to argv[1]. Linux starts a child's peak RSS at
+#: that of the process it was forked from, so the tap is started from this small interpreter,
+#: not from pytest (hundreds of MB late in a full run), to measure the tap alone.
+PEAK_RSS = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as peak:
+    peak.write(f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""

@@ -98,7 +98,8 @@ def test_the_date_dependent_tests_pass_a_year_ahead():
     the tests whose dates depend on today that way, so a date fixed by mistake fails here, today."""
     ahead = TODAY + dt.timedelta(days=366)
     env = {**os.environ, clock.TODAY_VARIABLE: ahead.isoformat()}
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *DATE_DEPENDENT]
+    # In one process: the suite around it may already run on every core (pytest-xdist's workers).
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", *DATE_DEPENDENT]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:]
     summary = result.stdout.strip().splitlines()[-1]

@@ -10,60 +10,27 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import decimal
 import json
-from collections import defaultdict
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import psycopg
 import pytest
+from helpers import DRIFT, Emitted, Row, assert_landed, emitted_in, instant
 
 from conftest import POSTGRES, TODAY, Meltano, pg_column_types
 from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
 
 FIRST, LAST = TODAY - dt.timedelta(days=2), TODAY - dt.timedelta(days=1)
-# The unknown column's label is not a valid column name anywhere: its key must land as is.
-DRIFT = {"extra_column": "Zoë Label", "bad_cells_every": 4, "calls_per_day": 20, "rate_limit": 100_000}
 # The SDK's flattening, one level deep: arrays and objects without declared properties (tags,
 # _extra_columns, _unparsed_values) become JSON text, and the schema says string.
 JSON_TEXT = {"tap__flattening_enabled": "true", "tap__flattening_max_depth": "1"}
-
-Row = dict[str, object]
-
-
-@dataclass
-class Emitted:
-    """What one run of the tap wrote, by stream: records, schemas, primary keys."""
-
-    records: dict[str, list[Row]] = field(default_factory=lambda: defaultdict(list))
-    schemas: dict[str, dict] = field(default_factory=dict)
-    keys: dict[str, list[str]] = field(default_factory=dict)
-
-    def by_key(self, stream: str) -> dict[tuple, Row]:
-        rows = {tuple(record[key] for key in self.keys[stream]): record for record in self.records[stream]}
-        assert len(rows) == len(self.records[stream]), f"{stream}: the tap emitted a primary key twice"
-        return rows
 
 
 def emitted_by(meltano: Meltano) -> Emitted:
     """The tap's messages, run through Meltano with the same settings as the pipeline."""
     return emitted_in(meltano("invoke", "tap-aircall-analytics").stdout)
-
-
-def emitted_in(messages: str) -> Emitted:
-    """The records, schemas and keys of the tap's Singer messages."""
-    emitted = Emitted()
-    for line in messages.splitlines():
-        message = json.loads(line)
-        if message["type"] == "RECORD":
-            emitted.records[message["stream"]].append(message["record"])
-        elif message["type"] == "SCHEMA":
-            emitted.schemas[message["stream"]] = message["schema"]
-            emitted.keys[message["stream"]] = message["key_properties"]
-    return emitted
 
 
 @pytest.fixture(scope="module")
@@ -95,53 +62,6 @@ def drifting_meltano(folder: Path, sim: Simulator) -> Meltano:
 def drifting(emitted, drifting_simulator, tmp_path) -> tuple[Meltano, Emitted]:
     """A Meltano project of its own pointed at the drifting simulator, and what the tap emits from it."""
     return drifting_meltano(tmp_path, drifting_simulator), emitted
-
-
-def instant(value: object) -> dt.datetime:
-    """A stored or emitted date-time as an aware UTC datetime; a naive one is read as UTC."""
-    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
-    return moment.replace(tzinfo=dt.timezone.utc) if moment.tzinfo is None else moment.astimezone(dt.timezone.utc)
-
-
-def as_emitted(value: object, schema: dict) -> object:
-    """A stored value in the form the tap emits it, read by the property's JSON schema."""
-    types = schema.get("type", [])
-    if value is None:
-        return None
-    if schema.get("format") == "date-time":
-        return instant(value).isoformat()
-    if schema.get("format") == "date":
-        return value.isoformat() if isinstance(value, dt.date) else str(value)
-    if isinstance(value, str) and ("object" in types or "array" in types):
-        return json.loads(value)  # a JSON column read back as text
-    if isinstance(value, decimal.Decimal):
-        return int(value) if "integer" in types else float(value)
-    if "integer" in types:
-        return int(value)
-    return value
-
-
-def canonical(record: Row, schema: dict) -> Row:
-    """`record` with its timestamps as one UTC spelling."""
-    properties = schema["properties"]
-    return {name: as_emitted(value, properties[name]) for name, value in record.items()}
-
-
-def assert_landed(emitted: Emitted, landed: dict[str, list[Row]], *, expected: Callable[[Row], Row] = dict) -> None:
-    """Every emitted record landed once, with every value intact (after `expected`), nothing else."""
-    assert set(landed) == set(emitted.records)
-    for stream, rows in landed.items():
-        schema = emitted.schemas[stream]
-        keys = emitted.keys[stream]
-        stored = {}
-        for row in rows:
-            value = canonical({name: row[name] for name in schema["properties"]}, schema)
-            stored[tuple(value[key] for key in keys)] = value
-        assert len(stored) == len(rows), f"{stream}: a primary key landed twice"
-        wanted = {key: expected(canonical(record, schema)) for key, record in emitted.by_key(stream).items()}
-        assert stored.keys() == wanted.keys(), stream
-        for key, record in wanted.items():
-            assert stored[key] == record, f"{stream} {key}"
 
 
 def postgres_rows(schema: str, streams: list[str]) -> dict[str, list[Row]]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from test_hostile_files import PEAK_RSS, RSS_BOUND_MB
+from helpers import PEAK_RSS, RSS_BOUND_MB
 
 from conftest import TAP, TODAY, selected_catalog, tap_config
 from tap_aircall_analytics.api import client as client_module

@@ -28,6 +28,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from helpers import PEAK_RSS, RSS_BOUND_MB
 from helpers import batch_records as records_of_batches
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
@@ -50,7 +51,6 @@ WINDOW = DAY.isoformat()
 HEADER = "Date,User ID,User name,Team,Inbound calls answered,Outbound calls answered,Missed calls,Calls handled"
 MODES = ("record", "jsonl", "parquet")
 TMPFS_MB = 96  # the TMPDIR of every run
-RSS_BOUND_MB = 300  # the tap reads every file here within this (it needs about 100 MB; DuckDB buffers add some)
 RUN_SECONDS = 300  # the longest a run may take: a wait without a deadline fails the test instead of hanging it
 
 
@@ -81,19 +81,6 @@ class Outcome:
     @property
     def last_line(self) -> str:
         return self.run.stderr.strip().splitlines()[-1]
-
-
-#: Runs a command and writes its peak RSS (KiB) and CPU seconds to argv[1]. Linux starts a child's peak RSS at
-#: that of the process it was forked from, so the tap is started from this small interpreter,
-#: not from pytest (hundreds of MB late in a full run), to measure the tap alone.
-PEAK_RSS = """
-import os, subprocess, sys
-child = subprocess.Popen(sys.argv[2:])
-_, status, usage = os.wait4(child.pid, 0)
-with open(sys.argv[1], "w") as peak:
-    peak.write(f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}")
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
 
 
 @pytest.fixture

@@ -163,7 +163,10 @@ def airflow_home(tmp_path_factory) -> tuple[Path, dict[str, str]]:
             timeout=600,
         )
         assert migrated.returncode == 0, migrated.stderr[-3000:]
-        shutil.copyfile(home / "airflow.db", cached)
+        # Whole or not at all: a worker that finds the cache copies a finished database.
+        partial = cached.with_name(f"{cached.name}.{os.getpid()}")
+        shutil.copyfile(home / "airflow.db", partial)
+        partial.replace(cached)
     else:
         shutil.copyfile(cached, home / "airflow.db")
     return venv, settings

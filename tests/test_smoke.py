@@ -16,7 +16,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from test_batches import batch_records, batch_settings, canonical
+from helpers import batch_records, batch_settings, canonical
 
 from conftest import ROOT, TAP, TODAY, tap_config
 from tap_aircall_analytics.config.catalogue import REPORTS

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from test_destinations import DRIFT, Emitted, Row, assert_landed, emitted_in
+from helpers import DRIFT, Emitted, Row, assert_landed, emitted_in
 
 from conftest import CREDENTIALS, FAST_POLLING, ROOT, TAP, TODAY, requirements_venv, selected_catalog
 from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
