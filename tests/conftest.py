@@ -370,7 +370,7 @@ def meltano_sys_dir(tmp_path: Path) -> Path:
     .meltano/run/<plugin>, so two runs at once (pytest-xdist's workers, an orchestrator's) must not
     share one. The installed plugins are the repository's, linked."""
     sys_dir = tmp_path / ".meltano"
-    sys_dir.mkdir(exist_ok=True)
+    sys_dir.mkdir(parents=True, exist_ok=True)
     for name in PLUGIN_FOLDERS:
         link, installed = sys_dir / name, ROOT / ".meltano" / name
         if installed.is_dir() and not link.exists():

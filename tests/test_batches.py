@@ -194,7 +194,7 @@ def test_jsonl_gz_batches_load_into_postgres_like_record_mode(installed_plugins,
             meltano.set(postgres__database="test", postgres__default_target_schema=schema, postgres__password="unused")
             if mode == "batch":
                 meltano.set(tap__batch_config=json.dumps(batch_settings(tmp_path / "batches")["batch_config"]))
-            (tmp_path / mode).mkdir()
+            (tmp_path / mode).mkdir(exist_ok=True)
             meltano("run", "tap-aircall-analytics", "target-postgres")
         assert any((tmp_path / "batches").iterdir())
         with psycopg.connect(POSTGRES) as db:
