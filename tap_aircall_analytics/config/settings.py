@@ -552,6 +552,7 @@ class Settings:
     export_timeout_seconds: float
     request_timeout_seconds: float
     download_timeout_seconds: float
+    discovery_cache_seconds: float  # how long discovered columns are reused without a request
     filters: dict[str, list[int]]
     column_types: dict[str, list[dict]] = field(default_factory=dict)  # as the user gave them
     stream_window_days: dict[str, int] = field(default_factory=dict)
@@ -642,6 +643,7 @@ class Settings:
             export_timeout_seconds=_positive(config, "export_timeout_minutes", most=DAY_SECONDS / 60) * 60,
             request_timeout_seconds=_positive(config, "request_timeout_seconds", most=DAY_SECONDS),
             download_timeout_seconds=_positive(config, "download_timeout_minutes", most=DAY_SECONDS / 60) * 60,
+            discovery_cache_seconds=_positive(config, "discovery_cache_hours", allow_zero=True) * 3600,
             filters={key: list(config[name]) for name, key in FILTER_SETTINGS.items() if config.get(name)},
             column_types=dict(config.get("column_types") or {}),
             stream_window_days=_stream_window_days(config),

@@ -69,8 +69,7 @@ def account_reports(run: Run, config: dict, reports: tuple[Report, ...], *, sync
         settings = run.settings
         path = cache_path(config)
         key = cache_key(settings, reports)
-        max_age = _hours(config.get("discovery_cache_hours", 24)) * 3600
-        cached = read_cache(path, key, max_age=None if syncing else max_age)
+        cached = read_cache(path, key, max_age=None if syncing else settings.discovery_cache_seconds)
         if cached is not None:
             return apply(reports, cached)
         if settings.plan_only:
@@ -83,16 +82,6 @@ def account_reports(run: Run, config: dict, reports: tuple[Report, ...], *, sync
             "discover_columns: the account's columns could not be read (%s); the built-in catalogue is used", error
         )
         return reports
-
-
-def _hours(value: object) -> float:
-    try:
-        hours = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        hours = -1.0
-    if isinstance(value, bool) or not 0 <= hours < float("inf"):
-        raise ConfigError(f"discovery_cache_hours must be a number of hours, 0 or more, not {value!r}")
-    return hours
 
 
 def discover(
