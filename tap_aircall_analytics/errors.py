@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from tap_aircall_analytics import redaction
 from tap_aircall_analytics.api.client import AircallError
-from tap_aircall_analytics.clock import ClockError
+from tap_aircall_analytics.clock import ClockError, Stopped
 from tap_aircall_analytics.config.settings import ConfigError
 from tap_aircall_analytics.files.records import FileFormatError
 from tap_aircall_analytics.planning.bookmarks import StateError
 
-#: What stops a sync in one line: bad settings, the API's refusals, an unreadable export file.
-RUN_ERRORS = (ConfigError, AircallError, FileFormatError)
+#: What stops a sync in one line: bad settings, the API's refusals, an unreadable export file, a stop.
+RUN_ERRORS = (ConfigError, AircallError, FileFormatError, Stopped)
 
 __all__ = ["RUN_ERRORS", "AircallError", "ClockError", "ConfigError", "FileFormatError", "StateError", "stop"]
 

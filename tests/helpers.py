@@ -169,21 +169,6 @@ def export_starts(sim, report: str) -> list[str]:
     ]
 
 
-class FakeClock:
-    """Virtual time: a sleep moves it on at once."""
-
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self.time = start
-        self.sleeps = 0
-
-    def now(self) -> float:
-        return self.time
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps += 1
-        self.time += seconds
-
-
 # --- What a destination landed, against what the tap emitted -----------------------------------
 
 # The unknown column's label is not a valid column name anywhere: its key must land as is.

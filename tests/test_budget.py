@@ -12,11 +12,10 @@ import threading
 
 import pytest
 import requests
-from helpers import FakeClock
 
 from conftest import CREDENTIALS, TODAY, tap_config
 from tap_aircall_analytics.api.budget import RequestBudget
-from tap_aircall_analytics.api.client import RunClock, Stopped
+from tap_aircall_analytics.clock import RunClock, Stopped, VirtualClock
 from tap_aircall_analytics.config.catalogue import (
     EXPORTS_PATH,
     LIMIT_HEADER,
@@ -43,7 +42,7 @@ class FakeCompany:
 
     def __init__(
         self,
-        clock: FakeClock,
+        clock: VirtualClock,
         limit: int = 60,
         burst: int = 0,
         every: float = 15.0,
@@ -117,7 +116,7 @@ class FakeCompany:
         return 200, headers
 
 
-def spend(budget: RequestBudget, company: FakeCompany, clock: FakeClock, requests: int) -> list[float]:
+def spend(budget: RequestBudget, company: FakeCompany, clock: VirtualClock, requests: int) -> list[float]:
     """Send `requests` requests through the budget, one after another; return when each went."""
     sent = []
     for _ in range(requests):
@@ -130,7 +129,7 @@ def spend(budget: RequestBudget, company: FakeCompany, clock: FakeClock, request
 
 
 def test_the_tap_stops_at_the_reserve_and_goes_on_after_the_reset():
-    clock = FakeClock()
+    clock = VirtualClock()
     company = FakeCompany(clock, limit=60)
     budget = RequestBudget()
     sent = spend(budget, company, clock, 60)
@@ -144,7 +143,7 @@ def test_the_tap_stops_at_the_reserve_and_goes_on_after_the_reset():
 
 @pytest.mark.parametrize("reserve", [0, 30])
 def test_the_reserve_is_a_setting(reserve):
-    clock = FakeClock()
+    clock = VirtualClock()
     company = FakeCompany(clock, limit=60)
     sent = spend(RequestBudget(reserve=reserve), company, clock, 61)
     assert len([moment for moment in sent if moment < sent[0] + 60]) == 60 - reserve
@@ -154,7 +153,7 @@ def test_the_reserve_is_a_setting(reserve):
 @pytest.mark.parametrize("phase", [0.0, 4.0, 9.0, 14.0])
 def test_other_integrations_bursts_are_never_refused_and_the_tap_leaves_the_reserve(phase):
     """Others send 20 a minute in bursts of 5: whenever their bursts fall, none is refused."""
-    clock = FakeClock()
+    clock = VirtualClock()
     company = FakeCompany(clock, limit=60, burst=5, every=15, phase=phase)
     budget = RequestBudget()
     sent = spend(budget, company, clock, 150)
@@ -178,7 +177,7 @@ LIMITERS = [
 @pytest.mark.parametrize("phase", [0.0, 7.0])
 def test_under_every_limiter_shape_the_tap_takes_its_fair_share_and_nobody_gets_a_429(limiter, phase):
     """120 a minute, others 12 a minute in bursts of 3: the tap's fair share is 120 - 24 - 12 = 84 a minute."""
-    clock = FakeClock()
+    clock = VirtualClock()
     company = FakeCompany(clock, limit=120, burst=3, every=15, phase=phase, **limiter)
     budget = RequestBudget()
     spend(budget, company, clock, 700)
@@ -195,7 +194,7 @@ def test_under_every_limiter_shape_the_tap_takes_its_fair_share_and_nobody_gets_
 
 
 def test_max_requests_per_minute_caps_the_tap_in_any_60_seconds():
-    clock = FakeClock()
+    clock = VirtualClock()
     company = FakeCompany(clock, limit=1000)
     sent = spend(RequestBudget(max_per_minute=10), company, clock, 35)
     for index in range(len(sent) - 10):
@@ -204,7 +203,7 @@ def test_max_requests_per_minute_caps_the_tap_in_any_60_seconds():
 
 
 def test_a_429_holds_every_request_until_retry_after():
-    clock = FakeClock()
+    clock = VirtualClock()
     budget = RequestBudget()
     budget.acquire(clock)
     budget.settle(429, {LIMIT_HEADER: "60", REMAINING_HEADER: "0", RESET_HEADER: str(clock.now() + 30)})
@@ -216,12 +215,12 @@ def test_a_429_holds_every_request_until_retry_after():
 
 def test_the_first_request_goes_alone_and_the_rest_follow_once_it_is_accepted():
     budget = RequestBudget()
-    clock = FakeClock()
+    clock = VirtualClock()
     budget.acquire(clock)  # the first request, unanswered
     waited = threading.Event()
     went = threading.Event()
 
-    class Watching(FakeClock):
+    class Watching(VirtualClock):
         def sleep(self, seconds: float) -> None:
             waited.set()
             threading.Event().wait(0.001)
@@ -387,7 +386,7 @@ def test_simulated_exports_take_longer_for_longer_ranges_and_vary_the_same_way_e
 
 
 def test_without_rate_limit_headers_the_tap_paces_at_a_safe_default_and_halves_it_on_a_429():
-    clock = FakeClock()
+    clock = VirtualClock()
     budget = RequestBudget()
     sent = []
     for _ in range(100):
@@ -423,7 +422,7 @@ def test_without_rate_limit_headers_the_tap_paces_at_a_safe_default_and_halves_i
     ],
 )
 def test_a_limiter_that_makes_no_sense_is_named_once_and_never_waited_on_for_ever(headers, named, caplog):
-    clock = FakeClock()
+    clock = VirtualClock()
     budget = RequestBudget()
     with caplog.at_level("WARNING", logger="tap_aircall_analytics"):
         for _ in range(30):
@@ -439,7 +438,7 @@ def test_a_limiter_that_makes_no_sense_is_named_once_and_never_waited_on_for_eve
 
 @pytest.mark.parametrize("retry_after", ["inf", "1e12", "NaN", "Wed, 21 Oct 2099 07:28:00 GMT"])
 def test_a_retry_after_too_long_or_unreadable_is_waited_for_at_most_two_minutes(retry_after):
-    clock = FakeClock()
+    clock = VirtualClock()
     budget = RequestBudget()
     budget.acquire(clock)
     budget.settle(429, {LIMIT_HEADER: "60", REMAINING_HEADER: "0", RESET_HEADER: str(clock.now() + 20)})
@@ -453,7 +452,7 @@ def test_a_retry_after_too_long_or_unreadable_is_waited_for_at_most_two_minutes(
 def test_the_previous_runs_requests_still_counted_are_not_read_as_the_others():
     """A run that starts right after another, in the same fixed window: with the last run's requests (the
     state carries them) it knows Remaining fell by its own spending, and takes what is left to the reserve."""
-    clock = FakeClock()
+    clock = VirtualClock()
     company = FakeCompany(clock, limit=120)
     first = RequestBudget()
     spend(first, company, clock, 40)  # the last run: 40 requests, then it ended

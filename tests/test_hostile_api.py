@@ -26,8 +26,8 @@ import pytest
 from helpers import PEAK_RSS, RSS_BOUND_MB
 
 from conftest import TAP, TODAY, selected_catalog, tap_config
-from tap_aircall_analytics.api import client as client_module
-from tap_aircall_analytics.api.client import AircallClient, AircallError, ExportStatus, Stopped, stop_sending
+from tap_aircall_analytics.api.client import AircallClient, AircallError, ExportStatus, stop_sending
+from tap_aircall_analytics.clock import RunClock, Stopped
 from tap_aircall_analytics.config.catalogue import EXPORTS_PATH
 from tap_aircall_analytics.simulator import Simulator
 
@@ -508,8 +508,8 @@ def test_a_connection_test_that_fails_is_one_line(simulator, catalog, tmp_path):
 def test_a_request_that_passed_its_stop_check_when_the_stop_came_sends_no_byte(simulator, tmp_path, monkeypatch):
     sim = simulator()
     aircall = AircallClient(sim.api_url, "Basic ZGVtbzpkZW1v", stop=threading.Event())
-    # Each request checks the stop first (`pause`); here every check passed just before the stop came.
-    monkeypatch.setattr(client_module, "pause", lambda stop, seconds: None)
+    # Each request checks the stop first (its clock's `sleep(0)`); here every check passed just before the stop came.
+    monkeypatch.setattr(RunClock, "sleep", lambda clock, seconds: None)
     stop_sending(aircall.stop)  # what a signal does
     with pytest.raises(Stopped):
         aircall.download(f"{sim.download_url}/exports/e1.csv?X-Signature=x", tmp_path / "file.csv")

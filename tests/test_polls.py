@@ -12,7 +12,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from helpers import FakeClock
 
 from tap_aircall_analytics.api.client import ExportStatus
 from tap_aircall_analytics.api.polls import (
@@ -25,6 +24,7 @@ from tap_aircall_analytics.api.polls import (
     PollPolicy,
     PollSchedule,
 )
+from tap_aircall_analytics.clock import VirtualClock
 from tap_aircall_analytics.config.catalogue import REPORTS_BY_API_NAME, STATUS_COMPLETED, STATUS_PENDING
 from tap_aircall_analytics.exports.pipeline import ReportExporter, WindowFailed
 from tap_aircall_analytics.planning.windows import Window
@@ -36,7 +36,7 @@ DAY = dt.date(2030, 1, 1)
 class FakeApi:
     """Exports that take `seconds(report, days)` of virtual time; every request is counted."""
 
-    def __init__(self, clock: FakeClock, seconds) -> None:
+    def __init__(self, clock: VirtualClock, seconds) -> None:
         self.clock = clock
         self.stop = threading.Event()
         self.seconds = seconds
@@ -88,7 +88,7 @@ def varying(seed: int, base: float = 5, per_day: float = 1, spread: float = 0.5)
 
 
 def test_the_first_export_polls_on_the_backoff_schedule_and_the_next_near_its_completion(tmp_path):
-    clock = FakeClock()
+    clock = VirtualClock()
     api = FakeApi(clock, lambda report, days: 12.0)
     flow = exporter(api)
     first, second = windows(2, 7)
@@ -102,7 +102,7 @@ def test_the_first_export_polls_on_the_backoff_schedule_and_the_next_near_its_co
 
 
 def test_a_run_of_varying_exports_costs_about_two_requests_each(tmp_path):
-    clock = FakeClock()
+    clock = VirtualClock()
     api = FakeApi(clock, varying(seed=7))
     flow = exporter(api)
     for window in windows(60, 7):
@@ -113,7 +113,7 @@ def test_a_run_of_varying_exports_costs_about_two_requests_each(tmp_path):
 
 
 def test_a_report_learns_its_own_time_and_a_new_report_starts_from_the_run(tmp_path):
-    clock = FakeClock()
+    clock = VirtualClock()
     slow_and_fast = {"CALLS_HISTORY": 10.0, "USER_ACTIVITY_CALLS_HANDLED": 1.0}
     api = FakeApi(clock, lambda report, days: slow_and_fast[report] * (days + FIXED_COST_DAYS) / 14)
     timings = ExportTimings()
@@ -137,7 +137,7 @@ def test_longer_ranges_are_expected_to_take_longer():
 
 
 def test_a_missed_prediction_backs_off_and_the_max_poll_interval_bounds_every_wait(tmp_path):
-    clock = FakeClock()
+    clock = VirtualClock()
     times = iter([10.0, 10.0, 10.0, 400.0])  # the fourth takes 40 times as long as the others
     api = FakeApi(clock, lambda report, days: next(times))
     flow = exporter(api, poll=PollPolicy(first_wait=2, max_wait=30, timeout=3600))
@@ -152,7 +152,7 @@ def test_a_missed_prediction_backs_off_and_the_max_poll_interval_bounds_every_wa
 
 
 def test_an_export_pending_past_the_timeout_fails_its_window_with_polls_bounded(tmp_path):
-    clock = FakeClock()
+    clock = VirtualClock()
     api = FakeApi(clock, lambda report, days: 10**9)
     flow = exporter(api, poll=PollPolicy(first_wait=2, max_wait=60, timeout=600))
     with pytest.raises(WindowFailed, match=r"still PENDING after 10\.0 minutes"):
@@ -228,7 +228,7 @@ def test_a_report_is_settled_after_a_few_of_its_own_exports():
 
 
 def test_the_ready_line_says_what_the_polls_were_for(tmp_path):
-    clock = FakeClock()
+    clock = VirtualClock()
     said: list[str] = []
     api = FakeApi(clock, lambda report, days: 12.0)
     flow = ReportExporter(

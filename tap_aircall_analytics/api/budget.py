@@ -26,7 +26,7 @@ may be a UNIX time or the seconds left. So the budget assumes no shape:
 - **The first request goes alone**, and after a refusal none: a refused credential costs one
   request. **The tap's own rate is capped** at `max_requests_per_minute` when set.
 
-Time comes from a `Clock`, so tests drive the budget with a fake one and never wait.
+Time comes from a `Clock` (clock.py), so tests drive the budget with a `VirtualClock` and never wait.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ from tap_aircall_analytics.config.catalogue import LIMIT_HEADER, REMAINING_HEADE
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+
+    from tap_aircall_analytics.clock import Clock
 
 logger = logging.getLogger("tap_aircall_analytics")
 
@@ -61,18 +63,6 @@ SHORT_WINDOW_SECONDS = 10.0  # a limiter that forgets every request of the tap w
 KEEP_SECONDS = 2 * RATE_WINDOW_SECONDS  # how long the ledger keeps a request
 
 FIXED, SLIDING, BUCKET = "fixed", "sliding", "bucket"
-
-
-class Clock(t.Protocol):
-    """Where the budget and the polls read the time and wait."""
-
-    def now(self) -> float:
-        """UNIX time, in seconds."""
-        ...
-
-    def sleep(self, seconds: float) -> None:
-        """Wait `seconds`; raise an exception at once if the run stops meanwhile."""
-        ...
 
 
 @dataclass

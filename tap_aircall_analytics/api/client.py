@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json as jsonlib
 import logging
-import random
 import threading
 import time
 import typing as t
@@ -23,11 +22,14 @@ from urllib.parse import quote, urlsplit
 
 import requests
 import requests.adapters
+import tenacity
 import urllib3
 import urllib3.connection
+from tenacity import RetryCallState
 from typing_extensions import override  # typing.override from Python 3.12
 
-from tap_aircall_analytics.api.budget import Clock, RequestBudget
+from tap_aircall_analytics.api.budget import RequestBudget
+from tap_aircall_analytics.clock import Clock, RunClock, Stopped
 from tap_aircall_analytics.config.catalogue import (
     EXPORTS_PATH,
     FAILED_STATUSES,
@@ -59,6 +61,10 @@ class TransientError(AircallError):
     """A failure that a retry may cure (5xx, 429, a reset connection)."""
 
 
+class RateLimited(TransientError):
+    """A 429: tried again when the budget lets the next request go (see budget.py `back_off`), with no backoff."""
+
+
 class ExportNotFound(AircallError):
     """The export is gone (404): it must be requested again."""
 
@@ -69,10 +75,6 @@ class LinkExpired(AircallError):
 
 class DownloadTooLong(AircallError):
     """A download ran past download_timeout_minutes: the window fails (a host this slow will not do better)."""
-
-
-class Stopped(AircallError):
-    """The run is stopping (a signal, or a window that failed for good): nothing more is sent."""
 
 
 #: Held while a request's bytes are written, and while a run is stopped (`stop_sending`): a byte
@@ -88,7 +90,7 @@ def stop_sending(stop: threading.Event) -> None:
 
 def _stoppable(session: requests.Session, stop: threading.Event) -> requests.Session:
     """`session`, its connections checking `stop` before they write any byte (a request that passed
-    `pause` just before the stop came would otherwise still be sent)."""
+    its clock's `sleep(0)` just before the stop came would otherwise still be sent)."""
 
     def send_unless_stopped(send: Callable[[t.Any], None], data: t.Any) -> None:
         with _SEND_GATE:
@@ -116,31 +118,6 @@ def _stoppable(session: requests.Session, stop: threading.Event) -> requests.Ses
         if isinstance(adapter, requests.adapters.HTTPAdapter):
             adapter.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": SecurePool}
     return session
-
-
-def pause(stop: threading.Event, seconds: float) -> None:
-    """Wait up to `seconds`, ending at once when `stop` is set; raise Stopped if it is.
-
-    Every wait of a run (rate limits, retry backoff, polls) goes through here, and every
-    request is preceded by `pause(stop, 0)`: once the run is stopped, no request is sent.
-    """
-    if stop.wait(max(0.0, seconds)):
-        raise Stopped("the run was stopped")
-
-
-@dataclass(frozen=True)
-class RunClock:
-    """The real clock of a run: its waits end at once when the run stops."""
-
-    stop: threading.Event
-
-    def now(self) -> float:
-        """UNIX time, in seconds."""
-        return time.time()
-
-    def sleep(self, seconds: float) -> None:
-        """Wait, or raise Stopped when the run stops."""
-        pause(self.stop, seconds)
 
 
 def redact(url: str) -> str:
@@ -288,13 +265,22 @@ class AircallClient:
         self._files = _stoppable(requests.Session(), self.stop)  # no credentials, ever: links are presigned
         self._files.headers["Accept-Encoding"] = "gzip, deflate"  # what `decoded` undoes
         self.max_tries = max_tries
-        self.backoff_seconds = backoff_seconds
-        self.max_backoff_seconds = max_backoff_seconds
         self.clock = clock or RunClock(self.stop)
         self.budget = budget or RequestBudget()
         self.timeout_seconds = timeout_seconds
         self.download_seconds = download_seconds  # the longest a whole download may take
         self.retries = 0  # transient failures retried, for the run summary
+        half = {"multiplier": backoff_seconds / 2, "max": max_backoff_seconds / 2}
+        # half the backoff, plus up to as much again at random: the run's threads do not retry in step
+        self._backoff = tenacity.wait_exponential(**half) + tenacity.wait_random_exponential(**half)
+        self._retrying = tenacity.Retrying(
+            sleep=self.clock.sleep,  # a stop ends the wait at once, and no further try is sent
+            stop=tenacity.stop_after_attempt(max_tries),
+            retry=tenacity.retry_if_exception_type(TransientError),
+            wait=self._wait,
+            before_sleep=self._say_retrying,
+            retry_error_callback=self._give_up,
+        )
 
     # --- exports ----------------------------------------------------------------
 
@@ -323,42 +309,39 @@ class AircallClient:
         return rate_limit_of(response.headers)
 
     def _call(self, method: str, path: str, json: dict | None = None) -> dict:
-        url = self.api_url + path
-        for attempt in range(1, self.max_tries + 1):
-            self.budget.acquire(self.clock)
+        """The JSON answer of an API request, tried up to `max_tries` times while the failure is transient."""
+        return self._retrying(self._try, method, path, json)
+
+    def _try(self, method: str, path: str, json: dict | None) -> dict:
+        """One try of an API request, when the budget lets it go; TransientError when another try may cure it."""
+        url, what = self.api_url + path, f"{method} {path}"
+        self.budget.acquire(self.clock)
+        try:
+            response = self._api.request(method, url, json=json, timeout=self.timeout_seconds, stream=True)
+            body = _read_answer(response, what)
+        except (requests.Timeout, urllib3.exceptions.TimeoutError):
+            self.budget.settle(None)
+            raise TransientError(f"{what}: {self._silence('the API')}") from None
+        except (requests.ConnectionError, urllib3.exceptions.HTTPError) as error:
+            self.budget.settle(None)
+            raise TransientError(f"{what}: {type(error).__name__}") from None
+        except (AircallError, Stopped):
+            self.budget.settle(None)
+            raise
+        status = response.status_code
+        self.budget.settle(status, response.headers, now=self.clock.now())
+        if status < 400:
             try:
-                response = self._api.request(method, url, json=json, timeout=self.timeout_seconds, stream=True)
-                body = _read_answer(response, f"{method} {path}")
-            except (requests.Timeout, urllib3.exceptions.TimeoutError):
-                self.budget.settle(None)
-                self._retry_or_raise(attempt, f"{method} {path}: {self._silence('the API')}")
-                continue
-            except (requests.ConnectionError, urllib3.exceptions.HTTPError) as error:
-                self.budget.settle(None)
-                self._retry_or_raise(attempt, f"{method} {path}: {type(error).__name__}")
-                continue
-            except AircallError:
-                self.budget.settle(None)
-                raise
-            status = response.status_code
-            self.budget.settle(status, response.headers, now=self.clock.now())
-            if status < 400:
-                try:
-                    answer = _json(body)
-                except ValueError as error:
-                    raise AircallError(
-                        f"{method} {path} answered {status} with a body that is not JSON ({error})"
-                    ) from None
-                return answer  # type: ignore[return-value]  # from_json reads any JSON
-            if status == 429:
-                self._wait_for_rate_limit(response)
-                self._retry_or_raise(attempt, f"{method} {path}: 429 Too Many Requests", wait=False)
-                continue
-            if status >= 500:
-                self._retry_or_raise(attempt, f"{method} {path}: {status} {response.reason}")
-                continue
-            raise self._client_error(status, _message(body, response.reason), method, path)
-        raise AssertionError("unreachable")  # pragma: no cover
+                answer = _json(body)
+            except ValueError as error:
+                raise AircallError(f"{what} answered {status} with a body that is not JSON ({error})") from None
+            return answer  # type: ignore[return-value]  # from_json reads any JSON
+        if status == 429:  # every request of the run is held until its Retry-After, the Reset or a backoff
+            self.budget.back_off(response.headers, self.clock.now())
+            raise RateLimited(f"{what}: 429 Too Many Requests")
+        if status >= 500:
+            raise TransientError(f"{what}: {status} {response.reason}")
+        raise self._client_error(status, _message(body, response.reason), method, path)
 
     def _silence(self, host: str) -> str:
         return (
@@ -366,18 +349,17 @@ class AircallClient:
             "(request_timeout_seconds: raise it for a slow link)"
         )
 
-    def _wait_for_rate_limit(self, response: requests.Response) -> None:
-        """Hold every request of the run until the 429's Retry-After, the Reset or a backoff (see budget.py)."""
-        self.budget.back_off(response.headers, self.clock.now())
+    def _wait(self, state: RetryCallState) -> float:
+        """No wait after a 429 (the budget holds the next try, see budget.py `back_off`); else the backoff."""
+        return 0.0 if isinstance(_failure(state), RateLimited) else self._backoff(state)
 
-    def _retry_or_raise(self, attempt: int, what: str, *, wait: bool = True) -> None:
-        if attempt >= self.max_tries:
-            raise TransientError(f"{what} (gave up after {attempt} tries)")
+    def _say_retrying(self, state: RetryCallState) -> None:
         self.retries += 1
-        logger.warning("Retrying %s (try %d of %d)", what, attempt + 1, self.max_tries)
-        if wait:
-            delay = min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1))
-            self.clock.sleep(delay * random.uniform(0.5, 1.0))
+        logger.warning("Retrying %s (try %d of %d)", _failure(state), state.attempt_number + 1, self.max_tries)
+
+    @staticmethod
+    def _give_up(state: RetryCallState) -> t.NoReturn:
+        raise TransientError(f"{_failure(state)} (gave up after {state.attempt_number} tries)")
 
     @staticmethod
     def _client_error(status: int, message: str, method: str, path: str) -> AircallError:
@@ -406,7 +388,7 @@ class AircallClient:
         ExportNotFound on 404 and TransientError when the body stops short of its
         Content-Length (or of the end of its gzip stream) or the connection drops.
         """
-        pause(self.stop, 0)
+        self.clock.sleep(0)  # a stopped run sends nothing more
         if logging.getLogger("urllib3.connectionpool").isEnabledFor(logging.DEBUG):
             keep_secret(urlsplit(url).path)  # its DEBUG line quotes the path, where some stores keep a token
         wire = 0
@@ -441,7 +423,7 @@ class AircallClient:
                 size = 0
                 with open(destination, "wb") as handle:
                     for chunk in decoded(body, encoding):
-                        pause(self.stop, 0)
+                        self.clock.sleep(0)
                         if claim is not None:
                             claim(size + len(chunk))
                         handle.write(chunk)
@@ -459,6 +441,11 @@ class AircallClient:
         if expected is not None and wire != int(expected):
             raise TransientError(f"download of {redact(url)} stopped at {wire} of {expected} bytes on the wire")
         return size
+
+
+def _failure(state: RetryCallState) -> BaseException | None:
+    """The exception that ended a try."""
+    return state.outcome.exception() if state.outcome is not None else None
 
 
 def decoded(wire: Iterable[bytes], encoding: str) -> Iterator[bytes]:

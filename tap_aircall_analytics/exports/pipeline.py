@@ -46,11 +46,11 @@ from tap_aircall_analytics.api.client import (
     ExportNotFound,
     ExportStatus,
     LinkExpired,
-    Stopped,
     TransientError,
     redact,
 )
 from tap_aircall_analytics.api.polls import RECHECK_SECONDS, ExportTimings, PollPolicy, PollSchedule
+from tap_aircall_analytics.clock import Stopped
 from tap_aircall_analytics.config.catalogue import STATUS_COMPLETED, STATUS_FAILED, STATUS_PENDING, Report
 from tap_aircall_analytics.planning.bookmarks import ExportsInFlight, PendingExport
 from tap_aircall_analytics.planning.windows import Window
