@@ -40,16 +40,25 @@ CREDENTIALS = {"api_id": "demo-api-id", "api_token": "demo-api-token"}
 FAST_POLLING = {"poll_interval_seconds": 0.05, "max_poll_interval_seconds": 0.2}
 
 
-#: The files that take longest (orchestrators, warehouse emulators, Meltano pipelines, a fresh
-#: clone), first: when the suite runs in several processes (scripts/test), none is left for the end.
+#: The files that take longest (Meltano pipelines, orchestrators, hostile files, warehouse emulators, a
+#: fresh clone), longest first, as measured: when the suite runs in several processes (scripts/test), each
+#: process takes the next file as it finishes one, and none is left for the end.
 SLOWEST_FIRST = (
+    "test_destinations.py",
+    "test_hostile_files.py",
     "test_orchestration.py",
+    "test_faults.py",
+    "test_packaging.py",
+    "test_hostile_api.py",
     "test_warehouses.py",
     "test_meltano_runs.py",
-    "test_packaging.py",
-    "test_faults.py",
+    "test_docs.py",
+    "test_batches.py",
+    "test_dialects.py",
+    "test_drift.py",
     "test_clock.py",
-    "test_destinations.py",
+    "test_run_wide_exports.py",
+    "test_discovery.py",
 )
 
 
