@@ -1,14 +1,25 @@
 """Where the tap leans on parts of singer-sdk that are private, final or undocumented.
 
-Everything else the tap uses is the SDK's public API. Each entry names the SDK part, where
-the tap uses it, and why; `tests/test_sdk_parts.py` checks each one still exists in the
-installed SDK with the parameters the tap relies on, and fails with the entry's reason
-when an upgrade changes it. Read this list before moving the `singer-sdk` pin.
+Everything else the tap uses is the SDK's public API. Each entry of SDK_PARTS names the SDK
+part, where the tap uses it, and why; `tests/test_sdk_parts.py` checks each one still exists
+in the installed SDK with the parameters the tap relies on, and fails with the entry's reason
+when an upgrade changes it. Read this list before moving the `singer-sdk` pin. Below it, the
+helpers that read a stream's stream maps and selection, for streams.py.
 """
 
 from __future__ import annotations
 
+import typing as t
 from dataclasses import dataclass
+
+from singer_sdk.batch import Batcher
+from singer_sdk.helpers._catalog import pop_deselected_record_properties
+from singer_sdk.mapper import SameRecordTransform
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
+    from singer_sdk.mapper import StreamMap
+    from singer_sdk.streams import Stream
 
 
 @dataclass(frozen=True)
@@ -97,7 +108,7 @@ SDK_PARTS: tuple[SdkPart, ...] = (
     SdkPart("singer_sdk.helpers._batch:StorageTarget", "batches.py BatchFileWriter", "where batch files go"),
     SdkPart(
         "singer_sdk.helpers._catalog:pop_deselected_record_properties",
-        "streams.py ReportStream._mapped_batches",
+        "sdk.py mapped_batches",
         "removes deselected properties from records batched in Python, as RECORD messages do",
         ("record", "schema", "mask", "breadcrumb"),
     ),
@@ -113,11 +124,15 @@ SDK_PARTS: tuple[SdkPart, ...] = (
     ),
     SdkPart(
         "singer_sdk.mapper:SameRecordTransform",
-        "streams.py ReportStream._maps_pass_through",
+        "sdk.py maps_pass_through",
         "records are written without the SDK only when the stream's one map is the SDK's identity map "
         "(unaliased, unflattened): the tap reads the map's type, stream_alias and flattening_enabled",
     ),
-    SdkPart("stream.stream_maps", "streams.py ReportStream._maps_pass_through", "the maps inspected above"),
+    SdkPart(
+        "stream.stream_maps",
+        "sdk.py maps_pass_through, streams.py ReportStream._mapped_batches",
+        "the maps inspected above",
+    ),
     SdkPart(
         "singer_sdk.streams:Stream.ABORT_AT_RECORD_COUNT",
         "streams.py ReportStream._sync_records",
@@ -130,3 +145,44 @@ SDK_PARTS: tuple[SdkPart, ...] = (
         "the RECORD envelope is built by hand there, byte for byte as the SDK's RecordMessage gives it",
     ),
 )
+
+
+def selected_properties(stream: Stream) -> list[str]:
+    """The properties of `stream`'s schema that its catalog selects, in the schema's order."""
+    mask = stream.mask
+    return [name for name in stream.schema["properties"] if mask.get(("properties", name), True)]
+
+
+def maps_pass_through(stream: Stream) -> bool:
+    """True when `stream`'s stream maps are the SDK's identity map, without flattening."""
+    maps = stream.stream_maps
+    return (
+        len(maps) == 1
+        and type(maps[0]) is SameRecordTransform
+        and maps[0].stream_alias == stream.name
+        and not maps[0].flattening_enabled
+    )
+
+
+def nothing_to_map(stream: Stream) -> bool:
+    """True when no stream map, no flattening and no deselected property alters `stream`'s records."""
+    return maps_pass_through(stream) and len(selected_properties(stream)) == len(stream.schema["properties"])
+
+
+def mapped_batches(
+    stream: Stream, stream_map: StreamMap, batch_config: BatchConfig, records: t.Iterable[dict]
+) -> t.Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
+    """The SDK's batcher, fed `records` as a RECORD message would carry them: deselected properties
+    removed, then `stream_map` applied. (The SDK's own `get_batches` batches records before both: its
+    SCHEMA would say what the map makes, a hashed phone number, JSON text, its files hold raw values.)"""
+
+    def mapped() -> t.Iterator[dict]:
+        for record in records:
+            pop_deselected_record_properties(record, stream.schema, stream.mask)
+            transformed = stream_map.transform(record)
+            if transformed is not None:  # a `__filter__` map left it out
+                yield transformed
+
+    batcher = Batcher(tap_name=stream.tap_name, stream_name=stream.name, batch_config=batch_config)
+    for manifest in batcher.get_batches(records=mapped()):
+        yield batch_config.encoding, manifest

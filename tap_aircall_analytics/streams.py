@@ -7,15 +7,12 @@ import time
 import typing as t
 
 from singer_sdk import Tap, metrics
-from singer_sdk.batch import Batcher
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
-from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.streams import Stream
 from typing_extensions import override  # typing.override from Python 3.12
 
-from tap_aircall_analytics import redaction
+from tap_aircall_analytics import redaction, sdk
 from tap_aircall_analytics.config.catalogue import Report
 from tap_aircall_analytics.config.settings import ConfigError
 from tap_aircall_analytics.emit.batches import supported
@@ -65,32 +62,23 @@ class ReportStream(Stream):
         )
 
     def _stored_bookmark(self, context: Context | None) -> dt.date | None:
-        """The bookmark as the state holds it (checked when the state was loaded).
-
-        Read without writing: the run plans every stream before the first STATE goes out.
-        """
-        state = (
-            self.tap_state.get("bookmarks", {}).get(self.name, {})
-            if context is None
-            else self.get_context_state(context)
-        )
-        if state.get("replication_key") != self.replication_key:
-            return None
-        return stored_bookmark(self.name, state)
+        """The state's bookmark (checked when loaded), read without writing: streams are planned before any STATE."""
+        bookmarks = self.tap_state.get("bookmarks", {})
+        state = bookmarks.get(self.name, {}) if context is None else self.get_context_state(context)
+        return stored_bookmark(self.name, state) if state.get("replication_key") == self.replication_key else None
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        """Export each window and yield its records (or write them, see `_sync_records`); checkpoint each."""
+        """Export each window and yield its records, or write them (see `_sync_records`); checkpoint each."""
         reader = self.run.record_reader(self.report, self.logger.warning)
         for file in self._finished_windows(context):
             started, rows = time.monotonic(), 0
+            records = reader.read(file.path, zipped=file.zipped, where=str(file.window))
             if self._write_directly:
-                records = reader.read(file.path, zipped=file.zipped, where=str(file.window))
                 rows = self.run.writer.write_records(self.name, records)
                 if self._record_counter is not None:
                     self._record_counter.increment(rows)
             else:
-                records = reader.read(file.path, zipped=file.zipped, where=str(file.window))
                 for rows, record in enumerate(records, 1):  # noqa: B007 - the last count is the window's rows
                     yield record
             self.run.emitted(self.logger, self.name, file.window, rows, time.monotonic() - started)
@@ -99,16 +87,14 @@ class ReportStream(Stream):
     def get_batches(
         self, batch_config: BatchConfig, context: Context | None = None
     ) -> t.Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
-        """Export each window and convert its file to batch files with DuckDB.
-
-        Falls back to the SDK's batcher (records built in Python) when stream maps,
-        flattening or an encoding DuckDB does not write are in play.
-        """
-        if not (self._maps_pass_through() and supported(batch_config.encoding)):
+        """Export each window and convert its file to batch files with DuckDB; through the SDK's
+        batcher (records built in Python) when stream maps, flattening or an encoding DuckDB does not
+        write are in play."""
+        if not (sdk.maps_pass_through(self) and supported(batch_config.encoding)):
             yield from self._mapped_batches(batch_config, context)
             return
         writer = self.run.batch_writer(
-            self.tap_name, self.report, self._selected_properties(), batch_config, self.logger.warning
+            self.tap_name, self.report, sdk.selected_properties(self), batch_config, self.logger.warning
         )
         for file in self._finished_windows(context):
             started = time.monotonic()
@@ -120,30 +106,15 @@ class ReportStream(Stream):
     def _mapped_batches(
         self, batch_config: BatchConfig, context: Context | None
     ) -> t.Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
-        """The SDK's batcher, fed the records a RECORD message would carry.
-
-        The SDK's own `get_batches` batches records before deselection and stream maps: its
-        SCHEMA says what the maps make (a hashed phone number, JSON text), its files would hold
-        the raw values. A map that renames or splits the stream has no batch of its own name.
-        """
+        """Records mapped as RECORD messages are, batched by the SDK; a map may not rename the stream."""
         maps = self.stream_maps
         if len(maps) != 1 or maps[0].stream_alias != self.name:
             raise ConfigError(
                 f"stream_maps: {self.name} is mapped to {', '.join(m.stream_alias for m in maps) or 'nothing'}; "
                 "with batch_config a map may change a stream's properties but not rename, split or drop it"
             )
-        (stream_map,) = maps
-
-        def mapped() -> t.Iterator[dict]:
-            for record in self._sync_records(context, write_messages=False):
-                pop_deselected_record_properties(record, self.schema, self.mask)
-                transformed = stream_map.transform(record)
-                if transformed is not None:  # a `__filter__` map left it out
-                    yield transformed
-
-        batcher = Batcher(tap_name=self.tap_name, stream_name=self.name, batch_config=batch_config)
-        for manifest in batcher.get_batches(records=mapped()):
-            yield batch_config.encoding, manifest
+        records = self._sync_records(context, write_messages=False)
+        yield from sdk.mapped_batches(self, maps[0], batch_config, records)
 
     def _finished_windows(self, context: Context | None) -> t.Iterator[ExportedFile]:
         """Yield each window's file from the run; once emitted, checkpoint the window."""
@@ -172,14 +143,11 @@ class ReportStream(Stream):
     def _sync_records(
         self, context: Context | None = None, *, write_messages: bool = True
     ) -> t.Generator[dict, t.Any, t.Any]:
-        """The SDK's record loop; the message buffer is flushed when it ends, however it ends.
-
-        When the SDK would change nothing of a record (no stream map, no flattening, no
-        deselected property, no record limit), `get_records` writes the records itself
-        and the SDK's per-record work is skipped: the hot path of every RECORD run.
-        """
+        """The SDK's record loop, the message buffer flushed however it ends. When the SDK would change
+        nothing of a record (no stream map, flattening, deselected property or record limit), `get_records`
+        writes the records itself, without the SDK's per-record work: the hot path of every RECORD run."""
         self._write_directly = (
-            write_messages and self.selected and self.ABORT_AT_RECORD_COUNT is None and self._nothing_to_map()
+            write_messages and self.selected and self.ABORT_AT_RECORD_COUNT is None and sdk.nothing_to_map(self)
         )
         try:
             yield from super()._sync_records(context, write_messages=write_messages)
@@ -197,24 +165,6 @@ class ReportStream(Stream):
         self, record: dict, child_context: Context | None = None, partition_context: Context | None = None
     ) -> None:
         """Nothing to do per record: report streams have no partitions and no child streams."""
-
-    def _nothing_to_map(self) -> bool:
-        """True when no stream map, no flattening and no deselected property alters records."""
-        return self._maps_pass_through() and len(self._selected_properties()) == len(self.schema["properties"])
-
-    def _maps_pass_through(self) -> bool:
-        """True when the stream maps are the SDK's identity map, without flattening."""
-        maps = self.stream_maps
-        return (
-            len(maps) == 1
-            and type(maps[0]) is SameRecordTransform
-            and maps[0].stream_alias == self.name
-            and not maps[0].flattening_enabled
-        )
-
-    def _selected_properties(self) -> list[str]:
-        mask = self.mask
-        return [name for name in self.schema["properties"] if mask.get(("properties", name), True)]
 
     @override
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:

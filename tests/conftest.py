@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import io
 import json
 import logging
@@ -39,16 +40,25 @@ CREDENTIALS = {"api_id": "demo-api-id", "api_token": "demo-api-token"}
 FAST_POLLING = {"poll_interval_seconds": 0.05, "max_poll_interval_seconds": 0.2}
 
 
-#: The files that take longest (orchestrators, warehouse emulators, Meltano pipelines, a fresh
-#: clone), first: when the suite runs in several processes (scripts/test), none is left for the end.
+#: The files that take longest (Meltano pipelines, orchestrators, hostile files, warehouse emulators, a
+#: fresh clone), longest first, as measured: when the suite runs in several processes (scripts/test), each
+#: process takes the next file as it finishes one, and none is left for the end.
 SLOWEST_FIRST = (
+    "test_destinations.py",
+    "test_hostile_files.py",
     "test_orchestration.py",
+    "test_faults.py",
+    "test_packaging.py",
+    "test_hostile_api.py",
     "test_warehouses.py",
     "test_meltano_runs.py",
-    "test_packaging.py",
-    "test_faults.py",
+    "test_docs.py",
+    "test_batches.py",
+    "test_dialects.py",
+    "test_drift.py",
     "test_clock.py",
-    "test_destinations.py",
+    "test_run_wide_exports.py",
+    "test_discovery.py",
 )
 
 
@@ -94,8 +104,9 @@ def parse_messages(stdout: str, run: TapRun) -> TapRun:
 @pytest.fixture(scope="session")
 def catalog() -> dict:
     """The tap's discovered catalog."""
-    output = subprocess.run([*TAP, "--discover"], capture_output=True, text=True, check=True)
-    return json.loads(output.stdout)
+    code, output, errors = run_in_process(["--discover"])
+    assert code == 0, errors[-2000:]
+    return json.loads(output)
 
 
 def selected_catalog(catalog: dict, streams: list[str] | None) -> dict:
@@ -108,59 +119,63 @@ def selected_catalog(catalog: dict, streams: list[str] | None) -> dict:
     return selected
 
 
+def run_tap_in(
+    folder: Path,
+    catalog: dict,
+    config: dict,
+    *,
+    streams: list[str] | None = None,
+    state: dict | None = None,
+    timeout: float = 300,
+    check: bool = True,
+    deselect: tuple[str, ...] = (),
+    catalog_config: dict | None = None,
+    process: bool = False,
+) -> TapRun:
+    """Run the tap's command line with its files in `folder`; return a TapRun. (The `run_tap` fixture, for
+    a fixture of module scope that several tests read.)
+
+    `catalog_config`: discover with these settings (column_types, extra_reports), not without any.
+    The tap runs in this process (`run_in_process`), unless `process`: where the process
+    boundary is what a test pins; `timeout` bounds a run in a process. A run from a thread
+    of the test's own is a process too: signals and stdout belong to the main thread.
+    """
+    process = process or threading.current_thread() is not threading.main_thread()
+    config_path = folder / "config.json"
+    discovered = catalog
+    if catalog_config is not None:
+        config_path.write_text(json.dumps(catalog_config))
+        code, output, errors = run_in_process(["--config", str(config_path), "--discover"])
+        assert code == 0, errors[-2000:]
+        discovered = json.loads(output)
+    config_path.write_text(json.dumps(config))
+    catalog_path = folder / "catalog.json"
+    chosen = selected_catalog(discovered, streams)
+    for entry in chosen["streams"]:
+        for meta in entry["metadata"]:
+            if meta["breadcrumb"][-1:] and meta["breadcrumb"][-1] in deselect:
+                meta["metadata"]["selected"] = False
+    catalog_path.write_text(json.dumps(chosen))
+    command = [*TAP, "--config", str(config_path), "--catalog", str(catalog_path)]
+    if state is not None:
+        state_path = folder / "state.json"
+        state_path.write_text(json.dumps(state))
+        command += ["--state", str(state_path)]
+    if process:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=_quiet_env())
+        returncode, stdout, stderr = result.returncode, result.stdout, result.stderr
+    else:
+        returncode, stdout, stderr = run_in_process(command[len(TAP) :])
+    run = parse_messages(stdout, TapRun(returncode, stdout, stderr))
+    if check and returncode != 0:
+        pytest.fail(f"the tap exited {returncode}:\n{stderr[-4000:]}")
+    return run
+
+
 @pytest.fixture
 def run_tap(tmp_path: Path, catalog: dict):
-    """Run the tap's command line; return a TapRun."""
-
-    def run(
-        config: dict,
-        *,
-        streams: list[str] | None = None,
-        state: dict | None = None,
-        timeout: float = 300,
-        check: bool = True,
-        deselect: tuple[str, ...] = (),
-        catalog_config: dict | None = None,
-        process: bool = False,
-    ) -> TapRun:
-        """`catalog_config`: discover with these settings (column_types, extra_reports), not without any.
-
-        The tap runs in this process (`run_in_process`), unless `process`: where the process
-        boundary is what a test pins; `timeout` bounds a run in a process. A run from a thread
-        of the test's own is a process too: signals and stdout belong to the main thread.
-        """
-        process = process or threading.current_thread() is not threading.main_thread()
-        config_path = tmp_path / "config.json"
-        discovered = catalog
-        if catalog_config is not None:
-            config_path.write_text(json.dumps(catalog_config))
-            code, output, errors = run_in_process(["--config", str(config_path), "--discover"])
-            assert code == 0, errors[-2000:]
-            discovered = json.loads(output)
-        config_path.write_text(json.dumps(config))
-        catalog_path = tmp_path / "catalog.json"
-        chosen = selected_catalog(discovered, streams)
-        for entry in chosen["streams"]:
-            for meta in entry["metadata"]:
-                if meta["breadcrumb"][-1:] and meta["breadcrumb"][-1] in deselect:
-                    meta["metadata"]["selected"] = False
-        catalog_path.write_text(json.dumps(chosen))
-        command = [*TAP, "--config", str(config_path), "--catalog", str(catalog_path)]
-        if state is not None:
-            state_path = tmp_path / "state.json"
-            state_path.write_text(json.dumps(state))
-            command += ["--state", str(state_path)]
-        if process:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=_quiet_env())
-            returncode, stdout, stderr = result.returncode, result.stdout, result.stderr
-        else:
-            returncode, stdout, stderr = run_in_process(command[len(TAP) :])
-        run = parse_messages(stdout, TapRun(returncode, stdout, stderr))
-        if check and returncode != 0:
-            pytest.fail(f"the tap exited {returncode}:\n{stderr[-4000:]}")
-        return run
-
-    return run
+    """Run the tap's command line; return a TapRun (see `run_tap_in`)."""
+    return functools.partial(run_tap_in, tmp_path, catalog)
 
 
 @contextlib.contextmanager

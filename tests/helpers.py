@@ -23,8 +23,9 @@ from pathlib import Path
 import duckdb
 
 from conftest import TAP, TODAY, selected_catalog, tap_config
+from tap_aircall_analytics import clock
 from tap_aircall_analytics.api.client import AircallClient
-from tap_aircall_analytics.config.catalogue import REPORTS_BY_API_NAME, export_request_body
+from tap_aircall_analytics.config.catalogue import REPORTS, REPORTS_BY_API_NAME, export_request_body
 from tap_aircall_analytics.config.settings import Settings
 from tap_aircall_analytics.exports.pipeline import ExportPipeline, PollPolicy, ReportExporter
 from tap_aircall_analytics.planning.windows import Window
@@ -34,6 +35,19 @@ def expected_keys(sim, report, first, last, timezone="UTC"):
     labels, rows = sim.expected_rows(report.api_name, first, last, timezone)
     columns = [labels.index(report.column(name).label) for name in report.primary_key]
     return [tuple(row[i] for i in columns) for row in rows]
+
+
+def expected_counts(sim, first: dt.date, last: dt.date, timezone: str = "UTC") -> dict[str, int]:
+    """Each stream's rows in the simulator from `first` to `last`, from each report's earliest day on."""
+    counts = {}
+    today = clock.today(zoneinfo.ZoneInfo(timezone))
+    for report in REPORTS:
+        earliest = report.earliest_day(today)
+        start = max(first, earliest) if earliest else first
+        counts[report.stream_name] = (
+            len(sim.expected_rows(report.api_name, start, last, timezone)[1]) if start <= last else 0
+        )
+    return counts
 
 
 def emitted_keys(report, records, timezone="UTC"):

@@ -7,6 +7,8 @@ import datetime as dt
 import gzip
 import json
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -15,12 +17,14 @@ import pytest
 from helpers import batch_records, batch_settings, canonical
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
-from conftest import POSTGRES, Meltano, tap_config
+from conftest import POSTGRES, Meltano, TapRun, run_tap_in, tap_config
+from tap_aircall_analytics import clock
 from tap_aircall_analytics.config.catalogue import REPORTS, REPORTS_BY_API_NAME
 from tap_aircall_analytics.emit.batch_sql import utc_offsets
 from tap_aircall_analytics.emit.batches import BatchFileWriter
 from tap_aircall_analytics.files.records import FileFormatError, RecordReader, json_schema
 from tap_aircall_analytics.planning.windows import Window
+from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
 from tap_aircall_analytics.simulator.data import ReportData
 
 FIRST, LAST = dt.date(2026, 10, 23), dt.date(2026, 10, 27)  # clocks go back in Paris on the 25th
@@ -43,13 +47,22 @@ FAULTS = {
 }
 
 
+@pytest.fixture(scope="module")
+def record_mode(catalog, tmp_path_factory) -> Iterator[tuple[dict, TapRun]]:
+    """A simulator with file faults, and what RECORD mode emits from it: read once for every batch format."""
+    with Simulator(SimulatorConfig(**FAULTS)) as sim:
+        config = tap_config(
+            sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), timezone="Europe/Paris", window_days=2
+        )
+        with pytest.MonkeyPatch.context() as patch:  # as `_today_after_the_range`, which a module's fixture precedes
+            patch.setenv(clock.TODAY_VARIABLE, (LAST + dt.timedelta(days=1)).isoformat())
+            records = run_tap_in(tmp_path_factory.mktemp("records"), catalog, config)
+        yield config, records
+
+
 @pytest.mark.parametrize(("fmt", "compression"), [("jsonl", "gzip"), ("parquet", "none")])
-def test_batch_files_hold_exactly_the_record_mode_records(simulator, run_tap, tmp_path, fmt, compression):
-    sim = simulator(**FAULTS)
-    config = tap_config(
-        sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), timezone="Europe/Paris", window_days=2
-    )
-    records = run_tap(config)
+def test_batch_files_hold_exactly_the_record_mode_records(record_mode, run_tap, tmp_path, fmt, compression):
+    config, records = record_mode
     batched = run_tap({**config, **batch_settings(tmp_path / "batches", fmt, compression)})
     assert "RECORD" not in {json.loads(line)["type"] for line in batched.stdout.splitlines()}
     found = batch_records(batched, fmt)
@@ -185,17 +198,18 @@ def test_jsonl_gz_batches_load_into_postgres_like_record_mode(installed_plugins,
     suffix = uuid.uuid4().hex[:8]  # unique across concurrent runs, as pg_schema is
     schemas = {"record": f"e2e_record_{suffix}", "batch": f"e2e_batch_{suffix}"}
     columns = ", ".join(column.name for column in REPORTS_BY_API_NAME["CALLS_HISTORY"].columns)
+
+    def load(mode: str, schema: str) -> None:
+        meltano = Meltano(tmp_path / mode, sim, tap__start_date=FIRST, tap__end_date=LAST, tap__timezone="Europe/Paris")
+        meltano.settings["TAP_AIRCALL_ANALYTICS__SELECT"] = '["calls_history.*"]'
+        meltano.set(postgres__database="test", postgres__default_target_schema=schema, postgres__password="unused")
+        if mode == "batch":
+            meltano.set(tap__batch_config=json.dumps(batch_settings(tmp_path / "batches")["batch_config"]))
+        meltano("run", "tap-aircall-analytics", "target-postgres")
+
     try:
-        for mode, schema in schemas.items():
-            meltano = Meltano(
-                tmp_path / mode, sim, tap__start_date=FIRST, tap__end_date=LAST, tap__timezone="Europe/Paris"
-            )
-            meltano.settings["TAP_AIRCALL_ANALYTICS__SELECT"] = '["calls_history.*"]'
-            meltano.set(postgres__database="test", postgres__default_target_schema=schema, postgres__password="unused")
-            if mode == "batch":
-                meltano.set(tap__batch_config=json.dumps(batch_settings(tmp_path / "batches")["batch_config"]))
-            (tmp_path / mode).mkdir(exist_ok=True)
-            meltano("run", "tap-aircall-analytics", "target-postgres")
+        with ThreadPoolExecutor(len(schemas)) as pool:  # each waits on Meltano and its plugins most of its time
+            list(pool.map(load, schemas, schemas.values()))
         assert any((tmp_path / "batches").iterdir())
         with psycopg.connect(POSTGRES) as db:
             tables = [

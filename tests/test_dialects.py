@@ -15,7 +15,8 @@ import psycopg
 import pytest
 from helpers import batch_records, batch_settings, canonical
 
-from conftest import POSTGRES, TODAY, Meltano, tap_config
+from conftest import POSTGRES, TODAY, Meltano, run_tap_in, tap_config
+from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
 from tap_aircall_analytics.simulator.dialects import Dialect, DialectError
 
 FIRST, LAST = TODAY - dt.timedelta(days=4), TODAY - dt.timedelta(days=3)  # within every report's retention
@@ -36,9 +37,17 @@ def config_for(sim, **settings) -> dict:
     return tap_config(sim, start_date=FIRST.isoformat(), end_date=LAST.isoformat(), timezone="Europe/Paris", **settings)
 
 
+@pytest.fixture(scope="module")
+def default(catalog, tmp_path_factory) -> dict[str, list[dict]]:
+    """Every stream's records in the default spelling, read once: what each other spelling must equal."""
+    with Simulator(SimulatorConfig(**SETTINGS)) as sim:
+        return dict(run_tap_in(tmp_path_factory.mktemp("default"), catalog, config_for(sim)).records)
+
+
 @pytest.mark.parametrize("dialect", DIALECTS.values(), ids=DIALECTS.keys())
-def test_another_spelling_loads_the_same_records_in_record_and_batch_mode(simulator, run_tap, tmp_path, dialect):
-    default = run_tap(config_for(simulator(**SETTINGS))).records
+def test_another_spelling_loads_the_same_records_in_record_and_batch_mode(
+    simulator, run_tap, tmp_path, default, dialect
+):
     sim = simulator(**SETTINGS, dialect=dialect)
     records = run_tap(config_for(sim))
     assert set(records.records) == set(default) and len(default) == 12
@@ -71,7 +80,7 @@ def test_check_schema_explains_a_file_in_another_spelling_without_an_error(simul
     assert "column_types" not in run.stderr  # nothing to declare
 
 
-def test_a_day_first_timestamp_is_read_once_its_format_is_declared(simulator, run_tap):
+def test_a_day_first_timestamp_is_read_once_its_format_is_declared(simulator, run_tap, default):
     sim = simulator(**SETTINGS, dialect="day-first")
     config = config_for(sim)
     check = run_tap({**config, "check_schema": True}, streams=["calls_history"], check=False)
@@ -86,10 +95,10 @@ def test_a_day_first_timestamp_is_read_once_its_format_is_declared(simulator, ru
     assert {"label": "Started at", "type": "date-time", "format": "%d/%m/%Y %H:%M"} in setting["calls_history"]
 
     declared = run_tap({**config, "column_types": setting}, streams=["calls_history"], catalog_config=config)
-    default = run_tap(config_for(simulator(**SETTINGS)), streams=["calls_history"]).records["calls_history"]
+    calls = default["calls_history"]
     by_id = {record["call_id"]: record for record in declared.records["calls_history"]}
-    assert len(by_id) == len(default)
-    for record in default:
+    assert len(by_id) == len(calls)
+    for record in calls:
         read = by_id[record["call_id"]]
         assert read["_unparsed_values"] is None
         for name in ("started_at", "ended_at"):  # the file holds minutes only
@@ -97,9 +106,8 @@ def test_a_day_first_timestamp_is_read_once_its_format_is_declared(simulator, ru
 
 
 def test_another_spelling_lands_in_postgres_as_the_default_one(
-    installed_plugins, simulator, run_tap, tmp_path, pg_schema
+    installed_plugins, simulator, tmp_path, pg_schema, default
 ):
-    default = run_tap(config_for(simulator(**SETTINGS)), streams=["calls_history", "user_status_history"]).records
     sim = simulator(**SETTINGS, dialect="camel,iso-ms-z,seconds,true-false")
     meltano = Meltano(
         tmp_path, sim, tap__start_date=FIRST, tap__end_date=LAST, tap__timezone="Europe/Paris", tap__window_days=2

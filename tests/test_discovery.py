@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
 from pathlib import Path
 
-from conftest import TAP, TODAY, tap_config
+from conftest import TODAY, run_in_process, tap_config
 from tap_aircall_analytics.config.catalogue import REPORTS, REPORTS_BY_API_NAME, Column, Kind
 from tap_aircall_analytics.preflight.discovery import columns_of
 from tap_aircall_analytics.simulator.data import EXTRA_TEXTS
@@ -27,8 +26,9 @@ def discover(tmp_path: Path, config: dict) -> tuple[dict[str, dict], str]:
     """Run --discover; return each stream's catalog entry and the tap's stderr."""
     path = tmp_path / "discover-config.json"
     path.write_text(json.dumps(config))
-    run = subprocess.run([*TAP, "--config", str(path), "--discover"], capture_output=True, text=True, check=True)
-    return {entry["tap_stream_id"]: entry for entry in json.loads(run.stdout)["streams"]}, run.stderr
+    code, stdout, stderr = run_in_process(["--config", str(path), "--discover"])
+    assert code == 0, stderr[-3000:]
+    return {entry["tap_stream_id"]: entry for entry in json.loads(stdout)["streams"]}, stderr
 
 
 def exports_requested(sim) -> int:

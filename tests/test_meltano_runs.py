@@ -7,23 +7,11 @@ import json
 import zoneinfo
 
 import psycopg
-from helpers import export_starts
+from helpers import expected_counts, export_starts
 
 from conftest import POSTGRES, TODAY, Meltano, pg_column_types
 from tap_aircall_analytics import clock
 from tap_aircall_analytics.config.catalogue import REPORTS
-
-
-def expected_counts(sim, first: dt.date, last: dt.date, timezone: str = "UTC") -> dict[str, int]:
-    counts = {}
-    today = clock.today(zoneinfo.ZoneInfo(timezone))
-    for report in REPORTS:
-        earliest = report.earliest_day(today)
-        start = max(first, earliest) if earliest else first
-        counts[report.stream_name] = (
-            len(sim.expected_rows(report.api_name, start, last, timezone)[1]) if start <= last else 0
-        )
-    return counts
 
 
 def pg_counts(schema: str) -> dict[str, int]:

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from helpers import export_starts
+from helpers import expected_counts, export_starts
 
-from conftest import MELTANO, ROOT, TODAY, Meltano, requirements_venv
+from conftest import MELTANO, ROOT, TODAY, Meltano, _env, requirements_venv
 from tap_aircall_analytics.config.catalogue import REPORTS
 
 ORCHESTRATION = ROOT / "orchestration"
+FIRST = TODAY - dt.timedelta(days=2)
 # The tap's one line for an export that fails for good, as the orchestrator's logs must show it.
 TAP_ERROR = re.compile(
     r"tap-aircall-analytics: user_status_history \d{4}-\d\d-\d\d: the export failed twice, even for one day: \S"
@@ -42,18 +43,16 @@ def table_counts(warehouse: Path) -> dict[str, int]:
         }
 
 
-def emitted_counts(meltano: Meltano) -> dict[str, int]:
-    counts = dict.fromkeys((report.stream_name for report in REPORTS), 0)
-    for line in meltano("invoke", "tap-aircall-analytics").stdout.splitlines():
-        message = json.loads(line)
-        if message["type"] == "RECORD":
-            counts[message["stream"]] += 1
-    return counts
-
-
 def meltano_for_orchestrator(tmp_path: Path, sim) -> Meltano:
     """A Meltano project on the simulator from two days ago: the first run backfills, the next is incremental."""
-    return Meltano(tmp_path, sim, tap__start_date=TODAY - dt.timedelta(days=2))
+    return Meltano(tmp_path, sim, tap__start_date=FIRST)
+
+
+def failing_meltano(tmp_path: Path, simulator) -> Meltano:
+    """A Meltano project whose one selected stream, user_status_history, fails for good: the tap stops in one line."""
+    meltano = meltano_for_orchestrator(tmp_path, simulator(fail_report="USER_STATUS_HISTORY", rate_limit=100_000))
+    meltano.settings["TAP_AIRCALL_ANALYTICS__SELECT"] = '["user_status_history.*"]'
+    return meltano
 
 
 # --- Dagster ---------------------------------------------------------------------------------
@@ -80,11 +79,11 @@ def dagster_venv() -> Path:
     return orchestrator_venv("dagster")
 
 
-def dagster(venv: Path, meltano: Meltano, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def dagster(venv: Path, environment: dict[str, str], tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     """Run a command of the Dagster environment in the Dagster project, with Meltano's settings."""
     home = tmp_path / "dagster_home"
     home.mkdir(exist_ok=True)
-    env = {**meltano.environment(), "DAGSTER_HOME": str(home), "MELTANO_EXECUTABLE": MELTANO}
+    env = {**environment, "DAGSTER_HOME": str(home), "MELTANO_EXECUTABLE": MELTANO}
     return subprocess.run(
         [str(venv / "bin" / args[0]), *args[1:]],
         cwd=DAGSTER_PROJECT,
@@ -95,9 +94,10 @@ def dagster(venv: Path, meltano: Meltano, tmp_path: Path, *args: str) -> subproc
     )
 
 
-def scheduled_job(venv: Path, meltano: Meltano, tmp_path: Path) -> str:
-    """The job the daily schedule runs, from one evaluated tick."""
-    result = dagster(venv, meltano, tmp_path, "python", "-c", SCHEDULE_TICK)
+@pytest.fixture(scope="module")
+def dagster_job(dagster_venv, tmp_path_factory) -> str:
+    """The job the daily schedule runs, from one evaluated tick (the same for every test here)."""
+    result = dagster(dagster_venv, _env({}), tmp_path_factory.mktemp("tick"), "python", "-c", SCHEDULE_TICK)
     assert result.returncode == 0, result.stderr[-3000:]
     schedule = json.loads(result.stdout.splitlines()[-1])
     assert (schedule["cron"], schedule["timezone"]) == ("15 4 * * *", "UTC")
@@ -105,31 +105,36 @@ def scheduled_job(venv: Path, meltano: Meltano, tmp_path: Path) -> str:
     return job
 
 
+def execute(venv: Path, meltano: Meltano, tmp_path: Path, job: str) -> subprocess.CompletedProcess:
+    return dagster(
+        venv, meltano.environment(), tmp_path, "dagster", "job", "execute", "-m", "aircall_dagster", "-j", job
+    )
+
+
 def test_dagster_daily_schedule_loads_duckdb_and_stays_incremental(
-    installed_plugins, dagster_venv, simulator, tmp_path
+    installed_plugins, dagster_venv, dagster_job, simulator, tmp_path
 ):
     sim = simulator(rate_limit=100_000)
     meltano = meltano_for_orchestrator(tmp_path, sim)
-    expected = emitted_counts(meltano)
-    job = scheduled_job(dagster_venv, meltano, tmp_path)
+    expected = expected_counts(sim, FIRST, TODAY)
 
-    first = dagster(dagster_venv, meltano, tmp_path, "dagster", "job", "execute", "-m", "aircall_dagster", "-j", job)
+    first = execute(dagster_venv, meltano, tmp_path, dagster_job)
     assert first.returncode == 0, first.stderr[-5000:]
     assert "RUN_SUCCESS" in first.stderr
     assert table_counts(tmp_path / "warehouse.duckdb") == expected and all(expected.values())
 
     # The next scheduled run reads its state from Meltano: only the recent days are exported again.
     sim.api_requests.clear()
-    second = dagster(dagster_venv, meltano, tmp_path, "dagster", "job", "execute", "-m", "aircall_dagster", "-j", job)
+    second = execute(dagster_venv, meltano, tmp_path, dagster_job)
     assert second.returncode == 0, second.stderr[-5000:]
     assert set(export_starts(sim, "CALLS_HISTORY")) == {(TODAY - dt.timedelta(days=1)).isoformat()}
     assert table_counts(tmp_path / "warehouse.duckdb") == expected  # re-read rows merged on their keys
 
 
-def test_dagster_run_fails_with_the_taps_one_line_error(installed_plugins, dagster_venv, simulator, tmp_path):
-    meltano = meltano_for_orchestrator(tmp_path, simulator(fail_report="USER_STATUS_HISTORY", rate_limit=100_000))
-    job = scheduled_job(dagster_venv, meltano, tmp_path)
-    run = dagster(dagster_venv, meltano, tmp_path, "dagster", "job", "execute", "-m", "aircall_dagster", "-j", job)
+def test_dagster_run_fails_with_the_taps_one_line_error(
+    installed_plugins, dagster_venv, dagster_job, simulator, tmp_path
+):
+    run = execute(dagster_venv, failing_meltano(tmp_path, simulator), tmp_path, dagster_job)
     assert run.returncode != 0
     assert "STEP_FAILURE" in run.stderr and "RUN_FAILURE" in run.stderr
     failure = "dagster._core.definitions.events.Failure: "
@@ -185,8 +190,9 @@ def airflow_dags_test(airflow_home, meltano: Meltano) -> subprocess.CompletedPro
 
 def test_airflow_dag_loads_duckdb(installed_plugins, airflow_home, simulator, tmp_path):
     # Incremental runs are Meltano's state, whoever starts them: the Dagster test runs twice.
-    meltano = meltano_for_orchestrator(tmp_path, simulator(rate_limit=100_000))
-    expected = emitted_counts(meltano)
+    sim = simulator(rate_limit=100_000)
+    meltano = meltano_for_orchestrator(tmp_path, sim)
+    expected = expected_counts(sim, FIRST, TODAY)
     run = airflow_dags_test(airflow_home, meltano)
     assert run.returncode == 0, (run.stdout + run.stderr)[-5000:]
     assert "meltano_run" in run.stdout + run.stderr
@@ -194,7 +200,6 @@ def test_airflow_dag_loads_duckdb(installed_plugins, airflow_home, simulator, tm
 
 
 def test_airflow_task_fails_with_the_taps_one_line_error(installed_plugins, airflow_home, simulator, tmp_path):
-    meltano = meltano_for_orchestrator(tmp_path, simulator(fail_report="USER_STATUS_HISTORY", rate_limit=100_000))
-    run = airflow_dags_test(airflow_home, meltano)
+    run = airflow_dags_test(airflow_home, failing_meltano(tmp_path, simulator))
     assert run.returncode != 0
     assert TAP_ERROR.search(run.stdout + run.stderr), (run.stdout + run.stderr)[-5000:]

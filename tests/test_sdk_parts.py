@@ -15,6 +15,7 @@ from singer_sdk import Tap
 from singer_sdk.mapper import SameRecordTransform
 
 from conftest import CREDENTIALS, TAP, TODAY, tap_config
+from tap_aircall_analytics import sdk
 from tap_aircall_analytics.config.catalogue import REPORTS
 from tap_aircall_analytics.sdk import SDK_PARTS, SdkPart
 from tap_aircall_analytics.streams import ReportStream
@@ -69,11 +70,11 @@ def calls_history(**config: object) -> ReportStream:
 
 def test_the_identity_map_lets_records_be_written_directly_and_any_other_map_does_not():
     plain = calls_history()
-    assert isinstance(plain.stream_maps[0], SameRecordTransform) and plain._maps_pass_through()
+    assert isinstance(plain.stream_maps[0], SameRecordTransform) and sdk.maps_pass_through(plain)
     hashed = {"stream_maps": {"calls_history": {"customer_number": "md5(customer_number)"}}}
-    assert not calls_history(**hashed)._maps_pass_through()
-    assert not calls_history(stream_maps={"calls_history": {"__alias__": "calls"}})._maps_pass_through()
-    assert not calls_history(flattening_enabled=True, flattening_max_depth=1)._maps_pass_through()
+    assert not sdk.maps_pass_through(calls_history(**hashed))
+    assert not sdk.maps_pass_through(calls_history(stream_maps={"calls_history": {"__alias__": "calls"}}))
+    assert not sdk.maps_pass_through(calls_history(flattening_enabled=True, flattening_max_depth=1))
 
 
 def test_the_sdk_connection_test_stops_each_stream_at_its_first_record(simulator, tmp_path):

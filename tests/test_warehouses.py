@@ -30,7 +30,7 @@ import requests
 import yaml
 from helpers import DRIFT, Emitted, Row, assert_landed, emitted_in
 
-from conftest import CREDENTIALS, FAST_POLLING, ROOT, TAP, TODAY, requirements_venv, selected_catalog
+from conftest import CREDENTIALS, FAST_POLLING, ROOT, TODAY, requirements_venv, run_in_process, selected_catalog
 from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
 
 WAREHOUSES = Path(__file__).parent / "warehouses"
@@ -52,13 +52,16 @@ def warehouse_venv(name: str) -> Path:
 def tap_messages(
     drift: dict, days: tuple[dt.date, dt.date], streams: list[str] | None, catalog: dict, folder: Path
 ) -> str:
-    """The Singer messages of one run of the tap's command line on a drifting simulator."""
+    """The Singer messages of one run of the tap's command line (in this process) on a drifting simulator."""
     config = {**CREDENTIALS, **FAST_POLLING, "start_date": days[0].isoformat(), "end_date": days[1].isoformat()}
     with Simulator(SimulatorConfig(**drift)) as sim:
         (folder / "tap.json").write_text(json.dumps({**config, "api_url": sim.api_url}))
         (folder / "catalog.json").write_text(json.dumps(selected_catalog(catalog, streams)))
-        command = [*TAP, "--config", str(folder / "tap.json"), "--catalog", str(folder / "catalog.json")]
-        return subprocess.run(command, capture_output=True, text=True, check=True, timeout=300).stdout
+        code, stdout, stderr = run_in_process(
+            ["--config", str(folder / "tap.json"), "--catalog", str(folder / "catalog.json")]
+        )
+        assert code == 0, stderr[-3000:]
+        return stdout
 
 
 def upserted(first: Emitted, second: Emitted) -> Emitted:
