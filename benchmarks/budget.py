@@ -44,6 +44,7 @@ from tap_aircall_analytics import clock
 from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
 
 TAP = [sys.executable, "-m", "tap_aircall_analytics"]
+KEEP_LOGS: Path | None = None  # --logs: where each run's log is copied
 LIMIT = 120
 BACKGROUND = 12
 FAIR_SHARE = LIMIT - LIMIT // 5 - BACKGROUND
@@ -82,6 +83,9 @@ def run_tap(workdir: Path, config: dict, state: dict | None) -> tuple[float, str
         status = process.wait()
     wall = time.perf_counter() - started
     log = (workdir / "stderr.log").read_text()
+    if KEEP_LOGS is not None:
+        KEEP_LOGS.mkdir(parents=True, exist_ok=True)
+        (KEEP_LOGS / f"run{len(list(KEEP_LOGS.glob('run*.log'))) + 1:02d}.log").write_text(log)
     if status != 0:
         raise SystemExit(f"the tap failed:\n{log[-3000:]}")
     return wall, log, last_state
@@ -220,7 +224,10 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the export times and the data")
     parser.add_argument("--hostile", action="store_true", help="only the hostile API under a bucket (about 3 min)")
+    parser.add_argument("--logs", type=Path, help="a folder to keep each run's log in (run01.log, run02.log, ...)")
     args = parser.parse_args()
+    global KEEP_LOGS
+    KEEP_LOGS = args.logs
     if args.hostile:
         hostile(args.seed)
         return

@@ -52,8 +52,10 @@ class FakeCompany:
         style: str = "fixed",
         reset: str = "epoch",
         capacity: int | None = None,
+        window: float = 60.0,
     ):
         self.clock, self.limit, self.burst, self.every = clock, limit, burst, every
+        self.window = window  # seconds: a minute, or a short window (`limit` a window, not a minute)
         self.style, self.reset_style = style, reset
         self.capacity = capacity or limit
         self.window_start = clock.now()
@@ -71,22 +73,22 @@ class FakeCompany:
     def _take(self, moment: float, requests: int) -> tuple[int, float]:
         """Count `requests` at `moment`; return how many were refused, and the Reset as a UNIX time."""
         if self.style == "fixed":
-            if moment >= self.window_start + 60:
+            if moment >= self.window_start + self.window:
                 self.window_start, self.used = moment, 0
             refused = max(0, min(requests, self.used + requests - self.limit))
             self.used += requests
-            return refused, self.window_start + 60
+            return refused, self.window_start + self.window
         if self.style == "sliding":
-            while self.log and self.log[0] <= moment - 60:
+            while self.log and self.log[0] <= moment - self.window:
                 self.log.popleft()
             accepted = min(requests, self.limit - len(self.log))
             self.log.extend([moment] * accepted)
-            return requests - accepted, (self.log[0] + 60) if self.log else moment
-        self.tokens = min(self.capacity, self.tokens + (moment - self.filled_at) * self.limit / 60)
+            return requests - accepted, (self.log[0] + self.window) if self.log else moment
+        self.tokens = min(self.capacity, self.tokens + (moment - self.filled_at) * self.limit / self.window)
         self.filled_at = moment
         accepted = min(requests, int(self.tokens))
         self.tokens -= accepted
-        return requests - accepted, moment + (self.capacity - self.tokens) * 60 / self.limit
+        return requests - accepted, moment + (self.capacity - self.tokens) * self.window / self.limit
 
     def remaining(self) -> int:
         if self.style == "fixed":

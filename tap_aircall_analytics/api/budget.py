@@ -104,6 +104,11 @@ class RequestBudget:
     # (sent_at, seconds): answers that show the limiter already forgot a request of the tap this recent
     _forgot: collections.deque[tuple[float, float]] = field(default_factory=collections.deque, repr=False)
     _moved: int = field(default=0, repr=False)  # new Resets that came with a little more room: a rolling limiter
+    # fixed windows: (sent_at, seconds) between a Reset and the next, the limiter whole again: a window is no longer
+    _turns: collections.deque[tuple[float, float]] = field(default_factory=collections.deque, repr=False)
+    # (sent_at, seconds): how far away answers named the Reset: a window is at least this long (less a second)
+    _reach: collections.deque[tuple[float, float]] = field(default_factory=collections.deque, repr=False)
+    _refused_at: float = field(default=0.0, repr=False)  # when the latest request answered 429 went
     # fixed windows: (its Reset, the others' requests seen in it, the seconds of it the answers saw)
     _others_window: tuple[float, int, float] = field(default=(0.0, 0, 0.0), repr=False)
     _others_last_window: tuple[int, float] = field(default=(0, 0.0), repr=False)
@@ -214,6 +219,7 @@ class RequestBudget:
                 self._refused = True  # a refused credential or add-on: the run ends, nothing more goes
             if status == 429:
                 self.rate_limited += 1
+                self._refused_at = sent_at
             if headers is not None:
                 self._observe(headers, seq, sent_at, sent_at if now is None else now, rate_limited=status == 429)
 
@@ -270,7 +276,7 @@ class RequestBudget:
         paced = self._paced(
             now, share, burst, f"pacing at {share:.0f} {per} (limit {limit}, reserve {kept}, others {others:.0f})"
         )
-        if paced[0] > 0:
+        if paced[0] > 0 and not self._look_at_next_window(now, shape):
             return paced
         remaining, refill_in = self._remaining_now(now, shape)
         floor = self._floor(now, shape, others)
@@ -278,6 +284,16 @@ class RequestBudget:
             return 0.0, ""
         self._pace_tokens = min(self._pace_tokens or 0.0, 1.0)  # no burst saved up while the limiter holds it
         return max(refill_in, CLOCK_GRAIN_SECONDS), f"Remaining {max(0, math.floor(remaining))}, reserve {floor}"
+
+    def _look_at_next_window(self, now: float, shape: str) -> bool:
+        """True when one request may go past the pacer to see a window of seconds turn: the answers so far named
+        Resets seconds away and none has shown a window turn yet, the latest Reset has passed, nothing is in flight.
+        One request a window at most: a fixed window of a minute shows itself with the first."""
+        latest = self._latest
+        if shape != FIXED or self._turns or latest is None or self._in_flight or latest.seq != self.sent:
+            return False
+        reach = max((seconds for _, seconds in self._reach), default=RATE_WINDOW_SECONDS)
+        return reach <= SHORT_WINDOW_SECONDS and now >= latest.reset + self._reset_grain()
 
     def _paced(self, now: float, per_window: float, burst: float, why: str) -> tuple[float, str]:
         """The tap's own pacer: `per_window` requests a window, evenly, `burst` ahead at most."""
@@ -299,7 +315,28 @@ class RequestBudget:
         return FIXED
 
     def _window(self) -> float:
-        """The limiter's window: a minute, unless every answer of the last minute shows it forgets within seconds."""
+        """The limiter's window: a minute, unless the answers show a shorter one.
+
+        Fixed windows never turn twice within one window, and a sliding log whole again has
+        forgotten the tap's request before: Resets that follow each other, the second with the
+        limiter whole again, d seconds apart show a window of d seconds at most, once no answer
+        named a Reset further away than that. Otherwise, a rolling limiter: every answer of the
+        last minute shows it forgets within seconds.
+        """
+        shape = self._shape()
+        if shape == FIXED:
+            bounds = [seconds for _, seconds in self._turns]
+        elif shape == SLIDING and self._latest and self._refused_at <= self._latest.sent_at - RATE_WINDOW_SECONDS:
+            # a log that no longer counts a request of the tap sent s seconds ago keeps s seconds at most
+            # (unless a refused request, which a log does not keep, is in the ledger)
+            bounds = [seconds for _, seconds in self._forgot if seconds < RATE_WINDOW_SECONDS]
+        else:
+            bounds = []
+        if bounds:
+            shortest = min(bounds)
+            reach = max((seconds for _, seconds in self._reach), default=0.0)
+            if shortest < RATE_WINDOW_SECONDS and reach <= shortest + 1:  # a Reset is whole seconds
+                return max(1.0, math.ceil(shortest - 1e-6))
         if self._forgot:
             longest = max(seconds for _, seconds in self._forgot)
             if longest <= SHORT_WINDOW_SECONDS:
@@ -310,8 +347,10 @@ class RequestBudget:
         """How recent a request of the tap the limiter no longer counts: Remaining leaves room for fewer than
         the tap's latest requests. Under a minute's window, some answers show a long memory; under a
         window of seconds, none does. (A small bucket refills in seconds: not read this way.)"""
-        while self._forgot and self._forgot[0][0] <= answer.sent_at - RATE_WINDOW_SECONDS:
-            self._forgot.popleft()
+        for seen in (self._forgot, self._turns, self._reach):
+            while seen and seen[0][0] <= answer.sent_at - RATE_WINDOW_SECONDS:
+                seen.popleft()
+        self._reach.append((answer.sent_at, answer.reset - answer.sent_at))
         limit = self.limit or 0
         if self._capacity() < limit:
             return
@@ -464,14 +503,25 @@ class RequestBudget:
     def _learn_shape(self, before: _Answer | None, answer: _Answer) -> None:
         """A new Reset that comes with the limiter whole again is a fixed window's; with a little room, a rolling one's.
 
-        And an answer that names a Reset already past is never a fixed window's.
+        Only a limiter that held more than a little at the Reset before tells the two apart: a
+        window the tap and the others barely used is whole again either way (its Reset still
+        says how long a window is at most). And an answer that names a Reset already past is
+        never a fixed window's.
         """
         if answer.sent_at >= answer.reset + self._reset_grain() + self._tolerance():
             self._moved += 1
         if before is None or abs(answer.reset - before.reset) <= self._tolerance():
             return
-        refilled = answer.remaining - before.remaining + (answer.seq - before.seq)
-        if answer.reset > before.reset and refilled >= self._capacity() / 2:
+        capacity = self._capacity()
+        little = max(1, capacity // 8)  # what the others may have spent since, or a rolling limiter freed
+        held_before = capacity - before.remaining
+        held_now = capacity - answer.remaining - (answer.seq - before.seq)  # less the tap's requests since
+        whole_again = answer.reset > before.reset and held_now <= little
+        if whole_again:
+            self._turns.append((answer.sent_at, answer.reset - before.reset))
+        if held_before <= little and answer.reset > before.reset:
+            return  # a window barely used: whole again under any limiter
+        if whole_again:
             self._steady += 1
         else:
             self._moved += 1
