@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import re
 import threading
 
 import pytest
@@ -15,7 +16,7 @@ import requests
 from helpers import FakeClock
 
 from conftest import CREDENTIALS, TODAY, tap_config
-from tap_aircall_analytics.api.budget import RequestBudget
+from tap_aircall_analytics.api.budget import RequestBudget, rate_limit_of
 from tap_aircall_analytics.api.client import RunClock, Stopped
 from tap_aircall_analytics.config.catalogue import (
     EXPORTS_PATH,
@@ -497,3 +498,66 @@ def test_the_simulator_serves_each_limiter_shape_from_its_command_line(flags, re
 def test_the_simulator_refuses_a_limiter_shape_it_does_not_serve():
     with pytest.raises(ValueError, match="rate_limit_style must be one of fixed, sliding, bucket, not 'leaky'"):
         SimulatorConfig(rate_limit_style="leaky")
+
+
+@pytest.mark.parametrize(
+    ("style", "window", "limit", "others", "named"),
+    [
+        ("fixed", 60, 120, (3, 15), "fixed 60-s windows of 120"),
+        ("sliding", 60, 120, (3, 15), "a sliding 60-s log of 120"),
+        ("fixed", 1, 5, (1, 2), "fixed 1-s windows of 5"),
+        ("sliding", 1, 5, (1, 2), "a sliding 1-s log of 5"),
+        ("fixed", 5, 20, (1, 2.5), "fixed 5-s windows of 20"),
+        ("sliding", 5, 20, (1, 2.5), r"a sliding [56]-s log of 20"),  # a log's window: to the second above at most
+    ],
+)
+def test_the_limiter_is_named_by_its_shape_and_window_busy_or_not(style, window, limit, others, named):
+    clock = FakeClock()
+    burst, every = others  # the others spend a tenth of the limit, or less
+    company = FakeCompany(clock, limit=limit, burst=burst, every=every, style=style, window=window)
+    budget = RequestBudget()
+    spend(budget, company, clock, 4 * limit)  # busy: as fast as the budget lets it
+    assert re.fullmatch(named, budget.describe().split(",")[0]), budget.describe()
+    for _ in range(6):  # then a few requests far apart, as at the end of a run: the name holds
+        clock.time += 1.5 * window
+        spend(budget, company, clock, 2)
+    assert re.fullmatch(named, budget.describe().split(",")[0]), budget.describe()
+    assert company.tap_refused == company.others_refused == 0
+
+
+def test_a_window_of_seconds_is_learned_in_seconds():
+    clock = FakeClock()
+    company = FakeCompany(clock, limit=5, window=1)  # as tests/test_faults.py's simulator: 5 a second
+    budget = RequestBudget()
+    sent = spend(budget, company, clock, 40)
+    assert sent[-1] - sent[0] < 15  # 4 a second (a fifth kept) once learned: not 4 a minute
+    assert company.tap_refused == 0 and min(company.tap_remaining) >= 1  # the reserve of 1 kept
+
+
+@pytest.mark.parametrize(
+    ("value", "believed"),
+    [
+        ("120", 120),
+        (" 60 ", 60),
+        ("1", 1),
+        ("1000000", 1_000_000),
+        ("0", None),
+        ("-5", None),
+        ("2000000", None),
+        ("1e3", None),
+        ("sixty", None),
+        ("١٢٠", None),
+        ("", None),
+    ],
+)
+def test_one_reader_of_the_limit_header_for_the_budget_and_the_plan(value, believed):
+    from tap_aircall_analytics.api import client
+
+    headers = {LIMIT_HEADER: value, REMAINING_HEADER: "0", RESET_HEADER: "30"}
+    assert client.rate_limit_of is rate_limit_of  # the plan's probe reads the header with the budget's reader
+    assert rate_limit_of(headers) == believed
+    budget = RequestBudget()
+    budget.acquire(FakeClock())
+    budget.settle(200, headers)
+    assert budget.limit == believed
+    assert ("not understood" in budget.describe()) == (believed is None)

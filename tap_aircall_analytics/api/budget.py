@@ -59,6 +59,7 @@ BACKOFF_SECONDS = 1.0  # a 429 that says nothing of when: the first wait, doubli
 SMALL_CAPACITY = 0.75  # a rolling limiter whose Remaining never went above this share of the limit is a bucket
 SHORT_WINDOW_SECONDS = 10.0  # a limiter that forgets every request of the tap within this has a window of seconds
 KEEP_SECONDS = 2 * RATE_WINDOW_SECONDS  # how long the ledger keeps a request
+MAX_RATE_LIMIT = 1_000_000  # the largest request count X-AircallApi-Limit may give
 
 FIXED, SLIDING, BUCKET = "fixed", "sliding", "bucket"
 
@@ -449,20 +450,24 @@ class RequestBudget:
         present = [name for name in (LIMIT_HEADER, REMAINING_HEADER, RESET_HEADER) if name in headers]
         if not present:
             return
+        shown = ", ".join(f"{name} {str(headers.get(name))[:20]}" for name in present)
+        if len(present) < 3:
+            self._name(f"only {shown}")
+            return
+        limit = rate_limit_of(headers)
+        if limit is None:
+            self._name(f"{LIMIT_HEADER} {headers[LIMIT_HEADER][:20]}")
+            return
         try:
-            limit = int(headers[LIMIT_HEADER])
             remaining = int(headers[REMAINING_HEADER])
             reset_value = float(headers[RESET_HEADER])
-        except (KeyError, ValueError):
-            shown = ", ".join(f"{name} {str(headers.get(name))[:20]}" for name in present)
-            self._name(f"only {shown}" if len(present) < 3 else shown)
+        except ValueError:
+            self._name(shown)
             return
         reset = self._reset(reset_value, now)
-        if limit <= 0 or remaining < 0 or remaining > limit or reset is None:
+        if remaining < 0 or remaining > limit or reset is None:
             what = (
-                f"{LIMIT_HEADER} {limit}"
-                if limit <= 0
-                else f"{REMAINING_HEADER} {remaining} of {LIMIT_HEADER} {limit}"
+                f"{REMAINING_HEADER} {remaining} of {LIMIT_HEADER} {limit}"
                 if not 0 <= remaining <= limit
                 else f"{RESET_HEADER} {headers[RESET_HEADER][:20]}"
             )
@@ -563,6 +568,15 @@ class RequestBudget:
             spent = min(self._capacity(), before.remaining + refill) - mine - answer.remaining
             self._others_pairs.append((answer.sent_at, spent))
             self._largest_jump = max(self._largest_jump, round(spent))
+
+
+def rate_limit_of(headers: Mapping[str, str]) -> int | None:
+    """The limit an answer's X-AircallApi-Limit gives, when a whole number from 1 to MAX_RATE_LIMIT; else None.
+
+    The one reader of the header: the budget and the plan's probe believe the same limits.
+    """
+    value = str(headers.get(LIMIT_HEADER, "")).strip()
+    return int(value) if value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_RATE_LIMIT else None
 
 
 def _retry_after(value: str | None, now: float) -> float | None:
