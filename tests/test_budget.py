@@ -561,3 +561,16 @@ def test_one_reader_of_the_limit_header_for_the_budget_and_the_plan(value, belie
     budget.settle(200, headers)
     assert budget.limit == believed
     assert ("not understood" in budget.describe()) == (believed is None)
+
+
+@pytest.mark.parametrize(("reset", "style"), [(3600.7, "epoch"), (3601, "seconds")])
+def test_a_reset_an_hour_away_in_whole_seconds_is_understood_and_waited_for(reset, style):
+    clock = FakeClock(1_800_000_000.3)  # a Reset rounded up to the next second: an hour and 0.7 s away
+    budget = RequestBudget()
+    budget.acquire(clock)
+    shown = f"{clock.now() + reset:.0f}" if style == "epoch" else str(reset)
+    budget.settle(201, {LIMIT_HEADER: "1", REMAINING_HEADER: "0", RESET_HEADER: shown})
+    assert "not understood" not in budget.describe()
+    before = clock.now()
+    budget.acquire(clock)  # the limiter holds nothing more until its Reset: the next request waits for it
+    assert clock.now() - before >= 60  # not the safe pace of 48 a minute: the Reset, far away

@@ -172,9 +172,14 @@ def test_while_nothing_is_known_one_export_scouts_and_the_others_wait_for_it():
     scout.polled(6, False)
     scout.polled(14, True)  # done between 6 and 14 s
     due, may_come_sooner = other.next_poll()
-    assert due == pytest.approx(FIRST_ESTIMATE_MARGIN * 10) and may_come_sooner  # the prediction follows what the run learns meanwhile
+    assert (
+        due == pytest.approx(FIRST_ESTIMATE_MARGIN * 10) and may_come_sooner
+    )  # the prediction follows what the run learns meanwhile
     third = PollSchedule(timings, "USER_STATUS_HISTORY", 7, POLICY)
-    assert third.next_poll() == (pytest.approx(FIRST_ESTIMATE_MARGIN * 10), True)  # another report starts from the run's
+    assert third.next_poll() == (
+        pytest.approx(FIRST_ESTIMATE_MARGIN * 10),
+        True,
+    )  # another report starts from the run's
 
 
 def test_an_abandoned_scout_hands_over():

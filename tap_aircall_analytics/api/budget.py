@@ -52,7 +52,8 @@ DEFAULT_PER_MINUTE = 48  # the pace without usable headers: a limit of 60 less i
 STEP_SECONDS = 0.1  # a waiting request looks again this often: other answers change the budget
 CLOCK_GRAIN_SECONDS = 1e-3  # the shortest wait: a shorter one may not move a clock at all
 EPOCH_FLOOR = 1e9  # a Reset at least this is a UNIX time (2001 on); below, seconds left
-MAX_RESET_SECONDS = 3600.0  # a Reset further away than this (either way) is not understood
+MAX_RESET_SECONDS = 3600.0  # a Reset further away than this (either way) is not understood ...
+RESET_SLACK_SECONDS = 5.0  # ... but for whole seconds rounded up and a clock a few seconds off the API's
 RESET_TOLERANCE_SECONDS = 1.5  # two Resets this close name the same moment, when sent as seconds left
 MAX_RETRY_AFTER_SECONDS = 120.0  # a longer Retry-After (or an infinite one) is not waited for whole
 BACKOFF_SECONDS = 1.0  # a 429 that says nothing of when: the first wait, doubling
@@ -188,12 +189,12 @@ class RequestBudget:
         """Wait until a request may be sent, and count it as sent; `clock` waits for the caller's run."""
         started: float | None = None
         while True:
-            clock.sleep(0)  # a stopped run sends nothing more
             with self._lock:
                 now = clock.now()
                 started = now if started is None else started
                 delay, why = self._delay(now)
                 if delay <= 0:
+                    clock.sleep(0)  # a stopped run sends nothing more: looked at last, as the request is let go
                     self._in_flight += 1
                     self.sent += 1
                     self._mine.request = (self.sent, now)
@@ -496,11 +497,11 @@ class RequestBudget:
         if not math.isfinite(value) or value < 0:
             return None
         if value >= EPOCH_FLOOR:
-            if abs(value - now) > MAX_RESET_SECONDS:
+            if abs(value - now) > MAX_RESET_SECONDS + RESET_SLACK_SECONDS:
                 return None
             self._reset_style = self._reset_style or "a UNIX time"
             return value
-        if value > MAX_RESET_SECONDS:
+        if value > MAX_RESET_SECONDS + RESET_SLACK_SECONDS:
             return None
         self._reset_style = self._reset_style or "seconds left"
         return now + value
@@ -552,7 +553,7 @@ class RequestBudget:
                 counted, seen = 0, 0.0
             # the tap's requests of this window: a Reset is whole seconds, so its start is known to a second;
             # those answered in the window before are not in it
-            mine = self._mine_between(start - self._tolerance(), answer.seq, since_seq=self._window_after_seq)
+            mine = self._mine_between(start - max(1.0, self._tolerance()), answer.seq, since_seq=self._window_after_seq)
             others = max(0, self._capacity() - answer.remaining - mine)
             self._largest_jump = max(self._largest_jump, others - counted)
             self._others_window = (answer.reset, max(counted, others), max(seen, answer.sent_at - start))
