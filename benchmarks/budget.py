@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/budget.py --shape bucket          # one shape
     .venv/bin/python benchmarks/budget.py --weeks 3 --daily 2     # a shorter backfill, two daily runs
     .venv/bin/python benchmarks/budget.py --shape fixed --rate-days 0 --seed 2   # requests per export only
+    .venv/bin/python benchmarks/budget.py --weeks 0                # the rate table only
     .venv/bin/python benchmarks/budget.py --hostile               # the test suite's hostile API, under a bucket
 
 A backfill of all twelve reports (six weeks to yesterday, default settings: each report's
@@ -217,7 +218,9 @@ def bench(shape: str, weeks: int, daily: int, seed: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=sorted(SHAPES), action="append", help="a limiter shape (default: all)")
-    parser.add_argument("--weeks", type=int, default=6, help="weeks of backfill, to yesterday (default 6)")
+    parser.add_argument(
+        "--weeks", type=int, default=6, help="weeks of backfill, to yesterday (default 6; 0: the rate rows only)"
+    )
     parser.add_argument("--daily", type=int, default=3, help="daily runs after the backfill (default 3)")
     parser.add_argument(
         "--rate-days", type=int, default=8, help="days of one-day windows for the rate (default 8; 0: no rate rows)"
@@ -239,7 +242,7 @@ def main() -> None:
         print("| limiter | tap req rate | of fair share | 429s |")
     for shape in (args.shape or list(SHAPES)) if args.rate_days else []:
         rate_row(shape, args.rate_days, args.seed)
-    for shape in args.shape or list(SHAPES):
+    for shape in (args.shape or list(SHAPES)) if args.weeks else []:
         print(f"{shape}:")
         bench(shape, args.weeks, args.daily, args.seed)
 
