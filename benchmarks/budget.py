@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/budget.py --shape bucket          # one shape
     .venv/bin/python benchmarks/budget.py --weeks 3 --daily 2     # a shorter backfill, two daily runs
     .venv/bin/python benchmarks/budget.py --shape fixed --rate-days 0 --seed 2   # requests per export only
+    .venv/bin/python benchmarks/budget.py --weeks 0                # the rate table only
     .venv/bin/python benchmarks/budget.py --hostile               # the test suite's hostile API, under a bucket
 
 A backfill of all twelve reports (six weeks to yesterday, default settings: each report's
@@ -44,6 +45,7 @@ from tap_aircall_analytics import clock
 from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
 
 TAP = [sys.executable, "-m", "tap_aircall_analytics"]
+KEEP_LOGS: Path | None = None  # --logs: where each run's log is copied
 LIMIT = 120
 BACKGROUND = 12
 FAIR_SHARE = LIMIT - LIMIT // 5 - BACKGROUND
@@ -82,6 +84,9 @@ def run_tap(workdir: Path, config: dict, state: dict | None) -> tuple[float, str
         status = process.wait()
     wall = time.perf_counter() - started
     log = (workdir / "stderr.log").read_text()
+    if KEEP_LOGS is not None:
+        KEEP_LOGS.mkdir(parents=True, exist_ok=True)
+        (KEEP_LOGS / f"run{len(list(KEEP_LOGS.glob('run*.log'))) + 1:02d}.log").write_text(log)
     if status != 0:
         raise SystemExit(f"the tap failed:\n{log[-3000:]}")
     return wall, log, last_state
@@ -213,14 +218,19 @@ def bench(shape: str, weeks: int, daily: int, seed: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=sorted(SHAPES), action="append", help="a limiter shape (default: all)")
-    parser.add_argument("--weeks", type=int, default=6, help="weeks of backfill, to yesterday (default 6)")
+    parser.add_argument(
+        "--weeks", type=int, default=6, help="weeks of backfill, to yesterday (default 6; 0: the rate rows only)"
+    )
     parser.add_argument("--daily", type=int, default=3, help="daily runs after the backfill (default 3)")
     parser.add_argument(
         "--rate-days", type=int, default=8, help="days of one-day windows for the rate (default 8; 0: no rate rows)"
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the export times and the data")
     parser.add_argument("--hostile", action="store_true", help="only the hostile API under a bucket (about 3 min)")
+    parser.add_argument("--logs", type=Path, help="a folder to keep each run's log in (run01.log, run02.log, ...)")
     args = parser.parse_args()
+    global KEEP_LOGS
+    KEEP_LOGS = args.logs
     if args.hostile:
         hostile(args.seed)
         return
@@ -232,7 +242,7 @@ def main() -> None:
         print("| limiter | tap req rate | of fair share | 429s |")
     for shape in (args.shape or list(SHAPES)) if args.rate_days else []:
         rate_row(shape, args.rate_days, args.seed)
-    for shape in args.shape or list(SHAPES):
+    for shape in (args.shape or list(SHAPES)) if args.weeks else []:
         print(f"{shape}:")
         bench(shape, args.weeks, args.daily, args.seed)
 

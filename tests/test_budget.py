@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import re
 import threading
 
 import pytest
 import requests
 
 from conftest import CREDENTIALS, TODAY, tap_config
-from tap_aircall_analytics.api.budget import RequestBudget
+from tap_aircall_analytics.api.budget import RequestBudget, rate_limit_of
 from tap_aircall_analytics.clock import RunClock, Stopped, VirtualClock
 from tap_aircall_analytics.config.catalogue import (
     EXPORTS_PATH,
@@ -51,8 +52,10 @@ class FakeCompany:
         style: str = "fixed",
         reset: str = "epoch",
         capacity: int | None = None,
+        window: float = 60.0,
     ):
         self.clock, self.limit, self.burst, self.every = clock, limit, burst, every
+        self.window = window  # seconds: a minute, or a short window (`limit` a window, not a minute)
         self.style, self.reset_style = style, reset
         self.capacity = capacity or limit
         self.window_start = clock.now()
@@ -70,22 +73,22 @@ class FakeCompany:
     def _take(self, moment: float, requests: int) -> tuple[int, float]:
         """Count `requests` at `moment`; return how many were refused, and the Reset as a UNIX time."""
         if self.style == "fixed":
-            if moment >= self.window_start + 60:
+            if moment >= self.window_start + self.window:
                 self.window_start, self.used = moment, 0
             refused = max(0, min(requests, self.used + requests - self.limit))
             self.used += requests
-            return refused, self.window_start + 60
+            return refused, self.window_start + self.window
         if self.style == "sliding":
-            while self.log and self.log[0] <= moment - 60:
+            while self.log and self.log[0] <= moment - self.window:
                 self.log.popleft()
             accepted = min(requests, self.limit - len(self.log))
             self.log.extend([moment] * accepted)
-            return requests - accepted, (self.log[0] + 60) if self.log else moment
-        self.tokens = min(self.capacity, self.tokens + (moment - self.filled_at) * self.limit / 60)
+            return requests - accepted, (self.log[0] + self.window) if self.log else moment
+        self.tokens = min(self.capacity, self.tokens + (moment - self.filled_at) * self.limit / self.window)
         self.filled_at = moment
         accepted = min(requests, int(self.tokens))
         self.tokens -= accepted
-        return requests - accepted, moment + (self.capacity - self.tokens) * 60 / self.limit
+        return requests - accepted, moment + (self.capacity - self.tokens) * self.window / self.limit
 
     def remaining(self) -> int:
         if self.style == "fixed":
@@ -494,3 +497,79 @@ def test_the_simulator_serves_each_limiter_shape_from_its_command_line(flags, re
 def test_the_simulator_refuses_a_limiter_shape_it_does_not_serve():
     with pytest.raises(ValueError, match="rate_limit_style must be one of fixed, sliding, bucket, not 'leaky'"):
         SimulatorConfig(rate_limit_style="leaky")
+
+
+@pytest.mark.parametrize(
+    ("style", "window", "limit", "others", "named"),
+    [
+        ("fixed", 60, 120, (3, 15), "fixed 60-s windows of 120"),
+        ("sliding", 60, 120, (3, 15), "a sliding 60-s log of 120"),
+        ("fixed", 1, 5, (1, 2), "fixed 1-s windows of 5"),
+        ("sliding", 1, 5, (1, 2), "a sliding 1-s log of 5"),
+        ("fixed", 5, 20, (1, 2.5), "fixed 5-s windows of 20"),
+        ("sliding", 5, 20, (1, 2.5), r"a sliding [56]-s log of 20"),  # a log's window: to the second above at most
+    ],
+)
+def test_the_limiter_is_named_by_its_shape_and_window_busy_or_not(style, window, limit, others, named):
+    clock = VirtualClock()
+    burst, every = others  # the others spend a tenth of the limit, or less
+    company = FakeCompany(clock, limit=limit, burst=burst, every=every, style=style, window=window)
+    budget = RequestBudget()
+    spend(budget, company, clock, 4 * limit)  # busy: as fast as the budget lets it
+    assert re.fullmatch(named, budget.describe().split(",")[0]), budget.describe()
+    for _ in range(6):  # then a few requests far apart, as at the end of a run: the name holds
+        clock.time += 1.5 * window
+        spend(budget, company, clock, 2)
+    assert re.fullmatch(named, budget.describe().split(",")[0]), budget.describe()
+    assert company.tap_refused == company.others_refused == 0
+
+
+def test_a_window_of_seconds_is_learned_in_seconds():
+    clock = VirtualClock()
+    company = FakeCompany(clock, limit=5, window=1)  # as tests/test_faults.py's simulator: 5 a second
+    budget = RequestBudget()
+    sent = spend(budget, company, clock, 40)
+    assert sent[-1] - sent[0] < 15  # 4 a second (a fifth kept) once learned: not 4 a minute
+    assert company.tap_refused == 0 and min(company.tap_remaining) >= 1  # the reserve of 1 kept
+
+
+@pytest.mark.parametrize(
+    ("value", "believed"),
+    [
+        ("120", 120),
+        (" 60 ", 60),
+        ("1", 1),
+        ("1000000", 1_000_000),
+        ("0", None),
+        ("-5", None),
+        ("2000000", None),
+        ("1e3", None),
+        ("sixty", None),
+        ("١٢٠", None),
+        ("", None),
+    ],
+)
+def test_one_reader_of_the_limit_header_for_the_budget_and_the_plan(value, believed):
+    from tap_aircall_analytics.api import client
+
+    headers = {LIMIT_HEADER: value, REMAINING_HEADER: "0", RESET_HEADER: "30"}
+    assert client.rate_limit_of is rate_limit_of  # the plan's probe reads the header with the budget's reader
+    assert rate_limit_of(headers) == believed
+    budget = RequestBudget()
+    budget.acquire(VirtualClock())
+    budget.settle(200, headers)
+    assert budget.limit == believed
+    assert ("not understood" in budget.describe()) == (believed is None)
+
+
+@pytest.mark.parametrize(("reset", "style"), [(3600.7, "epoch"), (3601, "seconds")])
+def test_a_reset_an_hour_away_in_whole_seconds_is_understood_and_waited_for(reset, style):
+    clock = VirtualClock(1_800_000_000.3)  # a Reset rounded up to the next second: an hour and 0.7 s away
+    budget = RequestBudget()
+    budget.acquire(clock)
+    shown = f"{clock.now() + reset:.0f}" if style == "epoch" else str(reset)
+    budget.settle(201, {LIMIT_HEADER: "1", REMAINING_HEADER: "0", RESET_HEADER: shown})
+    assert "not understood" not in budget.describe()
+    before = clock.now()
+    budget.acquire(clock)  # the limiter holds nothing more until its Reset: the next request waits for it
+    assert clock.now() - before >= 60  # not the safe pace of 48 a minute: the Reset, far away

@@ -10,6 +10,7 @@ import sys
 from conftest import TODAY, tap_config
 from tap_aircall_analytics import tap
 from tap_aircall_analytics.config.catalogue import EXPORTS_PATH, PROBE_EXPORT_ID
+from tap_aircall_analytics.preflight.plan import EXPECTED_REQUESTS_PER_EXPORT
 
 # Inside Call History's retention, not inside User Status History's.
 SIXTY_DAYS_AGO = (TODAY - dt.timedelta(days=60)).isoformat()
@@ -89,7 +90,8 @@ def test_plan_mode_lists_windows_from_the_state_and_exports_nothing(simulator, r
     lines = run.stderr.splitlines()
     calls = next(line for line in lines if line.startswith("calls_history "))
     first = TODAY - dt.timedelta(days=12)
-    assert calls.split()[1:8] == [first.isoformat(), TODAY.isoformat(), "5", "3", "7", "0.1", bookmark]
+    requests = f"{3 * EXPECTED_REQUESTS_PER_EXPORT:.0f}"  # a request and its polls, as the polls expect them
+    assert calls.split()[1:8] == [first.isoformat(), TODAY.isoformat(), "5", "3", requests, "0.1", bookmark]
     assert any(line.strip().startswith(f"{first}..{first + dt.timedelta(days=4)}, ") for line in lines)
     status = next(line for line in lines if line.startswith("user_status_history "))
     assert status.split()[1] == (TODAY - dt.timedelta(days=7)).isoformat()  # the retention limit

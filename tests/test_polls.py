@@ -17,6 +17,7 @@ from tap_aircall_analytics.api.client import ExportStatus
 from tap_aircall_analytics.api.polls import (
     BORROWED_MISS_BACKOFF,
     FACTOR_STEP,
+    FIRST_ESTIMATE_MARGIN,
     FIXED_COST_DAYS,
     MISS_BACKOFF,
     SETTLED_OUTCOMES,
@@ -107,9 +108,10 @@ def test_a_run_of_varying_exports_costs_about_two_requests_each(tmp_path):
     flow = exporter(api)
     for window in windows(60, 7):
         flow.export_window(window, tmp_path)
-    assert len(api.requests) / 60 <= 2.45
+    assert len(api.requests) / 60 <= 2.3
     late = [api.polls(f"e{n}")[-1] - api.ready[f"e{n}"] for n in range(60)]
-    assert sum(late) / 60 <= 0.35 * 12  # each seen done soon after it was (mean export: 12 s)
+    # each seen done soon after it was (mean export: 12 s; +-50%: polled when nine in ten are done)
+    assert sum(late) / 60 <= 0.5 * 12
 
 
 def test_a_report_learns_its_own_time_and_a_new_report_starts_from_the_run(tmp_path):
@@ -131,7 +133,7 @@ def test_longer_ranges_are_expected_to_take_longer():
     timings = ExportTimings()
     timings.learn("CALLS_HISTORY", 7, pending_at=10, done_at=14, first_poll_hit=None)
     week, month, day = (timings.first_poll("CALLS_HISTORY", days) for days in (7, 31, 1))
-    assert week == pytest.approx(1.25 * 12)
+    assert week == pytest.approx(FIRST_ESTIMATE_MARGIN * 12)
     assert month == pytest.approx(week * (31 + FIXED_COST_DAYS) / (7 + FIXED_COST_DAYS))
     assert day is not None and day < week < month
 
@@ -170,9 +172,14 @@ def test_while_nothing_is_known_one_export_scouts_and_the_others_wait_for_it():
     scout.polled(6, False)
     scout.polled(14, True)  # done between 6 and 14 s
     due, may_come_sooner = other.next_poll()
-    assert due == pytest.approx(1.25 * 10) and may_come_sooner  # the prediction follows what the run learns meanwhile
+    assert (
+        due == pytest.approx(FIRST_ESTIMATE_MARGIN * 10) and may_come_sooner
+    )  # the prediction follows what the run learns meanwhile
     third = PollSchedule(timings, "USER_STATUS_HISTORY", 7, POLICY)
-    assert third.next_poll() == (pytest.approx(12.5), True)  # another report starts from the run's
+    assert third.next_poll() == (
+        pytest.approx(FIRST_ESTIMATE_MARGIN * 10),
+        True,
+    )  # another report starts from the run's
 
 
 def test_an_abandoned_scout_hands_over():
@@ -188,7 +195,7 @@ def test_exports_that_miss_together_raise_the_factor_no_further_than_what_they_t
     for _ in range(9):  # nine exports predicted at 14 s, each found PENDING then done at 15 s
         timings.learn("CALLS_HISTORY", 7, pending_at=14, done_at=15, first_poll_hit=False)
     week = timings.first_poll("CALLS_HISTORY", 7)
-    assert week == pytest.approx(1.25 * 15)  # not 14 * 1.15 ** 9 = 49 s: no export took longer than 15 s
+    assert week == pytest.approx(FIRST_ESTIMATE_MARGIN * 15)  # not 14 * 1.24 ** 9: none took longer than 15 s
     timings.learn("CALLS_HISTORY", 7, pending_at=20, done_at=60, first_poll_hit=False)
     assert timings.first_poll("CALLS_HISTORY", 7) == pytest.approx(week * (1 + FACTOR_STEP))  # one step at a time
 
@@ -199,9 +206,10 @@ def test_an_export_not_polled_yet_follows_what_the_run_learns_meanwhile():
     assert waiting.next_poll() == (pytest.approx(14), True)
     timings.learn("CALLS_HISTORY", 7, pending_at=14, done_at=18, first_poll_hit=False)  # another one missed
     assert waiting.next_poll() == (pytest.approx(14 * (1 + FACTOR_STEP)), True)
-    waiting.polled(16.1, False)  # its own first poll missed: its re-polls keep to that prediction
-    timings.learn("CALLS_HISTORY", 7, pending_at=16, done_at=19, first_poll_hit=False)
-    assert waiting.next_poll() == (pytest.approx(16.1 + 16.1 * MISS_BACKOFF), False)
+    due = 14 * (1 + FACTOR_STEP)
+    waiting.polled(due, False)  # its own first poll missed: its re-polls keep to that prediction
+    timings.learn("CALLS_HISTORY", 7, pending_at=due, done_at=due + 3, first_poll_hit=False)
+    assert waiting.next_poll() == (pytest.approx(due + due * MISS_BACKOFF), False)
 
 
 def test_a_prediction_borrowed_from_another_report_backs_off_further_on_a_miss():

@@ -54,13 +54,15 @@ DEFAULT_PER_MINUTE = 48  # the pace without usable headers: a limit of 60 less i
 STEP_SECONDS = 0.1  # a waiting request looks again this often: other answers change the budget
 CLOCK_GRAIN_SECONDS = 1e-3  # the shortest wait: a shorter one may not move a clock at all
 EPOCH_FLOOR = 1e9  # a Reset at least this is a UNIX time (2001 on); below, seconds left
-MAX_RESET_SECONDS = 3600.0  # a Reset further away than this (either way) is not understood
+MAX_RESET_SECONDS = 3600.0  # a Reset further away than this (either way) is not understood ...
+RESET_SLACK_SECONDS = 5.0  # ... but for whole seconds rounded up and a clock a few seconds off the API's
 RESET_TOLERANCE_SECONDS = 1.5  # two Resets this close name the same moment, when sent as seconds left
 MAX_RETRY_AFTER_SECONDS = 120.0  # a longer Retry-After (or an infinite one) is not waited for whole
 BACKOFF_SECONDS = 1.0  # a 429 that says nothing of when: the first wait, doubling
 SMALL_CAPACITY = 0.75  # a rolling limiter whose Remaining never went above this share of the limit is a bucket
 SHORT_WINDOW_SECONDS = 10.0  # a limiter that forgets every request of the tap within this has a window of seconds
 KEEP_SECONDS = 2 * RATE_WINDOW_SECONDS  # how long the ledger keeps a request
+MAX_RATE_LIMIT = 1_000_000  # the largest request count X-AircallApi-Limit may give
 
 FIXED, SLIDING, BUCKET = "fixed", "sliding", "bucket"
 
@@ -94,6 +96,11 @@ class RequestBudget:
     # (sent_at, seconds): answers that show the limiter already forgot a request of the tap this recent
     _forgot: collections.deque[tuple[float, float]] = field(default_factory=collections.deque, repr=False)
     _moved: int = field(default=0, repr=False)  # new Resets that came with a little more room: a rolling limiter
+    # fixed windows: (sent_at, seconds) between a Reset and the next, the limiter whole again: a window is no longer
+    _turns: collections.deque[tuple[float, float]] = field(default_factory=collections.deque, repr=False)
+    # (sent_at, seconds): how far away answers named the Reset: a window is at least this long (less a second)
+    _reach: collections.deque[tuple[float, float]] = field(default_factory=collections.deque, repr=False)
+    _refused_at: float = field(default=0.0, repr=False)  # when the latest request answered 429 went
     # fixed windows: (its Reset, the others' requests seen in it, the seconds of it the answers saw)
     _others_window: tuple[float, int, float] = field(default=(0.0, 0, 0.0), repr=False)
     _others_last_window: tuple[int, float] = field(default=(0, 0.0), repr=False)
@@ -172,12 +179,12 @@ class RequestBudget:
         """Wait until a request may be sent, and count it as sent; `clock` waits for the caller's run."""
         started: float | None = None
         while True:
-            clock.sleep(0)  # a stopped run sends nothing more
             with self._lock:
                 now = clock.now()
                 started = now if started is None else started
                 delay, why = self._delay(now)
                 if delay <= 0:
+                    clock.sleep(0)  # a stopped run sends nothing more: looked at last, as the request is let go
                     self._in_flight += 1
                     self.sent += 1
                     self._mine.request = (self.sent, now)
@@ -204,6 +211,7 @@ class RequestBudget:
                 self._refused = True  # a refused credential or add-on: the run ends, nothing more goes
             if status == 429:
                 self.rate_limited += 1
+                self._refused_at = sent_at
             if headers is not None:
                 self._observe(headers, seq, sent_at, sent_at if now is None else now, rate_limited=status == 429)
 
@@ -260,7 +268,7 @@ class RequestBudget:
         paced = self._paced(
             now, share, burst, f"pacing at {share:.0f} {per} (limit {limit}, reserve {kept}, others {others:.0f})"
         )
-        if paced[0] > 0:
+        if paced[0] > 0 and not self._look_at_next_window(now, shape):
             return paced
         remaining, refill_in = self._remaining_now(now, shape)
         floor = self._floor(now, shape, others)
@@ -268,6 +276,16 @@ class RequestBudget:
             return 0.0, ""
         self._pace_tokens = min(self._pace_tokens or 0.0, 1.0)  # no burst saved up while the limiter holds it
         return max(refill_in, CLOCK_GRAIN_SECONDS), f"Remaining {max(0, math.floor(remaining))}, reserve {floor}"
+
+    def _look_at_next_window(self, now: float, shape: str) -> bool:
+        """True when one request may go past the pacer to see a window of seconds turn: the answers so far named
+        Resets seconds away and none has shown a window turn yet, the latest Reset has passed, nothing is in flight.
+        One request a window at most: a fixed window of a minute shows itself with the first."""
+        latest = self._latest
+        if shape != FIXED or self._turns or latest is None or self._in_flight or latest.seq != self.sent:
+            return False
+        reach = max((seconds for _, seconds in self._reach), default=RATE_WINDOW_SECONDS)
+        return reach <= SHORT_WINDOW_SECONDS and now >= latest.reset + self._reset_grain()
 
     def _paced(self, now: float, per_window: float, burst: float, why: str) -> tuple[float, str]:
         """The tap's own pacer: `per_window` requests a window, evenly, `burst` ahead at most."""
@@ -289,7 +307,28 @@ class RequestBudget:
         return FIXED
 
     def _window(self) -> float:
-        """The limiter's window: a minute, unless every answer of the last minute shows it forgets within seconds."""
+        """The limiter's window: a minute, unless the answers show a shorter one.
+
+        Fixed windows never turn twice within one window, and a sliding log whole again has
+        forgotten the tap's request before: Resets that follow each other, the second with the
+        limiter whole again, d seconds apart show a window of d seconds at most, once no answer
+        named a Reset further away than that. Otherwise, a rolling limiter: every answer of the
+        last minute shows it forgets within seconds.
+        """
+        shape = self._shape()
+        if shape == FIXED:
+            bounds = [seconds for _, seconds in self._turns]
+        elif shape == SLIDING and self._latest and self._refused_at <= self._latest.sent_at - RATE_WINDOW_SECONDS:
+            # a log that no longer counts a request of the tap sent s seconds ago keeps s seconds at most
+            # (unless a refused request, which a log does not keep, is in the ledger)
+            bounds = [seconds for _, seconds in self._forgot if seconds < RATE_WINDOW_SECONDS]
+        else:
+            bounds = []
+        if bounds:
+            shortest = min(bounds)
+            reach = max((seconds for _, seconds in self._reach), default=0.0)
+            if shortest < RATE_WINDOW_SECONDS and reach <= shortest + 1:  # a Reset is whole seconds
+                return max(1.0, math.ceil(shortest - 1e-6))
         if self._forgot:
             longest = max(seconds for _, seconds in self._forgot)
             if longest <= SHORT_WINDOW_SECONDS:
@@ -300,8 +339,10 @@ class RequestBudget:
         """How recent a request of the tap the limiter no longer counts: Remaining leaves room for fewer than
         the tap's latest requests. Under a minute's window, some answers show a long memory; under a
         window of seconds, none does. (A small bucket refills in seconds: not read this way.)"""
-        while self._forgot and self._forgot[0][0] <= answer.sent_at - RATE_WINDOW_SECONDS:
-            self._forgot.popleft()
+        for seen in (self._forgot, self._turns, self._reach):
+            while seen and seen[0][0] <= answer.sent_at - RATE_WINDOW_SECONDS:
+                seen.popleft()
+        self._reach.append((answer.sent_at, answer.reset - answer.sent_at))
         limit = self.limit or 0
         if self._capacity() < limit:
             return
@@ -400,20 +441,24 @@ class RequestBudget:
         present = [name for name in (LIMIT_HEADER, REMAINING_HEADER, RESET_HEADER) if name in headers]
         if not present:
             return
+        shown = ", ".join(f"{name} {str(headers.get(name))[:20]}" for name in present)
+        if len(present) < 3:
+            self._name(f"only {shown}")
+            return
+        limit = rate_limit_of(headers)
+        if limit is None:
+            self._name(f"{LIMIT_HEADER} {headers[LIMIT_HEADER][:20]}")
+            return
         try:
-            limit = int(headers[LIMIT_HEADER])
             remaining = int(headers[REMAINING_HEADER])
             reset_value = float(headers[RESET_HEADER])
-        except (KeyError, ValueError):
-            shown = ", ".join(f"{name} {str(headers.get(name))[:20]}" for name in present)
-            self._name(f"only {shown}" if len(present) < 3 else shown)
+        except ValueError:
+            self._name(shown)
             return
         reset = self._reset(reset_value, now)
-        if limit <= 0 or remaining < 0 or remaining > limit or reset is None:
+        if remaining < 0 or remaining > limit or reset is None:
             what = (
-                f"{LIMIT_HEADER} {limit}"
-                if limit <= 0
-                else f"{REMAINING_HEADER} {remaining} of {LIMIT_HEADER} {limit}"
+                f"{REMAINING_HEADER} {remaining} of {LIMIT_HEADER} {limit}"
                 if not 0 <= remaining <= limit
                 else f"{RESET_HEADER} {headers[RESET_HEADER][:20]}"
             )
@@ -442,11 +487,11 @@ class RequestBudget:
         if not math.isfinite(value) or value < 0:
             return None
         if value >= EPOCH_FLOOR:
-            if abs(value - now) > MAX_RESET_SECONDS:
+            if abs(value - now) > MAX_RESET_SECONDS + RESET_SLACK_SECONDS:
                 return None
             self._reset_style = self._reset_style or "a UNIX time"
             return value
-        if value > MAX_RESET_SECONDS:
+        if value > MAX_RESET_SECONDS + RESET_SLACK_SECONDS:
             return None
         self._reset_style = self._reset_style or "seconds left"
         return now + value
@@ -454,14 +499,25 @@ class RequestBudget:
     def _learn_shape(self, before: _Answer | None, answer: _Answer) -> None:
         """A new Reset that comes with the limiter whole again is a fixed window's; with a little room, a rolling one's.
 
-        And an answer that names a Reset already past is never a fixed window's.
+        Only a limiter that held more than a little at the Reset before tells the two apart: a
+        window the tap and the others barely used is whole again either way (its Reset still
+        says how long a window is at most). And an answer that names a Reset already past is
+        never a fixed window's.
         """
         if answer.sent_at >= answer.reset + self._reset_grain() + self._tolerance():
             self._moved += 1
         if before is None or abs(answer.reset - before.reset) <= self._tolerance():
             return
-        refilled = answer.remaining - before.remaining + (answer.seq - before.seq)
-        if answer.reset > before.reset and refilled >= self._capacity() / 2:
+        capacity = self._capacity()
+        little = max(1, capacity // 8)  # what the others may have spent since, or a rolling limiter freed
+        held_before = capacity - before.remaining
+        held_now = capacity - answer.remaining - (answer.seq - before.seq)  # less the tap's requests since
+        whole_again = answer.reset > before.reset and held_now <= little
+        if whole_again:
+            self._turns.append((answer.sent_at, answer.reset - before.reset))
+        if held_before <= little and answer.reset > before.reset:
+            return  # a window barely used: whole again under any limiter
+        if whole_again:
             self._steady += 1
         else:
             self._moved += 1
@@ -487,7 +543,7 @@ class RequestBudget:
                 counted, seen = 0, 0.0
             # the tap's requests of this window: a Reset is whole seconds, so its start is known to a second;
             # those answered in the window before are not in it
-            mine = self._mine_between(start - self._tolerance(), answer.seq, since_seq=self._window_after_seq)
+            mine = self._mine_between(start - max(1.0, self._tolerance()), answer.seq, since_seq=self._window_after_seq)
             others = max(0, self._capacity() - answer.remaining - mine)
             self._largest_jump = max(self._largest_jump, others - counted)
             self._others_window = (answer.reset, max(counted, others), max(seen, answer.sent_at - start))
@@ -503,6 +559,15 @@ class RequestBudget:
             spent = min(self._capacity(), before.remaining + refill) - mine - answer.remaining
             self._others_pairs.append((answer.sent_at, spent))
             self._largest_jump = max(self._largest_jump, round(spent))
+
+
+def rate_limit_of(headers: Mapping[str, str]) -> int | None:
+    """The limit an answer's X-AircallApi-Limit gives, when a whole number from 1 to MAX_RATE_LIMIT; else None.
+
+    The one reader of the header: the budget and the plan's probe believe the same limits.
+    """
+    value = str(headers.get(LIMIT_HEADER, "")).strip()
+    return int(value) if value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_RATE_LIMIT else None
 
 
 def _retry_after(value: str | None, now: float) -> float | None:

@@ -15,7 +15,7 @@ import threading
 import time
 import typing as t
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -28,12 +28,11 @@ import urllib3.connection
 from tenacity import RetryCallState
 from typing_extensions import override  # typing.override from Python 3.12
 
-from tap_aircall_analytics.api.budget import RequestBudget
+from tap_aircall_analytics.api.budget import RequestBudget, rate_limit_of
 from tap_aircall_analytics.clock import Clock, RunClock, Stopped
 from tap_aircall_analytics.config.catalogue import (
     EXPORTS_PATH,
     FAILED_STATUSES,
-    LIMIT_HEADER,
     PROBE_EXPORT_ID,
     STATUS_COMPLETED,
 )
@@ -48,7 +47,6 @@ DEFAULT_TIMEOUT_SECONDS = 30.0  # silence allowed while connecting or between tw
 DECODED_ENCODINGS = ("gzip", "x-gzip", "deflate")
 DEFAULT_DOWNLOAD_SECONDS = 30 * 60.0  # the longest a whole download may take (download_timeout_minutes)
 MAX_ANSWER_BYTES = 1 << 20  # the longest API answer read (an export object is a few hundred bytes)
-MAX_RATE_LIMIT = 1_000_000  # the largest request count a rate-limit header may give
 MAX_ERROR_TEXT = 1000  # the most characters of an export's errorMessage kept (to be quoted, scrubbed)
 MAX_EXPORT_ID = 200  # the longest export ID the tap accepts (Aircall's are a few dozen characters)
 
@@ -158,12 +156,6 @@ def _read_answer(response: requests.Response, what: str) -> bytes:
     if len(body) > MAX_ANSWER_BYTES:
         raise AircallError(f"{what} answered more than {MAX_ANSWER_BYTES >> 20} MiB: not an answer of the API")
     return body
-
-
-def rate_limit_of(headers: Mapping[str, str]) -> int | None:
-    """The limit an answer's headers give, when a whole number from 1 to MAX_RATE_LIMIT; else None (not believed)."""
-    value = str(headers.get(LIMIT_HEADER, "")).strip()
-    return int(value) if value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_RATE_LIMIT else None
 
 
 @dataclass(frozen=True)

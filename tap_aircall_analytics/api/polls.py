@@ -8,10 +8,12 @@ from what the run has seen:
 
 - An export's expected time grows with its range: it is taken as a factor times
   (its days + `FIXED_COST_DAYS`), the factor learned per report (a month of one report
-  takes longer than a month of another). A report with no export seen yet uses the run's.
-- The first poll goes at that time. The factor tracks the time at which about six
-  exports in seven are done: a first poll that finds the export PENDING raises it, one that
-  finds it done lowers it a little, so a run converges on about 1.2 polls per export.
+  takes longer than a month of another). A report with no export seen yet uses the run's,
+  and so does a report not settled yet (fewer than SETTLED_OUTCOMES of its own exports)
+  when the run's is later: one or two exports say little of a report's spread.
+- The first poll goes at that time. The factor tracks the time at which about nine
+  exports in ten are done: a first poll that finds the export PENDING raises it, one that
+  finds it done lowers it a little, so a run converges on about 1.1 polls per export.
 - A miss raises the factor no further than FIRST_ESTIMATE_MARGIN times what the missed export
   took: exports predicted together that miss together do not each push it up by a step.
 - Until its first poll goes, an export's prediction follows what the run learns meanwhile.
@@ -38,12 +40,14 @@ from dataclasses import dataclass
 FIXED_COST_DAYS = 7
 #: The share of first polls that may find their export PENDING. The factor goes up by
 #: FACTOR_STEP on a miss and down by FACTOR_STEP * q / (1 - q) on a hit, which settles where
-#: a fraction q of first polls miss.
-TARGET_MISS_SHARE = 0.15
-FACTOR_STEP = 0.15
-#: The first estimate, from an export seen between two polls, is put at 1.25 times its time:
-#: exports of one report and length vary by about half their time either way.
-FIRST_ESTIMATE_MARGIN = 1.25
+#: a fraction q of first polls miss. A miss costs a request; a tenth of first polls missing
+#: keeps a backfill and each daily run near two requests an export (the request and one poll).
+TARGET_MISS_SHARE = 0.10
+FACTOR_STEP = 0.24  # down by 2.7% on a hit: a report faster than the run's guess is learned in a few dozen
+#: The first estimate, from an export seen between two polls, is put at 1.4 times the middle of
+#: the two: exports of one report and length vary by about half their time either way, and the
+#: first wave of a run is polled on this one export's time.
+FIRST_ESTIMATE_MARGIN = 1.4
 MISS_BACKOFF = 0.2  # after a miss, the next poll comes this share of the prediction later (then doubling)
 #: ... or this share, for a prediction not settled yet (borrowed from other reports or resting on fewer than
 #: SETTLED_OUTCOMES of the report's exports): it may be off by far more than the spread of one report's times.
@@ -83,15 +87,27 @@ class ExportTimings:
             return dict(self._factors)
 
     def first_poll(self, report: str, days: int) -> float | None:
-        """Seconds after its request to first poll an export of `days` days; None while nothing is known."""
+        """Seconds after its request to first poll an export of `days` days; None while nothing is known.
+
+        Until the report is settled, its own factor rests on one or two exports: the run's, which
+        every report's outcomes move, is taken when it is later.
+        """
         with self._lock:
-            factor = self._factors.get(report, self._run_factor)
-        return None if factor is None else factor * _size(days)
+            run = self._run_factor
+            if run is None:
+                return None
+            factor = self._factors.get(report, run)
+            if not self._settled(report):
+                factor = max(factor, run)
+        return factor * _size(days)
+
+    def _settled(self, report: str) -> bool:
+        return report in self._carried or self._outcomes.get(report, 0) >= SETTLED_OUTCOMES
 
     def settled(self, report: str) -> bool:
         """True once the report's own export time is known: carried by the state, or from SETTLED_OUTCOMES exports."""
         with self._lock:
-            return report in self._carried or self._outcomes.get(report, 0) >= SETTLED_OUTCOMES
+            return self._settled(report)
 
     def is_scout(self, schedule: object) -> bool:
         """True for the one export that polls on the backoff schedule while nothing is known."""
