@@ -26,7 +26,7 @@ import pytest
 from helpers import PEAK_RSS, RSS_BOUND_MB
 
 from conftest import TAP, TODAY, selected_catalog, tap_config
-from tap_aircall_analytics.api.client import AircallClient, AircallError, ExportStatus, stop_sending
+from tap_aircall_analytics.api.client import AircallClient, AircallError, ExportJob, stop_sending
 from tap_aircall_analytics.clock import RunClock, Stopped
 from tap_aircall_analytics.config.catalogue import EXPORTS_PATH
 from tap_aircall_analytics.simulator import Simulator
@@ -380,13 +380,13 @@ def test_a_bookmark_after_today_is_read_as_today_so_the_stream_syncs(simulator, 
 )
 def test_an_export_object_of_the_wrong_shape_is_read_without_a_traceback(field, value, read):
     body = {"exportID": "e1", "status": "COMPLETED", "downloadUrl": "https://files/x.csv", field: value}
-    export = ExportStatus.from_json(body)
+    export = ExportJob.from_json(body)
     assert read(export)
     export.link_expired()  # comparable with now, whatever the API sent
 
 
 def test_a_completed_export_whose_link_is_not_a_string_fails_in_words():
-    export = ExportStatus.from_json({"exportID": "e1", "status": "COMPLETED", "downloadUrl": ["x"]})
+    export = ExportJob.from_json({"exportID": "e1", "status": "COMPLETED", "downloadUrl": ["x"]})
     with pytest.raises(AircallError, match="gave no downloadUrl"):
         export.link  # noqa: B018 - reading it is the check
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tap_aircall_analytics.api.client import ExportStatus
+from tap_aircall_analytics.api.client import ExportJob
 from tap_aircall_analytics.api.polls import (
     BORROWED_MISS_BACKOFF,
     FACTOR_STEP,
@@ -45,7 +45,7 @@ class FakeApi:
         self.requests: list[tuple[str, str, float]] = []  # (method, export id, virtual time)
         self.took: list[float] = []
 
-    def create_export(self, body: dict) -> ExportStatus:
+    def create_export(self, body: dict) -> ExportJob:
         request = body["input"]
         dates = request["filter"]["dateFilter"]["absoluteRange"]
         days = (dt.date.fromisoformat(dates["toDate"]) - dt.date.fromisoformat(dates["fromDate"])).days + 1
@@ -54,13 +54,13 @@ class FakeApi:
         self.ready[export_id] = self.clock.now() + seconds
         self.took.append(seconds)
         self.requests.append(("POST", export_id, self.clock.now()))
-        return ExportStatus(export_id, STATUS_PENDING)
+        return ExportJob(export_id, STATUS_PENDING)
 
-    def get_export(self, export_id: str) -> ExportStatus:
+    def get_export(self, export_id: str) -> ExportJob:
         self.requests.append(("GET", export_id, self.clock.now()))
         if self.clock.now() < self.ready[export_id]:
-            return ExportStatus(export_id, STATUS_PENDING)
-        return ExportStatus(export_id, STATUS_COMPLETED, download_url="https://files.example/x.csv")
+            return ExportJob(export_id, STATUS_PENDING)
+        return ExportJob(export_id, STATUS_COMPLETED, download_url="https://files.example/x.csv")
 
     def download(self, url: str, destination: Path, claim=None) -> int:
         destination.write_text("Call ID\n")

@@ -159,7 +159,7 @@ def _read_answer(response: requests.Response, what: str) -> bytes:
 
 
 @dataclass(frozen=True)
-class ExportStatus:
+class ExportJob:
     """An export object as the API returns it."""
 
     export_id: str
@@ -170,7 +170,7 @@ class ExportStatus:
     error_message: str | None = None
 
     @classmethod
-    def from_json(cls, body: dict) -> ExportStatus:
+    def from_json(cls, body: dict) -> ExportJob:
         """Read an export object, bare or in an `{"export": ...}` wrapper."""
         body = body.get("export", body) if isinstance(body, dict) else {}
         missing = [name for name in ("exportID", "status") if not isinstance(body, dict) or name not in body]
@@ -276,13 +276,13 @@ class AircallClient:
 
     # --- exports ----------------------------------------------------------------
 
-    def create_export(self, body: dict) -> ExportStatus:
+    def create_export(self, body: dict) -> ExportJob:
         """Request an export (POST); return its first status."""
-        return ExportStatus.from_json(self._call("POST", EXPORTS_PATH, json=body))
+        return ExportJob.from_json(self._call("POST", EXPORTS_PATH, json=body))
 
-    def get_export(self, export_id: str) -> ExportStatus:
+    def get_export(self, export_id: str) -> ExportJob:
         """Poll an export; a completed export comes with a freshly minted link."""
-        return ExportStatus.from_json(self._call("GET", f"{EXPORTS_PATH}/{quote(export_id, safe='')}"))
+        return ExportJob.from_json(self._call("GET", f"{EXPORTS_PATH}/{quote(export_id, safe='')}"))
 
     def read_rate_limit(self) -> int | None:
         """The company's requests a minute, as one answer's headers say (None if they do not).

@@ -43,8 +43,8 @@ from tap_aircall_analytics.api.budget import (  # a poll due sooner than the gra
 from tap_aircall_analytics.api.client import (
     AircallClient,
     AircallError,
+    ExportJob,
     ExportNotFound,
-    ExportStatus,
     LinkExpired,
     TransientError,
     redact,
@@ -61,7 +61,7 @@ DOWNLOAD_TRIES = 5
 WORKDIR_PREFIX = "tap-aircall-analytics-"
 PROGRESS_SECONDS = 3  # while a stream waits for its next file, the run-wide picture is logged this often
 STOP_GRACE_SECONDS = 3  # how long a stopped run waits for its worker threads before removing their files
-REQUESTS_PER_EXPORT = 3  # re-requests of an export that the API forgot (404)
+MAX_EXPORT_REQUESTS = 3  # requests of one window's export, counting those the API forgot (404)
 
 
 class WindowFailed(AircallError):
@@ -182,7 +182,7 @@ class _ExportFailed(Exception):
     Its text is Aircall's errorMessage, after the status when that is not FAILED.
     """
 
-    def __init__(self, export: ExportStatus) -> None:
+    def __init__(self, export: ExportJob) -> None:
         self.status = export.status
         self.message = export.error_message or "no errorMessage given"
         super().__init__(self.message if self.status == STATUS_FAILED else f"{self.status} ({self.message})")
@@ -490,23 +490,25 @@ class ReportExporter:
                 self.stats.add(failed_exports=1)
                 reason, seen = str(failure), f"{failure.status} ({failure.message})"
                 if attempt == 1:
-                    self._say(window, f"export {seen}; retrying once")
+                    self._window_progress(window, f"export {seen}; retrying once")
         if window.days == 1:
             raise WindowFailed(f"{self.stream} {window}: the export failed twice, even for one day: {reason}")
         first, second = window.split()
         self.stats.add(splits=1)
-        self._say(window, f"export {seen} again; splitting into {first} and {second}")
+        self._window_progress(window, f"export {seen} again; splitting into {first} and {second}")
         return self._export_or_split(first, workdir, claims) + self._export_or_split(second, workdir, claims)
 
     def _export(self, window: Window, workdir: Path, claims: Callable[[], DiskClaim] | None) -> ExportedFile:
         earlier = self.in_flight.resume(self.stream, window.first, window.last) if self.in_flight else None
         if earlier is not None and self.client.clock.now() - earlier.requested_at > self.poll.timeout:
             earlier = None  # past export_timeout_minutes already: requested again
-        for _ in range(REQUESTS_PER_EXPORT):
+        for _ in range(MAX_EXPORT_REQUESTS):
             try:
                 if earlier is not None:  # requested by a run that stopped: polled, not paid for again
-                    self._say(window, f"export {earlier.export_id} was requested by an earlier run; polling it")
-                    resumed = ExportStatus(earlier.export_id, STATUS_PENDING)
+                    self._window_progress(
+                        window, f"export {earlier.export_id} was requested by an earlier run; polling it"
+                    )
+                    resumed = ExportJob(earlier.export_id, STATUS_PENDING)
                     export = self._await(resumed, window, requested_at=earlier.requested_at)
                     self.stats.add(resumed=1)
                 else:
@@ -515,20 +517,20 @@ class ReportExporter:
                 return self._download(export, window, workdir, claims)
             except ExportNotFound:
                 earlier = None
-                self._say(window, "export is gone (404); requesting it again")
+                self._window_progress(window, "export is gone (404); requesting it again")
         raise WindowFailed(f"{self.stream} {window}: the API kept forgetting the export (404)")
 
-    def _request(self, window: Window) -> ExportStatus:
+    def _request(self, window: Window) -> ExportJob:
         requested_at = self.client.clock.now()
         export = self.client.create_export(self.request_body(window))
         self.stats.add(exports=1)
         if self.in_flight is not None:
             pending = PendingExport(window.first, window.last, export.export_id, requested_at)
             self.in_flight.requested(self.stream, pending)
-        self._say(window, f"export {export.export_id} requested")
+        self._window_progress(window, f"export {export.export_id} requested")
         return export
 
-    def _await(self, export: ExportStatus, window: Window, requested_at: float | None = None) -> ExportStatus:
+    def _await(self, export: ExportJob, window: Window, requested_at: float | None = None) -> ExportJob:
         """Poll until the export is done, when `PollSchedule` says (see polls.py); times count from its request."""
         clock = self.client.clock
         started = clock.now() if requested_at is None else min(requested_at, clock.now())
@@ -539,7 +541,7 @@ class ReportExporter:
             while not export.done:
                 if export.status not in statuses:
                     statuses.add(export.status)
-                    self._say(
+                    self._window_progress(
                         window, f"export {export.export_id} is {export.status}, a status the tap does not know; waiting"
                     )
                 elapsed = clock.now() - started
@@ -558,7 +560,7 @@ class ReportExporter:
             schedule.abandon()
         if export.failed:
             raise _ExportFailed(export)
-        self._say(
+        self._window_progress(
             window,
             f"export {export.export_id} ready after {clock.now() - started:.1f} s "
             f"({schedule.polls} poll(s){_phases(schedule)})",
@@ -566,7 +568,7 @@ class ReportExporter:
         return export
 
     def _download(
-        self, export: ExportStatus, window: Window, workdir: Path, claims: Callable[[], DiskClaim] | None = None
+        self, export: ExportJob, window: Window, workdir: Path, claims: Callable[[], DiskClaim] | None = None
     ) -> ExportedFile:
         path = (
             workdir / f"{quote(self.stream, safe='')}_{window.first}_{window.last}_{quote(export.export_id, safe='')}"
@@ -581,7 +583,7 @@ class ReportExporter:
                 size = self._fetch(export.link, path, claims)
             except NoRoom as full:  # not a failed try: the download waits its turn for room
                 assert claims is not None  # only a claim says NoRoom
-                self._say(window, f"{full.needed / 1e6:.1f} MB wait for room on disk (max_disk_mb)")
+                self._window_progress(window, f"{full.needed / 1e6:.1f} MB wait for room on disk (max_disk_mb)")
                 claims().wait_for_room(full.needed)
                 continue
             except LinkExpired:
@@ -592,7 +594,7 @@ class ReportExporter:
                 attempt += 1
                 if attempt == DOWNLOAD_TRIES:
                     raise WindowFailed(f"{self.stream} {window}: {error}") from None
-                self._say(window, f"download interrupted ({error}); retrying")
+                self._window_progress(window, f"download interrupted ({error}); retrying")
                 continue
             except OSError as error:
                 path.unlink(missing_ok=True)
@@ -601,7 +603,9 @@ class ReportExporter:
                 raise
             self.stats.add(bytes=size)
             seconds = max(time.monotonic() - started, 1e-6)
-            self._say(window, f"downloaded {size / 1e6:.1f} MB in {seconds:.1f} s from {redact(export.link)}")
+            self._window_progress(
+                window, f"downloaded {size / 1e6:.1f} MB in {seconds:.1f} s from {redact(export.link)}"
+            )
             return ExportedFile(window, path, export.zipped, size, export.export_id)
         raise WindowFailed(f"{self.stream} {window}: the download link kept being refused")
 
@@ -619,15 +623,15 @@ class ReportExporter:
             claim.keep(size)
         return size
 
-    def _refresh(self, export: ExportStatus, window: Window, why: str) -> ExportStatus:
+    def _refresh(self, export: ExportJob, window: Window, why: str) -> ExportJob:
         self.stats.add(link_refreshes=1)
-        self._say(window, f"{why}; polling export {export.export_id} for a fresh link")
+        self._window_progress(window, f"{why}; polling export {export.export_id} for a fresh link")
         fresh = self.client.get_export(export.export_id)
         if fresh.status != STATUS_COMPLETED:
             fresh = self._await(fresh, window)
-        return fresh  # without a link, `ExportStatus.link` fails the window when it is read
+        return fresh  # without a link, `ExportJob.link` fails the window when it is read
 
-    def _say(self, window: Window, message: str) -> None:
+    def _window_progress(self, window: Window, message: str) -> None:
         self._progress(f"{self.stream} {window}: {message}")
 
 
