@@ -11,7 +11,7 @@ import pytest
 
 from tap_aircall_analytics.config import spellings
 from tap_aircall_analytics.config.catalogue import REPORTS_BY_API_NAME, Kind, property_name
-from tap_aircall_analytics.config.spellings import LOCAL_TIMESTAMP, Reading
+from tap_aircall_analytics.config.spellings import Reading
 from tap_aircall_analytics.files.records import FileFormatError, RecordReader, json_schema
 
 CALLS = REPORTS_BY_API_NAME["CALLS_HISTORY"]
@@ -127,7 +127,7 @@ def test_wall_clock_times_convert_to_utc_across_daylight_saving(wall, utc):
 
 def test_conversion_agrees_with_zoneinfo_for_every_quarter_hour_of_a_dst_week():
     reading = Reading(Kind.TIMESTAMP, "America/New_York")
-    convert = LOCAL_TIMESTAMP.fast(reading)  # type: ignore[misc]
+    convert = spellings.wall_clock_reader(reading, utc=False)
     zone = zoneinfo.ZoneInfo("America/New_York")
     moment = dt.datetime(2026, 10, 29, 0, 0, 7)
     while moment < dt.datetime(2026, 11, 4):

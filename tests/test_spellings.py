@@ -275,24 +275,21 @@ def test_every_spelling_reads_to_the_same_value_in_record_and_batch_mode(tmp_pat
     assert batch_values(report, path, tmp_path, "parquet") == expected
 
 
-def test_each_cheap_sql_test_implies_its_spelling_pattern():
-    """A guard that let through a cell its pattern refuses would make BATCH read what RECORD does not."""
+def test_each_quick_shape_implies_its_spelling_pattern():
+    """A quick shape that let through a cell its pattern refuses would make BATCH read what RECORD does not."""
     every_cell = sorted({cell for _, values, unreadable in CASES.values() for cell in [*values, *unreadable]})
-    db = duckdb.connect()
     checked = 0
     for kind, table in spellings.SPELLINGS.items():
         for spelling in table:
-            if spelling.guard is None:
+            if spelling.quick is None:
                 continue
-            guard = spelling.guard("cell")
-            passed = db.execute(
-                f"SELECT cell FROM (SELECT unnest($cells) AS cell) WHERE {guard}", {"cells": every_cell}
-            ).fetchall()
-            assert passed, f"{kind.value} {spelling.name}: no cell passes its guard"
-            for (cell,) in passed:
+            shape = re.compile(spelling.quick[0])
+            passed = [cell for cell in every_cell if shape.fullmatch(cell)]
+            assert passed, f"{kind.value} {spelling.name}: no cell has its quick shape"
+            for cell in passed:
                 assert spelling.compiled.fullmatch(cell), f"{kind.value} {spelling.name}: {cell!r}"
                 checked += 1
-    assert checked > 20
+    assert checked > 5
 
 
 def test_the_patterns_of_one_kind_never_overlap():

@@ -5,8 +5,7 @@ expressions, BATCH mode) and by `preflight.py` (which names the spelling it dete
 spelling is one row: the regular expression a cell must match (written in the part of the
 syntax that Python's `re` and DuckDB's RE2 read alike: ASCII classes, no look-around), the
 Python function and the SQL expression that read a matching cell from the same capture
-groups, and for the spellings files usually hold, faster forms of both that give the same
-values.
+groups, and for the two spellings files usually hold, quicker SQL for their usual shape.
 
 The patterns of one kind never overlap, so a cell has one reading whichever spelling its
 column was first read with: a column's reader is chosen once, from its first values, and a
@@ -20,7 +19,7 @@ import functools
 import re
 import typing as t
 import zoneinfo
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tap_aircall_analytics.config.catalogue import LIST_SEPARATOR, Column, Kind
@@ -38,8 +37,7 @@ TIMESTAMP_UNITS = {"seconds": 1_000_000, "milliseconds": 1000, "microseconds": 1
 EPOCH_LIMIT_MICROSECONDS = 10**17  # a declared unit reads Unix times below this: 11 digits of seconds
 
 
-#: A column's fast reader: a function, or a dict of every text it reads (a missing text
-#: raises KeyError, and the row is read again cell by cell in each cell's own spelling).
+#: A column's reader (see column_reader): a function of a cell, or a Memo of them.
 Reader = Callable[[str], object] | dict[str, object]
 
 
@@ -117,9 +115,9 @@ class Spelling:
     `read` gets the pattern's match; `sql` the same groups. Values are the JSON value in
     Python, and in SQL a BIGINT, DOUBLE, BOOLEAN, DATE or TIMESTAMP (UTC, no zone); either
     is NULL/BadValue when the cell matches but means nothing (a 30 February).
-    `guard` is a cheap SQL test that implies the pattern (GLOB shapes, digits only), for the
-    cells that `fast_sql` reads without a regular expression; `fast` builds the Python
-    reader used when a whole column is in this spelling (BadValue on any other cell).
+    `quick`, for the spellings Aircall's files use, is the pattern of the cells' usual shape and
+    SQL that reads a cell of that shape with no capture groups (the same value; half the work
+    of converting a file in BATCH mode).
     """
 
     kind: Kind
@@ -127,9 +125,7 @@ class Spelling:
     pattern: str
     read: Callable[[re.Match[str], Reading], object]
     sql: Callable[[SqlCell], str]
-    guard: Callable[[str], str] | None = None
-    fast_sql: Callable[[SqlCell], str] | None = None
-    fast: Callable[[Reading], Reader] | None = None
+    quick: tuple[str, Callable[[SqlCell], str]] | None = None
     compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -159,24 +155,7 @@ _SECONDS = r"(?::([0-5][0-9])(?:[.,]([0-9]{1,9}))?)?"
 _LOCAL = _DATE + "[ T]" + _MINUTE + _SECONDS  # groups 1-5: date, hour, minute, second, fraction
 _UTC_SUFFIX = r"(?:Z| ?UTC)"
 _OFFSET = r" ?([+-])([01][0-9]|2[0-3]):?([0-5][0-9])"  # groups 6-8: sign, hours, minutes
-_GLOB_DATE = "[12][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]"
-_GLOB_TIME = ("[01][0-9]:[0-5][0-9]:[0-5][0-9]", "2[0-3]:[0-5][0-9]:[0-5][0-9]")
-_GLOB_MILLIS = ".[0-9][0-9][0-9]"
 _EPOCH = dt.datetime(1970, 1, 1)
-
-
-def _globs(*shapes: str) -> Callable[[str], str]:
-    """A guard: the cell has one of these GLOB shapes."""
-    return lambda field: "(" + " OR ".join(f"{field} GLOB '{shape}'" for shape in shapes) + ")"
-
-
-def _glob_times(separator: str, suffix: str, fractions: tuple[str, ...] = ("",)) -> tuple[str, ...]:
-    return tuple(_GLOB_DATE + separator + time + fraction + suffix for time in _GLOB_TIME for fraction in fractions)
-
-
-def _digits(shortest: int, longest: int) -> Callable[[str], str]:
-    """A guard: the cell is `shortest` to `longest` ASCII digits."""
-    return lambda field: f"(strlen({field}) BETWEEN {shortest} AND {longest} AND NOT {field} GLOB '*[!0-9]*')"
 
 
 def _micro(fraction: str) -> int:
@@ -244,49 +223,37 @@ class Memo(dict):
         return value
 
 
-class WallClockReader:
+def wall_clock_reader(reading: Reading, utc: bool) -> Callable[[str], str | None]:
     """Wall-clock timestamps, whole columns of them: each minute converted once, seconds carried over.
 
     `minutes` maps the first 16 characters (`2026-11-27 18:47`) to the UTC minute, `rests`
     what follows (`:56`, `:56.250`) to the end of the UTC text. Together they check the
     whole pattern of the spelling, so a cell of another spelling raises BadValue.
     """
+    zone = Zone("UTC" if utc else reading.timezone)
+    minute_pattern = re.compile(_DATE + "[ T]" + _MINUTE)
+    rest_pattern = re.compile(_SECONDS + (_UTC_SUFFIX if utc else ""))
 
-    def __init__(self, reading: Reading, spelling: Spelling, utc: bool) -> None:
-        self._zone = Zone("UTC" if utc else reading.timezone)
-        self._spelling = spelling
-        self.minutes: dict[str, str] = {}
-        self.rests = Memo(self._rest)
-        suffix = _UTC_SUFFIX if utc else ""
-        self._minute_pattern = re.compile(_DATE + "[ T]" + _MINUTE)
-        self._rest_pattern = re.compile(_SECONDS + suffix)
-
-    def __call__(self, text: str) -> str:
-        minute = self.minutes.get(text[:16]) or self.convert_minute(text)
-        return minute + t.cast(str, self.rests[text[16:]])
-
-    def convert_minute(self, text: str) -> str:
-        """Convert and remember the minute of `text` (its first 16 characters)."""
-        match = self._minute_pattern.fullmatch(text[:16])
-        if match is None:
+    def minute(text: str) -> str:
+        if minute_pattern.fullmatch(text) is None:
             raise BadValue(EXPECTED[Kind.TIMESTAMP])
         try:
-            local = dt.datetime.fromisoformat(text[:16])
+            local = dt.datetime.fromisoformat(text)
         except ValueError:
             raise BadValue("a timestamp with a real date") from None
-        minute = self._zone.to_utc(local).isoformat(timespec="minutes")
-        if len(self.minutes) > CACHE_LIMIT:
-            self.minutes.clear()
-        self.minutes[text[:16]] = minute
-        return minute
+        return zone.to_utc(local).isoformat(timespec="minutes")
 
-    def _rest(self, rest: str) -> str:
-        match = self._rest_pattern.fullmatch(rest)
+    def rest(text: str) -> str:
+        match = rest_pattern.fullmatch(text)
         if match is None:
             raise BadValue(EXPECTED[Kind.TIMESTAMP])
         second, fraction = match.group(1, 2)
         micro = _micro(fraction or "")
         return f":{second or '00'}" + (f".{micro:06d}" if micro else "") + "+00:00"
+
+    minutes, rests = Memo(minute), Memo(rest)
+
+    return lambda text: t.cast(str, minutes[text[:16]] + rests[text[16:]]) if text else None
 
 
 def _local_timestamp(match: re.Match[str], reading: Reading) -> str:
@@ -326,28 +293,6 @@ def _sql_epoch_timestamp(per_unit: int) -> Callable[[SqlCell], str]:
         return f"make_timestamp(CAST({cell.group(1)} AS BIGINT) * {per_unit} + {fraction})"
 
     return sql
-
-
-class UnixReader:
-    """Unix times of whole units, whole columns of them: each minute converted once.
-
-    `digits` are the lengths the column's spelling reads, `per_unit` the microseconds of one unit.
-    """
-
-    def __init__(self, reading: Reading, digits: tuple[int, int] = (9, 10), per_unit: int = 1_000_000) -> None:
-        self.minutes = Memo(lambda minute: (_EPOCH + dt.timedelta(minutes=int(minute))).isoformat(timespec="minutes"))
-        self._seconds = [f":{second:02d}" for second in range(60)]
-        self._shortest, self._longest = digits
-        self._per_second = 1_000_000 // per_unit
-
-    def __call__(self, text: str) -> str:
-        if not (text.isascii() and text.isdigit() and self._shortest <= len(text) <= self._longest):
-            raise BadValue(EXPECTED[Kind.TIMESTAMP])
-        seconds, part = divmod(int(text), self._per_second)
-        minute, second = divmod(seconds, 60)
-        micro = part * (1_000_000 // self._per_second)
-        rest = f".{micro:06d}+00:00" if micro else "+00:00"
-        return t.cast(str, self.minutes[str(minute)]) + self._seconds[second] + rest
 
 
 def _formatted(match: re.Match[str], reading: Reading) -> object:
@@ -400,7 +345,7 @@ def _sql_clock_duration(cell: SqlCell) -> str:
     return _sql_half_up(whole, cell.group(4), 1, 1)
 
 
-def _fast_clock_duration(cell: SqlCell) -> str:  # H:MM:SS, MM and SS at fixed places from the end
+def _quick_clock_duration(cell: SqlCell) -> str:  # H:MM:SS, MM and SS at fixed places from the end
     field = cell.field
     hours = f"substr({field}, 1, strlen({field}) - 6)"
     return (
@@ -448,36 +393,13 @@ def _any_case(word: str) -> str:
 
 def _boolean(true: str, false: str) -> Spelling:
     words = {true.lower(): True, false.lower(): False}
-    spellings = {variant: value for word, value in words.items() for variant in (word, word.upper(), word.title())}
     return Spelling(
         Kind.BOOLEAN,
         f"{true}/{false}",
         f"({_any_case(true)}|{_any_case(false)})",
         lambda match, reading: words[match.group(1).lower()],
         lambda cell: f"lower({cell.group(1)}) = '{true.lower()}'",
-        guard=lambda field: f"{field} IN ({', '.join(_sql_literal(text) for text in spellings)})",
-        fast_sql=lambda cell: f"lower({cell.field}) = '{true.lower()}'",
-        fast=lambda reading: dict(spellings),  # a plain dict: the fastest lookup; another case goes the careful way
     )
-
-
-def _lookup(values: Mapping[str, object], text: str) -> object:
-    try:
-        return values[text]
-    except KeyError:
-        raise BadValue(EXPECTED[Kind.BOOLEAN]) from None
-
-
-def _fast_seconds(reading: Reading) -> Callable[[str], object]:
-    if reading.unit != "seconds":
-        return Memo(lambda text: UNIT_DURATION.value(text, reading))
-
-    def seconds(text: str) -> int:
-        if text.isascii() and text.isdigit() and len(text) <= 12:
-            return int(text)
-        return t.cast(int, UNIT_DURATION.value(text, reading))
-
-    return Memo(seconds)
 
 
 WALL_CLOCK = "wall clock"
@@ -489,9 +411,7 @@ LOCAL_TIMESTAMP: Spelling = Spelling(
     _LOCAL,
     _local_timestamp,
     lambda cell: cell.to_utc(_sql_wall_clock(cell)),
-    guard=_globs(*_glob_times(" ", ""), *_glob_times("T", "")),
-    fast_sql=lambda cell: cell.to_utc(f"TRY_CAST({cell.field} AS TIMESTAMP)"),
-    fast=lambda reading: WallClockReader(reading, LOCAL_TIMESTAMP, utc=False),
+    quick=(_DATE + "[ T]" + _MINUTE + ":[0-5][0-9]", lambda cell: cell.to_utc(f"TRY_CAST({cell.field} AS TIMESTAMP)")),
 )
 UTC_TIMESTAMP: Spelling = Spelling(
     Kind.TIMESTAMP,
@@ -499,9 +419,6 @@ UTC_TIMESTAMP: Spelling = Spelling(
     _LOCAL + _UTC_SUFFIX,
     _utc_timestamp,
     _sql_wall_clock,
-    guard=_globs(*_glob_times("T", "Z", ("", _GLOB_MILLIS))),
-    fast_sql=lambda cell: f"TRY_CAST(rtrim({cell.field}, 'Z') AS TIMESTAMP)",
-    fast=lambda reading: WallClockReader(reading, UTC_TIMESTAMP, utc=True),
 )
 OFFSET_TIMESTAMP = Spelling(
     Kind.TIMESTAMP, "ISO 8601 with a UTC offset", _LOCAL + _OFFSET, _offset_timestamp, _sql_offset_timestamp
@@ -512,9 +429,6 @@ UNIX_TIMESTAMP = Spelling(
     r"([0-9]{9,10})(?:\.([0-9]{1,9}))?",
     _epoch_timestamp(1_000_000),
     _sql_epoch_timestamp(1_000_000),
-    guard=_digits(9, 10),
-    fast_sql=lambda cell: f"make_timestamp(CAST({cell.field} AS BIGINT) * 1000000)",
-    fast=UnixReader,
 )
 
 
@@ -526,9 +440,6 @@ def _whole_units(name: str, shortest: int, longest: int, per_unit: int) -> Spell
         rf"([0-9]{{{shortest},{longest}}})()",
         _epoch_timestamp(per_unit),
         _sql_epoch_timestamp(per_unit),
-        guard=_digits(shortest, longest),
-        fast_sql=lambda cell: f"make_timestamp(CAST({cell.field} AS BIGINT) * {per_unit})",
-        fast=lambda reading: UnixReader(reading, (shortest, longest), per_unit),
     )
 
 
@@ -540,9 +451,7 @@ CLOCK_DURATION: Spelling = Spelling(
     r"([0-9]{1,9}):([0-5][0-9]):([0-5][0-9])(?:[.,]([0-9]{1,9}))?",
     _clock_duration,
     _sql_clock_duration,
-    guard=_globs(*(f"{hours}:[0-5][0-9]:[0-5][0-9]" for hours in ("[0-9]", "[0-9][0-9]", "[0-9][0-9][0-9]"))),
-    fast_sql=_fast_clock_duration,
-    fast=lambda reading: Memo(lambda text: CLOCK_DURATION.value(text, reading)),
+    quick=(r"[0-9]{1,3}:[0-5][0-9]:[0-5][0-9]", _quick_clock_duration),
 )
 UNIT_DURATION: Spelling = Spelling(
     Kind.DURATION,
@@ -550,13 +459,6 @@ UNIT_DURATION: Spelling = Spelling(
     r"([0-9]{1,12})(?:\.([0-9]{1,9}))?",
     _unit_duration,
     _sql_unit_duration,
-    guard=_digits(1, 12),
-    fast_sql=lambda cell: (
-        f"CAST({cell.field} AS BIGINT)"
-        if cell.reading.unit == "seconds"
-        else _sql_half_up(cell.field, "''", *DURATION_UNITS[cell.reading.unit])
-    ),
-    fast=_fast_seconds,
 )
 INTEGER = Spelling(
     Kind.INTEGER,
@@ -564,8 +466,6 @@ INTEGER = Spelling(
     r"(-?[0-9]{1,18})(?:\.0+)?",
     _integer,
     lambda cell: f"TRY_CAST({cell.group(1)} AS BIGINT)",
-    guard=_digits(1, 18),
-    fast_sql=lambda cell: f"CAST({cell.field} AS BIGINT)",
 )
 _NUMBER = r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?)"
 NUMBER = Spelling(Kind.NUMBER, "number", _NUMBER, _number, _sql_number)
@@ -576,9 +476,6 @@ DATE: Spelling = Spelling(
     _DATE + r"(?:[ T]00:00(?::00(?:[.,]0{1,9})?)?" + _UTC_SUFFIX + "?)?",
     _date,
     lambda cell: f"TRY_CAST({cell.group(1)} AS DATE)",
-    guard=_globs(_GLOB_DATE),
-    fast_sql=lambda cell: f"TRY_CAST({cell.field} AS DATE)",
-    fast=lambda reading: Memo(lambda text: DATE.value(text, reading)),
 )
 #: The pattern of each strptime code a declared format may use.
 FORMAT_PATTERNS = {
@@ -658,8 +555,6 @@ def declared_epoch(unit: str) -> Spelling:
         rf"([0-9]{{1,{longest}}})(?:\.([0-9]{{1,9}}))?",
         _epoch_timestamp(per_unit),
         _sql_epoch_timestamp(per_unit),
-        guard=_digits(1, longest),
-        fast_sql=lambda cell: f"make_timestamp(CAST({cell.field} AS BIGINT) * {per_unit})",
     )
 
 
@@ -688,7 +583,9 @@ def read_list(text: str) -> list[str]:
 
 
 def read(text: str, reading: Reading) -> object:
-    """The value of a non-empty cell, in whichever spelling of its column it is; BadValue if none."""
+    """The value of a cell, in whichever spelling of its column it is (None if empty); BadValue if none."""
+    if not text:
+        return None
     if reading.kind is Kind.STRING:
         return text
     if reading.kind is Kind.LIST:
@@ -702,22 +599,25 @@ def read(text: str, reading: Reading) -> object:
 
 
 def column_reader(reading: Reading, sample: t.Iterable[str]) -> Reader:
-    """The reader of a whole column: the fast form of the spelling its first values are in.
+    """The reader of a whole column's cells (None for an empty one), chosen from its first values.
 
-    Any other cell raises BadValue (or KeyError); `read` then reads it in its own spelling
-    (the records path for such rows), so choosing from a sample changes speed, never values.
-    Integers that repeat (user IDs, counts) are memoised; unique ones (call IDs) are not.
+    Values that repeat (durations, booleans, dates, user IDs) are converted once and then
+    looked up; a column of wall-clock timestamps converts each minute once; plain digits
+    read as an integer directly. Any cell is read as `read` reads it, in its own spelling,
+    so choosing from a sample changes speed, never values.
     """
     if reading.kind is Kind.STRING:
-        return str
+        return lambda text: text or None
     if reading.kind is Kind.LIST:
-        return read_list
+        return lambda text: read_list(text) if text else None
     values = list(sample)
     spelling = detect(reading, values)
-    if spelling is not None and spelling.fast is not None and reading.decimal == ".":
-        return spelling.fast(reading)
-    if reading.kind is Kind.INTEGER and len(set(values)) * 2 < len(values):
+    if spelling in (LOCAL_TIMESTAMP, UTC_TIMESTAMP) and reading.decimal == ".":
+        return wall_clock_reader(reading, utc=spelling is UTC_TIMESTAMP)
+    if reading.kind in (Kind.DURATION, Kind.BOOLEAN, Kind.DATE) or len(set(values)) * 2 < len(values):
         return Memo(lambda text: read(text, reading))
+    if reading.kind is Kind.INTEGER and reading.decimal == ".":
+        return lambda text: int(text) if text.isdigit() and text.isascii() and len(text) < 19 else read(text, reading)
     return lambda text: read(text, reading)
 
 

@@ -212,8 +212,7 @@ class _Cell:
 def cell_value(field: str, reading: Reading, offsets: Offsets, primary: Spelling | None) -> str:
     """SQL of a non-empty cell's value in whichever spelling of its column it is; NULL if in none.
 
-    The spelling the column's first values are in is tried first, by its guard when it
-    has one (no regular expression for the cells of a file in one spelling).
+    The spelling the column's first values are in is tried first, its quick SQL first of all.
     """
     if reading.kind is Kind.STRING:
         return field
@@ -224,9 +223,11 @@ def cell_value(field: str, reading: Reading, offsets: Offsets, primary: Spelling
     candidates = spellings.spellings_of(reading)
     ordered = sorted(candidates, key=lambda spelling: spelling is not primary)
     branches = []
-    if primary is not None and primary.guard is not None and primary.fast_sql is not None:
-        cell = _Cell(text, reading, primary.pattern, offsets)
-        branches.append(f"WHEN {primary.guard(text)} THEN {primary.fast_sql(cell)}")
+    if primary is not None and primary.quick is not None:
+        shape, quick = primary.quick
+        branches.append(
+            f"WHEN regexp_full_match({text}, {sql_text(shape)}) THEN {quick(_Cell(text, reading, shape, offsets))}"
+        )
     for spelling in ordered:
         cell = _Cell(text, reading, spelling.pattern, offsets)
         branches.append(f"WHEN regexp_full_match({text}, {sql_text(spelling.pattern)}) THEN {spelling.sql(cell)}")

@@ -30,7 +30,7 @@ from typing_extensions import override  # typing.override from Python 3.12
 
 from tap_aircall_analytics.config import spellings
 from tap_aircall_analytics.config.catalogue import Column, Kind, Report, label_key
-from tap_aircall_analytics.config.spellings import BadValue, Reader, Reading, WallClockReader
+from tap_aircall_analytics.config.spellings import BadValue, Reader, Reading
 
 READ_BUFFER = 1 << 20
 MAX_FIELD_BYTES = 1 << 24  # the longest cell read (16 MiB): a longer one is an error, not a memory hog
@@ -408,59 +408,51 @@ def not_utf8(error: UnicodeDecodeError) -> str:
     return f"the file is not UTF-8 text (byte 0x{byte} cannot start or continue a character)"
 
 
-def _empty_key() -> None:
-    raise BadValue("a key: it is empty")
-
-
 def _row_function(
     match: HeaderMatch, converters: dict[str, Reader], keys: tuple[str, ...]
 ) -> Callable[[list[str]], dict]:
-    """Compile the function that turns one CSV row into a record, for one header.
+    """The function that turns one CSV row into a record, for one header.
 
-    Written out as a single dict display (no loop; no call for a text, an integer, a
-    value seen before or a timestamp in a minute seen before), it reads a row several
-    times faster than a generic loop; this is the hot path of every export. A cell not in
-    its column's usual spelling, a bad value or an empty key raises; `RecordReader._lenient`
+    Built from C-level pieces, so a row costs few Python calls: every known column's text
+    into the record at once (an empty cell is None), then the typed columns' values over
+    them (a dict lookup for values seen before; `column_reader`). A cell not in its
+    column's usual spelling, a bad value or an empty key raises; `RecordReader._lenient`
     reads such a row again, cell by cell.
     """
-    scope: dict[str, object] = {"empty_key": _empty_key}
-    fields = []
-    for index, column in match.positions:
-        convert = converters[column.name]
-        scope[f"convert_{index}"] = convert
-        empty = "empty_key()" if column.name in keys else "None"  # an empty key cell goes to the careful path
-        if column.kind is Kind.STRING:
-            value = f"row[{index}] or {empty}"
-        elif isinstance(convert, dict):  # a memo or a table: a value seen before costs a lookup, no call
-            value = f"convert_{index}[v] if (v := row[{index}]) else {empty}"
-        elif column.kind is Kind.INTEGER:  # plain digits inline; a sign or a '.0' through the spelling table
-            value = (
-                f"(int(v) if v.isdigit() and v.isascii() and len(v) < 19 else convert_{index}(v)) "
-                f"if (v := row[{index}]) else {empty}"
-            )
-        elif isinstance(convert, WallClockReader):  # a known minute costs a lookup, no call
-            scope[f"minute_{index}"] = convert.minutes.get
-            scope[f"convert_{index}"] = convert.convert_minute
-            scope[f"rest_{index}"] = convert.rests
-            value = (
-                f"(minute_{index}(v[:16]) or convert_{index}(v)) + rest_{index}[v[16:]] "
-                f"if (v := row[{index}]) else {empty}"
-            )
-        else:
-            value = f"convert_{index}(v) if (v := row[{index}]) else {empty}"
-        fields.append(f"{column.name!r}: {value}")
-    fields += [f"{column.name!r}: None" for column in match.missing]
-    if len(match.extras) > MAX_NAMED:  # many: one call, not a display as long as the header
-        scope["extra_labels"] = tuple(label for _, label in match.extras)
-        scope["extra_cells"] = operator.itemgetter(*(index for index, _ in match.extras))
-        fields.append(f"{EXTRA_COLUMNS!r}: dict(zip(extra_labels, extra_cells(row)))")
-    else:
-        extras = ", ".join(f"{label!r}: row[{index}]" for index, label in match.extras)
-        fields.append(f"{EXTRA_COLUMNS!r}: " + (f"{{{extras}}}" if extras else "None"))
-    fields.append(f"{UNPARSED_VALUES!r}: None")
-    source = "def row_to_record(row):\n    return {" + ", ".join(fields) + "}\n"
-    exec(compile(source, "<row_to_record>", "exec"), scope)
-    return scope["row_to_record"]  # type: ignore[return-value]
+    texts = [(index, column.name) for index, column in match.positions if column.kind is Kind.STRING]
+    typed = [(index, column.name) for index, column in match.positions if column.kind is not Kind.STRING]
+    text_cells, typed_cells = _cells(index for index, _ in texts), _cells(index for index, _ in typed)
+    readers = tuple(
+        reader.__getitem__ if isinstance(reader, dict) else reader for reader in (converters[name] for _, name in typed)
+    )
+    names = tuple(column.name for _, column in match.positions)
+    computed = [name for _, name in texts + typed]  # the order values are computed in: texts, then typed
+    in_file_order = _cells(computed.index(name) for name in names)
+    tail = {column.name: None for column in match.missing} | {EXTRA_COLUMNS: None, UNPARSED_VALUES: None}
+    extra_labels, extra_cells = tuple(label for _, label in match.extras), _cells(index for index, _ in match.extras)
+    call, none_if_empty = operator.call, {"": None}.get
+
+    def row_to_record(row: list[str]) -> dict:
+        cells = text_cells(row)
+        values = (*map(none_if_empty, cells, cells), *map(call, readers, typed_cells(row)))
+        record: dict[str, object] = dict(zip(names, in_file_order(values)))
+        record.update(tail)
+        if extra_labels:
+            record[EXTRA_COLUMNS] = dict(zip(extra_labels, extra_cells(row)))
+        for key in keys:
+            if record[key] is None:
+                raise BadValue("a key: it is empty")
+        return record
+
+    return row_to_record
+
+
+def _cells(positions: t.Iterable[int]) -> Callable[[t.Sequence[t.Any]], tuple[t.Any, ...]]:
+    """The cells of a row at `positions`, as a tuple (whatever their number)."""
+    picked = tuple(positions)
+    if len(picked) == 1:
+        return lambda row: (row[picked[0]],)
+    return operator.itemgetter(*picked) if picked else lambda row: ()
 
 
 class RecordReader:
