@@ -127,19 +127,21 @@ def main() -> None:
 
         parquet_dir = workdir / "parquet"
         parquet_dir.mkdir()
+        record = tap("record")
+        parquet = tap(
+            "parquet",
+            batch_config={
+                "encoding": {"format": "parquet", "compression": "none"},
+                "storage": {"root": parquet_dir.as_uri()},
+            },
+        )
         commands = {
-            "tap RECORD": tap("record"),
-            "tap BATCH parquet": tap(
-                "parquet",
-                batch_config={
-                    "encoding": {"format": "parquet", "compression": "none"},
-                    "storage": {"root": parquet_dir.as_uri()},
-                },
-            ),
+            "tap RECORD": record,
+            "tap BATCH parquet": parquet,
             **{
                 f"tap {mode} {name}": [*command, f"PYTHONPATH={Path(folder).resolve()}"]
                 for name, folder in (item.split("=", 1) for item in args.tree)
-                for mode, command in (("RECORD", tap("record")), ("BATCH", tap("parquet")))
+                for mode, command in (("RECORD", record), ("BATCH parquet", parquet))
             },
             "DuckDB alone, JSON lines": duckdb_command(csv_path, "/dev/stdout", "FORMAT json"),
             "DuckDB alone, Parquet": duckdb_command(csv_path, str(workdir / "duckdb.parquet"), "FORMAT parquet"),

@@ -46,8 +46,9 @@ class BadValue(ValueError):
 
 
 @dataclass(frozen=True)
-class Reading:
-    """How one column is read: its kind, the account timezone, and what its declaration adds."""
+class ColumnType:
+    """A column's type as its cells are read: its kind, the account timezone, and what a
+    declaration adds (the `column_types` setting: a strptime format, a unit, a decimal mark)."""
 
     kind: Kind
     timezone: str = "UTC"
@@ -57,8 +58,8 @@ class Reading:
     epoch: str = ""  # the declared unit of a Unix timestamp column (TIMESTAMP_UNITS), whatever its digits
 
     @classmethod
-    def of(cls, column: Column, timezone: str) -> Reading:
-        """The reading of a catalogue (or declared) column in an account's timezone."""
+    def of(cls, column: Column, timezone: str) -> ColumnType:
+        """The type of a catalogue (or declared) column in an account's timezone."""
         if column.kind is Kind.TIMESTAMP:
             return cls(column.kind, timezone, column.format, epoch=column.unit)
         return cls(column.kind, timezone, column.format, column.unit or "seconds", column.decimal or ".")
@@ -95,7 +96,7 @@ class SqlCell(t.Protocol):
         ...
 
     @property
-    def reading(self) -> Reading:
+    def column_type(self) -> ColumnType:
         """How the cell's column is read."""
         ...
 
@@ -123,7 +124,7 @@ class Spelling:
     kind: Kind
     name: str
     pattern: str
-    read: Callable[[re.Match[str], Reading], object]
+    read: Callable[[re.Match[str], ColumnType], object]
     sql: Callable[[SqlCell], str]
     quick: tuple[str, Callable[[SqlCell], str]] | None = None
     compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
@@ -131,19 +132,19 @@ class Spelling:
     def __post_init__(self) -> None:
         object.__setattr__(self, "compiled", re.compile(self.pattern))
 
-    def value(self, text: str, reading: Reading) -> object:
+    def value(self, text: str, column_type: ColumnType) -> object:
         """The value of `text` in this spelling; BadValue if it is not one."""
         match = self.compiled.fullmatch(text)
         if match is None:
-            raise BadValue(reading.expected)
-        return self.read(match, reading)
+            raise BadValue(column_type.expected)
+        return self.read(match, column_type)
 
-    def describe(self, reading: Reading) -> str:
+    def describe(self, column_type: ColumnType) -> str:
         """The spelling's name as check_schema prints it."""
         if self.name == WALL_CLOCK:
-            return f"{WALL_CLOCK} in {reading.timezone}"
+            return f"{WALL_CLOCK} in {column_type.timezone}"
         if self.name == NUMBER_OF_UNITS:
-            return f"{reading.unit}" + (" (decimal comma)" if reading.decimal == "," else "")
+            return f"{column_type.unit}" + (" (decimal comma)" if column_type.decimal == "," else "")
         return self.name
 
 
@@ -223,14 +224,14 @@ class Memo(dict):
         return value
 
 
-def wall_clock_reader(reading: Reading, utc: bool) -> Callable[[str], str | None]:
+def wall_clock_reader(column_type: ColumnType, utc: bool) -> Callable[[str], str | None]:
     """Wall-clock timestamps, whole columns of them: each minute converted once, seconds carried over.
 
     `minutes` maps the first 16 characters (`2026-11-27 18:47`) to the UTC minute, `rests`
     what follows (`:56`, `:56.250`) to the end of the UTC text. Together they check the
     whole pattern of the spelling, so a cell of another spelling raises BadValue.
     """
-    zone = Zone("UTC" if utc else reading.timezone)
+    zone = Zone("UTC" if utc else column_type.timezone)
     minute_pattern = re.compile(_DATE + "[ T]" + _MINUTE)
     rest_pattern = re.compile(_SECONDS + (_UTC_SUFFIX if utc else ""))
 
@@ -256,15 +257,15 @@ def wall_clock_reader(reading: Reading, utc: bool) -> Callable[[str], str | None
     return lambda text: t.cast(str, minutes[text[:16]] + rests[text[16:]]) if text else None
 
 
-def _local_timestamp(match: re.Match[str], reading: Reading) -> str:
-    return utc_text(Zone(reading.timezone).to_utc(_wall_clock(match)))
+def _local_timestamp(match: re.Match[str], column_type: ColumnType) -> str:
+    return utc_text(Zone(column_type.timezone).to_utc(_wall_clock(match)))
 
 
-def _utc_timestamp(match: re.Match[str], reading: Reading) -> str:
+def _utc_timestamp(match: re.Match[str], column_type: ColumnType) -> str:
     return utc_text(_wall_clock(match))
 
 
-def _offset_timestamp(match: re.Match[str], reading: Reading) -> str:
+def _offset_timestamp(match: re.Match[str], column_type: ColumnType) -> str:
     sign, hours, minutes = match.group(6, 7, 8)
     offset = dt.timedelta(hours=int(hours), minutes=int(minutes))
     return utc_text(_wall_clock(match) - (offset if sign == "+" else -offset))
@@ -276,10 +277,10 @@ def _sql_offset_timestamp(cell: SqlCell) -> str:
     return f"({_sql_wall_clock(cell)} - to_seconds({signed}))"
 
 
-def _epoch_timestamp(per_unit: int) -> Callable[[re.Match[str], Reading], str]:
+def _epoch_timestamp(per_unit: int) -> Callable[[re.Match[str], ColumnType], str]:
     """The reader of a Unix time in a unit of `per_unit` microseconds (groups: units, fraction)."""
 
-    def read(match: re.Match[str], reading: Reading) -> str:
+    def read(match: re.Match[str], column_type: ColumnType) -> str:
         units, fraction = match.group(1, 2)
         micro = int(units) * per_unit + _micro(fraction or "") * per_unit // 1_000_000
         return utc_text(_EPOCH + dt.timedelta(microseconds=micro))
@@ -295,19 +296,19 @@ def _sql_epoch_timestamp(per_unit: int) -> Callable[[SqlCell], str]:
     return sql
 
 
-def _formatted(match: re.Match[str], reading: Reading) -> object:
+def _formatted(match: re.Match[str], column_type: ColumnType) -> object:
     try:
-        moment = dt.datetime.strptime(match.group(0), reading.format)
+        moment = dt.datetime.strptime(match.group(0), column_type.format)
     except ValueError:
-        raise BadValue(reading.expected) from None
-    if reading.kind is Kind.DATE:
+        raise BadValue(column_type.expected) from None
+    if column_type.kind is Kind.DATE:
         return moment.date().isoformat()
-    return utc_text(Zone(reading.timezone).to_utc(moment))
+    return utc_text(Zone(column_type.timezone).to_utc(moment))
 
 
 def _sql_formatted(cell: SqlCell) -> str:
-    parsed = f"try_strptime({cell.field}, {_sql_literal(cell.reading.format)})"
-    if cell.reading.kind is Kind.DATE:
+    parsed = f"try_strptime({cell.field}, {_sql_literal(cell.column_type.format)})"
+    if cell.column_type.kind is Kind.DATE:
         return f"CAST({parsed} AS DATE)"
     return cell.to_utc(parsed)
 
@@ -319,9 +320,9 @@ def _sql_literal(text: str) -> str:
 # --- Durations, numbers, booleans, dates ----------------------------------------------------
 
 
-def _half_up(units: int, fraction: str, reading: Reading) -> int:
+def _half_up(units: int, fraction: str, column_type: ColumnType) -> int:
     """Whole seconds of `units` and a fraction of one unit, a half second rounded up."""
-    numerator, denominator = DURATION_UNITS[reading.unit]
+    numerator, denominator = DURATION_UNITS[column_type.unit]
     millionths = (units * 1_000_000 + _micro(fraction)) * numerator
     return (millionths + denominator * 500_000) // (denominator * 1_000_000)
 
@@ -331,10 +332,10 @@ def _sql_half_up(units: str, fraction: str, numerator: int, denominator: int) ->
     return f"CAST(({millionths} + {denominator * 500_000}) // {denominator * 1_000_000} AS BIGINT)"
 
 
-def _clock_duration(match: re.Match[str], reading: Reading) -> int:
+def _clock_duration(match: re.Match[str], column_type: ColumnType) -> int:
     hours, minutes, seconds, fraction = match.group(1, 2, 3, 4)
     whole = int(hours) * 3600 + int(minutes) * 60 + int(seconds)
-    return _half_up(whole, fraction or "", Reading(Kind.DURATION))
+    return _half_up(whole, fraction or "", ColumnType(Kind.DURATION))
 
 
 def _sql_clock_duration(cell: SqlCell) -> str:
@@ -354,20 +355,20 @@ def _quick_clock_duration(cell: SqlCell) -> str:  # H:MM:SS, MM and SS at fixed 
     )
 
 
-def _unit_duration(match: re.Match[str], reading: Reading) -> int:
-    return _half_up(int(match.group(1)), match.group(2) or "", reading)
+def _unit_duration(match: re.Match[str], column_type: ColumnType) -> int:
+    return _half_up(int(match.group(1)), match.group(2) or "", column_type)
 
 
 def _sql_unit_duration(cell: SqlCell) -> str:
-    numerator, denominator = DURATION_UNITS[cell.reading.unit]
+    numerator, denominator = DURATION_UNITS[cell.column_type.unit]
     return _sql_half_up(cell.group(1), cell.group(2), numerator, denominator)
 
 
-def _integer(match: re.Match[str], reading: Reading) -> int:
+def _integer(match: re.Match[str], column_type: ColumnType) -> int:
     return int(match.group(1))
 
 
-def _number(match: re.Match[str], reading: Reading) -> float:
+def _number(match: re.Match[str], column_type: ColumnType) -> float:
     value = float(match.group(1))
     if value in (float("inf"), float("-inf")):
         raise BadValue("a finite number")
@@ -379,7 +380,7 @@ def _sql_number(cell: SqlCell) -> str:
     return f"CASE WHEN isfinite({number}) THEN {number} END"
 
 
-def _date(match: re.Match[str], reading: Reading) -> str:
+def _date(match: re.Match[str], column_type: ColumnType) -> str:
     try:
         return dt.date.fromisoformat(match.group(1)).isoformat()
     except ValueError:
@@ -397,7 +398,7 @@ def _boolean(true: str, false: str) -> Spelling:
         Kind.BOOLEAN,
         f"{true}/{false}",
         f"({_any_case(true)}|{_any_case(false)})",
-        lambda match, reading: words[match.group(1).lower()],
+        lambda match, column_type: words[match.group(1).lower()],
         lambda cell: f"lower({cell.group(1)}) = '{true.lower()}'",
     )
 
@@ -535,13 +536,13 @@ SPELLINGS: dict[Kind, tuple[Spelling, ...]] = {
 }
 
 
-def spellings_of(reading: Reading) -> tuple[Spelling, ...]:
+def spellings_of(column_type: ColumnType) -> tuple[Spelling, ...]:
     """The spellings a column reads: a declared format alone, else every spelling of its kind."""
-    if reading.format:
-        return (formatted(reading.format),)
-    if reading.kind is Kind.TIMESTAMP and reading.epoch:
-        return (LOCAL_TIMESTAMP, UTC_TIMESTAMP, OFFSET_TIMESTAMP, declared_epoch(reading.epoch))
-    return SPELLINGS.get(reading.kind, ())
+    if column_type.format:
+        return (formatted(column_type.format),)
+    if column_type.kind is Kind.TIMESTAMP and column_type.epoch:
+        return (LOCAL_TIMESTAMP, UTC_TIMESTAMP, OFFSET_TIMESTAMP, declared_epoch(column_type.epoch))
+    return SPELLINGS.get(column_type.kind, ())
 
 
 @functools.lru_cache(maxsize=8)
@@ -558,12 +559,12 @@ def declared_epoch(unit: str) -> Spelling:
     )
 
 
-def detect(reading: Reading, values: t.Iterable[str]) -> Spelling | None:
+def detect(column_type: ColumnType, values: t.Iterable[str]) -> Spelling | None:
     """The spelling most of a column's first non-empty values are in (None: no value, or none read)."""
-    candidates = spellings_of(reading)
+    candidates = spellings_of(column_type)
     counts = dict.fromkeys(candidates, 0)
     for text in values:
-        text = normal(text, reading)
+        text = normal(text, column_type)
         for spelling in candidates:
             if spelling.compiled.fullmatch(text):
                 counts[spelling] += 1
@@ -572,9 +573,9 @@ def detect(reading: Reading, values: t.Iterable[str]) -> Spelling | None:
     return best if best is not None and counts[best] else None
 
 
-def normal(text: str, reading: Reading) -> str:
+def normal(text: str, column_type: ColumnType) -> str:
     """A cell as its spellings see it: with a declared decimal comma, the comma is the point."""
-    return text.replace(",", ".") if reading.decimal == "," else text
+    return text.replace(",", ".") if column_type.decimal == "," else text
 
 
 def read_list(text: str) -> list[str]:
@@ -582,23 +583,23 @@ def read_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(LIST_SEPARATOR) if item.strip()]
 
 
-def read(text: str, reading: Reading) -> object:
+def read(text: str, column_type: ColumnType) -> object:
     """The value of a cell, in whichever spelling of its column it is (None if empty); BadValue if none."""
     if not text:
         return None
-    if reading.kind is Kind.STRING:
+    if column_type.kind is Kind.STRING:
         return text
-    if reading.kind is Kind.LIST:
+    if column_type.kind is Kind.LIST:
         return read_list(text)
-    text = normal(text, reading)
-    for spelling in spellings_of(reading):
+    text = normal(text, column_type)
+    for spelling in spellings_of(column_type):
         match = spelling.compiled.fullmatch(text)
         if match is not None:
-            return spelling.read(match, reading)
-    raise BadValue(reading.expected)
+            return spelling.read(match, column_type)
+    raise BadValue(column_type.expected)
 
 
-def column_reader(reading: Reading, sample: t.Iterable[str]) -> Reader:
+def column_reader(column_type: ColumnType, sample: t.Iterable[str]) -> Reader:
     """The reader of a whole column's cells (None for an empty one), chosen from its first values.
 
     Values that repeat (durations, booleans, dates, user IDs) are converted once and then
@@ -606,19 +607,21 @@ def column_reader(reading: Reading, sample: t.Iterable[str]) -> Reader:
     read as an integer directly. Any cell is read as `read` reads it, in its own spelling,
     so choosing from a sample changes speed, never values.
     """
-    if reading.kind is Kind.STRING:
+    if column_type.kind is Kind.STRING:
         return lambda text: text or None
-    if reading.kind is Kind.LIST:
+    if column_type.kind is Kind.LIST:
         return lambda text: read_list(text) if text else None
     values = list(sample)
-    spelling = detect(reading, values)
-    if spelling in (LOCAL_TIMESTAMP, UTC_TIMESTAMP) and reading.decimal == ".":
-        return wall_clock_reader(reading, utc=spelling is UTC_TIMESTAMP)
-    if reading.kind in (Kind.DURATION, Kind.BOOLEAN, Kind.DATE) or len(set(values)) * 2 < len(values):
-        return Memo(lambda text: read(text, reading))
-    if reading.kind is Kind.INTEGER and reading.decimal == ".":
-        return lambda text: int(text) if text.isdigit() and text.isascii() and len(text) < 19 else read(text, reading)
-    return lambda text: read(text, reading)
+    spelling = detect(column_type, values)
+    if spelling in (LOCAL_TIMESTAMP, UTC_TIMESTAMP) and column_type.decimal == ".":
+        return wall_clock_reader(column_type, utc=spelling is UTC_TIMESTAMP)
+    if column_type.kind in (Kind.DURATION, Kind.BOOLEAN, Kind.DATE) or len(set(values)) * 2 < len(values):
+        return Memo(lambda text: read(text, column_type))
+    if column_type.kind is Kind.INTEGER and column_type.decimal == ".":
+        return lambda text: (
+            int(text) if text.isdigit() and text.isascii() and len(text) < 19 else read(text, column_type)
+        )
+    return lambda text: read(text, column_type)
 
 
 def format_mistake(kind: Kind, format_text: str) -> str | None:

@@ -30,7 +30,7 @@ from typing_extensions import override  # typing.override from Python 3.12
 
 from tap_aircall_analytics.config import spellings
 from tap_aircall_analytics.config.catalogue import Column, Kind, Report, label_key
-from tap_aircall_analytics.config.spellings import BadValue, Reader, Reading
+from tap_aircall_analytics.config.spellings import BadValue, ColumnType, Reader
 
 READ_BUFFER = 1 << 20
 MAX_FIELD_BYTES = 1 << 24  # the longest cell read (16 MiB): a longer one is an error, not a memory hog
@@ -100,10 +100,10 @@ def infer_kind(values: list[str]) -> Kind:
     """The first kind that reads every non-empty value of a sample; STRING when none does."""
     present = [value for value in values if value]
     for kind in INFERRED_KINDS if present else ():
-        reading = Reading(kind)
+        column_type = ColumnType(kind)
         try:
             for value in present:
-                spellings.read(value, reading)
+                spellings.read(value, column_type)
         except BadValue:
             continue
         return kind
@@ -413,29 +413,22 @@ def _row_function(
 ) -> Callable[[list[str]], dict]:
     """The function that turns one CSV row into a record, for one header.
 
-    Built from C-level pieces, so a row costs few Python calls: every known column's text
-    into the record at once (an empty cell is None), then the typed columns' values over
-    them (a dict lookup for values seen before; `column_reader`). A cell not in its
-    column's usual spelling, a bad value or an empty key raises; `RecordReader._lenient`
-    reads such a row again, cell by cell.
+    Built from C-level pieces, so a row costs few Python calls: each known column's cell goes
+    through its column's reader (a dict lookup for a value seen before; `column_reader`) and
+    the values into the record at once. A cell not in its column's usual spelling, a bad
+    value or an empty key raises; `RecordReader._lenient` reads such a row again, cell by cell.
     """
-    texts = [(index, column.name) for index, column in match.positions if column.kind is Kind.STRING]
-    typed = [(index, column.name) for index, column in match.positions if column.kind is not Kind.STRING]
-    text_cells, typed_cells = _cells(index for index, _ in texts), _cells(index for index, _ in typed)
-    readers = tuple(
-        reader.__getitem__ if isinstance(reader, dict) else reader for reader in (converters[name] for _, name in typed)
-    )
     names = tuple(column.name for _, column in match.positions)
-    computed = [name for _, name in texts + typed]  # the order values are computed in: texts, then typed
-    in_file_order = _cells(computed.index(name) for name in names)
+    cells = _cells(index for index, _ in match.positions)
+    readers: tuple[Callable[[str], object], ...] = tuple(
+        reader.__getitem__ if isinstance(reader, dict) else reader for reader in (converters[name] for name in names)
+    )
     tail = {column.name: None for column in match.missing} | {EXTRA_COLUMNS: None, UNPARSED_VALUES: None}
     extra_labels, extra_cells = tuple(label for _, label in match.extras), _cells(index for index, _ in match.extras)
-    call, none_if_empty = operator.call, {"": None}.get
+    call = operator.call
 
     def row_to_record(row: list[str]) -> dict:
-        cells = text_cells(row)
-        values = (*map(none_if_empty, cells, cells), *map(call, readers, typed_cells(row)))
-        record: dict[str, object] = dict(zip(names, in_file_order(values)))
+        record: dict[str, object] = dict(zip(names, map(call, readers, cells(row))))
         record.update(tail)
         if extra_labels:
             record[EXTRA_COLUMNS] = dict(zip(extra_labels, extra_cells(row)))
@@ -513,12 +506,12 @@ class RecordReader:
                     position = next((index for index, seen in enumerate(head) if seen is row), None)
                     return reader.line_num if position is None else head_lines[position]
 
-                readings = self.readings(match)
+                column_types = self.column_types(match)
                 converters = {
                     name: spellings.column_reader(
-                        reading, (row[index] for row in head if len(row) == width and row[index])
+                        column_type, (row[index] for row in head if len(row) == width and row[index])
                     )
-                    for (index, _), (name, reading) in zip(match.positions, readings.items())
+                    for (index, _), (name, column_type) in zip(match.positions, column_types.items())
                 }
                 row_to_record = _row_function(match, converters, self.report.primary_key)
                 for row in itertools.chain(head, reader):
@@ -530,7 +523,7 @@ class RecordReader:
                     try:
                         record = row_to_record(row)
                     except (BadValue, ValueError, KeyError, TypeError):
-                        record = self._lenient(row, match, readings, line_of(row))
+                        record = self._lenient(row, match, column_types, line_of(row))
                     yield record
 
     @contextmanager
@@ -581,11 +574,11 @@ class RecordReader:
             "(set strict_values to stop the run instead)"
         )
 
-    def readings(self, match: HeaderMatch) -> dict[str, Reading]:
+    def column_types(self, match: HeaderMatch) -> dict[str, ColumnType]:
         """How each known column of a file is read, by property, in file order."""
-        return {column.name: Reading.of(column, self.timezone) for _, column in match.positions}
+        return {column.name: ColumnType.of(column, self.timezone) for _, column in match.positions}
 
-    def _lenient(self, row: list[str], match: HeaderMatch, readings: dict[str, Reading], line: int) -> dict:
+    def _lenient(self, row: list[str], match: HeaderMatch, column_types: dict[str, ColumnType], line: int) -> dict:
         """Read a row cell by cell, each in its own spelling: null and raw text for a bad cell,
         or an error when strict or a key."""
         record: dict = {}
@@ -593,7 +586,7 @@ class RecordReader:
         for index, column in match.positions:
             text = row[index]
             try:
-                record[column.name] = spellings.read(text, readings[column.name]) if text else None
+                record[column.name] = spellings.read(text, column_types[column.name]) if text else None
             except BadValue as expected:
                 if self.strict or column.name in self.report.primary_key:
                     self._explain(row, match, line)
@@ -628,7 +621,7 @@ class RecordReader:
                     raise FileFormatError(f"row {line}, column '{column.label}': key column is empty")
                 continue
             try:
-                spellings.read(text, Reading.of(column, self.timezone))
+                spellings.read(text, ColumnType.of(column, self.timezone))
             except BadValue as expected:
                 hint = (
                     ""
