@@ -609,7 +609,7 @@ def column_reader(column_type: ColumnType, sample: t.Iterable[str]) -> Reader:
     """
     if column_type.kind is Kind.STRING:
         return lambda text: text or None
-    if column_type.kind is Kind.LIST:
+    if column_type.kind is Kind.LIST:  # a new list for each cell
         return lambda text: read_list(text) if text else None
     values = list(sample)
     spelling = detect(column_type, values)
