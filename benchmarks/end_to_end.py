@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/end_to_end.py               # 400,000 Call History rows, 3 runs each
     .venv/bin/python benchmarks/end_to_end.py --rows 100000 --runs 5
     .venv/bin/python benchmarks/end_to_end.py --dialect snake,iso-ms-z,seconds,true-false  # another spelling
+    .venv/bin/python benchmarks/end_to_end.py --tree before=/tmp/tap-before  # also another source tree's tap
 
 Each run is a new `tap-aircall-analytics` process exporting one window from the simulator
 (the file is made once and served again to every run, so its making is not timed) and
@@ -40,7 +41,13 @@ TAP = [sys.executable, "-m", "tap_aircall_analytics"]
 
 
 def measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
-    """Run `command`, read its stdout to the end; return wall seconds, peak RSS (MiB), bytes read."""
+    """Run `command`, read its stdout to the end; return wall seconds, peak RSS (MiB), bytes read.
+
+    A last item `PYTHONPATH=FOLDER` is not an argument: the command runs with that PYTHONPATH.
+    """
+    if command[-1].startswith("PYTHONPATH="):
+        env = {**(env or os.environ), "PYTHONPATH": command[-1].split("=", 1)[1]}
+        command = command[:-1]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     size = 0
@@ -67,6 +74,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=400_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--dialect", default="", help="serve the file in another spelling (simulator dialects)")
+    parser.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        help="NAME=FOLDER: also time the tap of another source tree (a folder holding tap_aircall_analytics/)",
+    )
     args = parser.parse_args()
     days = max(1, args.rows // CALLS_PER_DAY)
     last = FIRST_DAY + dt.timedelta(days=days - 1)
@@ -114,15 +127,22 @@ def main() -> None:
 
         parquet_dir = workdir / "parquet"
         parquet_dir.mkdir()
+        record = tap("record")
+        parquet = tap(
+            "parquet",
+            batch_config={
+                "encoding": {"format": "parquet", "compression": "none"},
+                "storage": {"root": parquet_dir.as_uri()},
+            },
+        )
         commands = {
-            "tap RECORD": tap("record"),
-            "tap BATCH parquet": tap(
-                "parquet",
-                batch_config={
-                    "encoding": {"format": "parquet", "compression": "none"},
-                    "storage": {"root": parquet_dir.as_uri()},
-                },
-            ),
+            "tap RECORD": record,
+            "tap BATCH parquet": parquet,
+            **{
+                f"tap {mode} {name}": [*command, f"PYTHONPATH={Path(folder).resolve()}"]
+                for name, folder in (item.split("=", 1) for item in args.tree)
+                for mode, command in (("RECORD", record), ("BATCH parquet", parquet))
+            },
             "DuckDB alone, JSON lines": duckdb_command(csv_path, "/dev/stdout", "FORMAT json"),
             "DuckDB alone, Parquet": duckdb_command(csv_path, str(workdir / "duckdb.parquet"), "FORMAT parquet"),
         }

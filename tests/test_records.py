@@ -11,7 +11,7 @@ import pytest
 
 from tap_aircall_analytics.config import spellings
 from tap_aircall_analytics.config.catalogue import REPORTS_BY_API_NAME, Kind, property_name
-from tap_aircall_analytics.config.spellings import LOCAL_TIMESTAMP, Reading
+from tap_aircall_analytics.config.spellings import ColumnType
 from tap_aircall_analytics.files.records import FileFormatError, RecordReader, json_schema
 
 CALLS = REPORTS_BY_API_NAME["CALLS_HISTORY"]
@@ -120,20 +120,20 @@ def test_a_call_row_becomes_exact_json_types(tmp_path):
     ],
 )
 def test_wall_clock_times_convert_to_utc_across_daylight_saving(wall, utc):
-    reading = Reading(Kind.TIMESTAMP, "Europe/Paris")
-    assert spellings.read(wall, reading) == utc
-    assert spellings.column_reader(reading, [wall])(wall) == utc  # the fast reader of a whole column
+    column_type = ColumnType(Kind.TIMESTAMP, "Europe/Paris")
+    assert spellings.read(wall, column_type) == utc
+    assert spellings.column_reader(column_type, [wall])(wall) == utc  # the fast reader of a whole column
 
 
 def test_conversion_agrees_with_zoneinfo_for_every_quarter_hour_of_a_dst_week():
-    reading = Reading(Kind.TIMESTAMP, "America/New_York")
-    convert = LOCAL_TIMESTAMP.fast(reading)  # type: ignore[misc]
+    column_type = ColumnType(Kind.TIMESTAMP, "America/New_York")
+    convert = spellings.wall_clock_reader(column_type, utc=False)
     zone = zoneinfo.ZoneInfo("America/New_York")
     moment = dt.datetime(2026, 10, 29, 0, 0, 7)
     while moment < dt.datetime(2026, 11, 4):
         expected = moment.replace(tzinfo=zone, fold=0).astimezone(dt.timezone.utc).replace(tzinfo=None)
         assert convert(moment.isoformat(" ")) == expected.isoformat() + "+00:00"
-        assert spellings.read(moment.isoformat(" "), reading) == expected.isoformat() + "+00:00"
+        assert spellings.read(moment.isoformat(" "), column_type) == expected.isoformat() + "+00:00"
         moment += dt.timedelta(minutes=15)
 
 
@@ -370,9 +370,9 @@ def test_a_sample_infers_the_narrowest_kind(values, kind):
 
 
 def test_a_declared_format_reads_day_first_wall_clock_times_and_nothing_else():
-    reading = Reading(Kind.TIMESTAMP, "Europe/Paris", format="%d/%m/%Y %H:%M")
-    assert spellings.read("25/10/2026 02:30", reading) == spellings.read(
-        "2026-10-25 02:30:00", Reading(Kind.TIMESTAMP, "Europe/Paris")
+    column_type = ColumnType(Kind.TIMESTAMP, "Europe/Paris", format="%d/%m/%Y %H:%M")
+    assert spellings.read("25/10/2026 02:30", column_type) == spellings.read(
+        "2026-10-25 02:30:00", ColumnType(Kind.TIMESTAMP, "Europe/Paris")
     )
     with pytest.raises(spellings.BadValue, match="%d/%m/%Y %H:%M"):
-        spellings.read("2026-10-25 02:30:00", reading)
+        spellings.read("2026-10-25 02:30:00", column_type)

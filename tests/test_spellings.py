@@ -1,6 +1,6 @@
 """Every spelling of every kind: RECORD mode (Python) and BATCH mode (DuckDB) read the same values.
 
-Each case is a column reading (a kind, and what a declaration adds) with cells whose values
+Each case is a column type (a kind, and what a declaration adds) with cells whose values
 are written out by hand, cells no spelling reads, and hostile cells that one engine or the
 other would read loosely. Each is read from a file whose first rows are in one spelling
 (so each spelling's fast path is the column's reader once) through `RecordReader`, and
@@ -20,7 +20,7 @@ from singer_sdk.helpers._batch import BaseBatchFileEncoding, StorageTarget
 
 from tap_aircall_analytics.config import spellings
 from tap_aircall_analytics.config.catalogue import REPORTS_BY_API_NAME, Column, Kind, Report
-from tap_aircall_analytics.config.spellings import Reading
+from tap_aircall_analytics.config.spellings import ColumnType
 from tap_aircall_analytics.emit.batches import BatchFileWriter
 from tap_aircall_analytics.files.records import RecordReader, json_schema
 from tap_aircall_analytics.planning.windows import Window
@@ -36,7 +36,7 @@ def unix(*moment: int) -> str:
 
 EVENING = "2026-10-27T17:47:56+00:00"  # 18:47:56 in Paris (UTC+1 after the 25th)
 CASES: dict[str, tuple[dict, dict[str, object], list[str]]] = {
-    # name: (reading options, cell -> value, cells no spelling reads)
+    # name: (column_type options, cell -> value, cells no spelling reads)
     "timestamp": (
         {"kind": Kind.TIMESTAMP},
         {
@@ -200,10 +200,14 @@ def report_of(options: dict) -> Report:
     return Report("SPELLINGS", (*REPORT_COLUMNS, cell), primary_key=("row",), replication_key="row")
 
 
-def cells_first_in(spelling: spellings.Spelling | None, values: dict[str, object], reading: Reading) -> list[str]:
+def cells_first_in(
+    spelling: spellings.Spelling | None, values: dict[str, object], column_type: ColumnType
+) -> list[str]:
     """The file's cells: those in `spelling` first (so its fast path reads the column), then all."""
     first = [
-        cell for cell in values if spelling is not None and spelling.compiled.fullmatch(spellings.normal(cell, reading))
+        cell
+        for cell in values
+        if spelling is not None and spelling.compiled.fullmatch(spellings.normal(cell, column_type))
     ]
     return first * 30 + list(values)
 
@@ -252,7 +256,7 @@ def _plain(value: object) -> object:
 
 
 def _spellings(options: dict) -> list[spellings.Spelling | None]:
-    return [*spellings.spellings_of(Reading(**options)), None]
+    return [*spellings.spellings_of(ColumnType(**options)), None]
 
 
 @pytest.mark.parametrize(
@@ -263,8 +267,8 @@ def _spellings(options: dict) -> list[spellings.Spelling | None]:
 def test_every_spelling_reads_to_the_same_value_in_record_and_batch_mode(tmp_path, case, spelling):
     options, values, unreadable = CASES[case]
     report = report_of(options)
-    reading = Reading(**options, timezone=TIMEZONE)
-    cells = cells_first_in(spelling, values, reading) + unreadable
+    column_type = ColumnType(**options, timezone=TIMEZONE)
+    cells = cells_first_in(spelling, values, column_type) + unreadable
     path = tmp_path / "cells.csv"
     write_file(path, cells)
     expected = {
@@ -275,24 +279,21 @@ def test_every_spelling_reads_to_the_same_value_in_record_and_batch_mode(tmp_pat
     assert batch_values(report, path, tmp_path, "parquet") == expected
 
 
-def test_each_cheap_sql_test_implies_its_spelling_pattern():
-    """A guard that let through a cell its pattern refuses would make BATCH read what RECORD does not."""
+def test_each_quick_shape_implies_its_spelling_pattern():
+    """A quick shape that let through a cell its pattern refuses would make BATCH read what RECORD does not."""
     every_cell = sorted({cell for _, values, unreadable in CASES.values() for cell in [*values, *unreadable]})
-    db = duckdb.connect()
     checked = 0
     for kind, table in spellings.SPELLINGS.items():
         for spelling in table:
-            if spelling.guard is None:
+            if spelling.quick is None:
                 continue
-            guard = spelling.guard("cell")
-            passed = db.execute(
-                f"SELECT cell FROM (SELECT unnest($cells) AS cell) WHERE {guard}", {"cells": every_cell}
-            ).fetchall()
-            assert passed, f"{kind.value} {spelling.name}: no cell passes its guard"
-            for (cell,) in passed:
+            shape = re.compile(spelling.quick[0])
+            passed = [cell for cell in every_cell if shape.fullmatch(cell)]
+            assert passed, f"{kind.value} {spelling.name}: no cell has its quick shape"
+            for cell in passed:
                 assert spelling.compiled.fullmatch(cell), f"{kind.value} {spelling.name}: {cell!r}"
                 checked += 1
-    assert checked > 20
+    assert checked > 5
 
 
 def test_the_patterns_of_one_kind_never_overlap():

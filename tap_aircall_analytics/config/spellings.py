@@ -5,8 +5,7 @@ expressions, BATCH mode) and by `preflight.py` (which names the spelling it dete
 spelling is one row: the regular expression a cell must match (written in the part of the
 syntax that Python's `re` and DuckDB's RE2 read alike: ASCII classes, no look-around), the
 Python function and the SQL expression that read a matching cell from the same capture
-groups, and for the spellings files usually hold, faster forms of both that give the same
-values.
+groups, and for the two spellings files usually hold, quicker SQL for their usual shape.
 
 The patterns of one kind never overlap, so a cell has one reading whichever spelling its
 column was first read with: a column's reader is chosen once, from its first values, and a
@@ -20,7 +19,7 @@ import functools
 import re
 import typing as t
 import zoneinfo
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tap_aircall_analytics.config.catalogue import LIST_SEPARATOR, Column, Kind
@@ -38,8 +37,7 @@ TIMESTAMP_UNITS = {"seconds": 1_000_000, "milliseconds": 1000, "microseconds": 1
 EPOCH_LIMIT_MICROSECONDS = 10**17  # a declared unit reads Unix times below this: 11 digits of seconds
 
 
-#: A column's fast reader: a function, or a dict of every text it reads (a missing text
-#: raises KeyError, and the row is read again cell by cell in each cell's own spelling).
+#: A column's reader (see column_reader): a function of a cell, or a Memo of them.
 Reader = Callable[[str], object] | dict[str, object]
 
 
@@ -48,8 +46,9 @@ class BadValue(ValueError):
 
 
 @dataclass(frozen=True)
-class Reading:
-    """How one column is read: its kind, the account timezone, and what its declaration adds."""
+class ColumnType:
+    """A column's type as its cells are read: its kind, the account timezone, and what a
+    declaration adds (the `column_types` setting: a strptime format, a unit, a decimal mark)."""
 
     kind: Kind
     timezone: str = "UTC"
@@ -59,8 +58,8 @@ class Reading:
     epoch: str = ""  # the declared unit of a Unix timestamp column (TIMESTAMP_UNITS), whatever its digits
 
     @classmethod
-    def of(cls, column: Column, timezone: str) -> Reading:
-        """The reading of a catalogue (or declared) column in an account's timezone."""
+    def of(cls, column: Column, timezone: str) -> ColumnType:
+        """The type of a catalogue (or declared) column in an account's timezone."""
         if column.kind is Kind.TIMESTAMP:
             return cls(column.kind, timezone, column.format, epoch=column.unit)
         return cls(column.kind, timezone, column.format, column.unit or "seconds", column.decimal or ".")
@@ -97,7 +96,7 @@ class SqlCell(t.Protocol):
         ...
 
     @property
-    def reading(self) -> Reading:
+    def column_type(self) -> ColumnType:
         """How the cell's column is read."""
         ...
 
@@ -117,37 +116,35 @@ class Spelling:
     `read` gets the pattern's match; `sql` the same groups. Values are the JSON value in
     Python, and in SQL a BIGINT, DOUBLE, BOOLEAN, DATE or TIMESTAMP (UTC, no zone); either
     is NULL/BadValue when the cell matches but means nothing (a 30 February).
-    `guard` is a cheap SQL test that implies the pattern (GLOB shapes, digits only), for the
-    cells that `fast_sql` reads without a regular expression; `fast` builds the Python
-    reader used when a whole column is in this spelling (BadValue on any other cell).
+    `quick`, for the spellings Aircall's files use, is the pattern of the cells' usual shape and
+    SQL that reads a cell of that shape with no capture groups (the same value; half the work
+    of converting a file in BATCH mode).
     """
 
     kind: Kind
     name: str
     pattern: str
-    read: Callable[[re.Match[str], Reading], object]
+    read: Callable[[re.Match[str], ColumnType], object]
     sql: Callable[[SqlCell], str]
-    guard: Callable[[str], str] | None = None
-    fast_sql: Callable[[SqlCell], str] | None = None
-    fast: Callable[[Reading], Reader] | None = None
+    quick: tuple[str, Callable[[SqlCell], str]] | None = None
     compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "compiled", re.compile(self.pattern))
 
-    def value(self, text: str, reading: Reading) -> object:
+    def value(self, text: str, column_type: ColumnType) -> object:
         """The value of `text` in this spelling; BadValue if it is not one."""
         match = self.compiled.fullmatch(text)
         if match is None:
-            raise BadValue(reading.expected)
-        return self.read(match, reading)
+            raise BadValue(column_type.expected)
+        return self.read(match, column_type)
 
-    def describe(self, reading: Reading) -> str:
+    def describe(self, column_type: ColumnType) -> str:
         """The spelling's name as check_schema prints it."""
         if self.name == WALL_CLOCK:
-            return f"{WALL_CLOCK} in {reading.timezone}"
+            return f"{WALL_CLOCK} in {column_type.timezone}"
         if self.name == NUMBER_OF_UNITS:
-            return f"{reading.unit}" + (" (decimal comma)" if reading.decimal == "," else "")
+            return f"{column_type.unit}" + (" (decimal comma)" if column_type.decimal == "," else "")
         return self.name
 
 
@@ -159,24 +156,7 @@ _SECONDS = r"(?::([0-5][0-9])(?:[.,]([0-9]{1,9}))?)?"
 _LOCAL = _DATE + "[ T]" + _MINUTE + _SECONDS  # groups 1-5: date, hour, minute, second, fraction
 _UTC_SUFFIX = r"(?:Z| ?UTC)"
 _OFFSET = r" ?([+-])([01][0-9]|2[0-3]):?([0-5][0-9])"  # groups 6-8: sign, hours, minutes
-_GLOB_DATE = "[12][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]"
-_GLOB_TIME = ("[01][0-9]:[0-5][0-9]:[0-5][0-9]", "2[0-3]:[0-5][0-9]:[0-5][0-9]")
-_GLOB_MILLIS = ".[0-9][0-9][0-9]"
 _EPOCH = dt.datetime(1970, 1, 1)
-
-
-def _globs(*shapes: str) -> Callable[[str], str]:
-    """A guard: the cell has one of these GLOB shapes."""
-    return lambda field: "(" + " OR ".join(f"{field} GLOB '{shape}'" for shape in shapes) + ")"
-
-
-def _glob_times(separator: str, suffix: str, fractions: tuple[str, ...] = ("",)) -> tuple[str, ...]:
-    return tuple(_GLOB_DATE + separator + time + fraction + suffix for time in _GLOB_TIME for fraction in fractions)
-
-
-def _digits(shortest: int, longest: int) -> Callable[[str], str]:
-    """A guard: the cell is `shortest` to `longest` ASCII digits."""
-    return lambda field: f"(strlen({field}) BETWEEN {shortest} AND {longest} AND NOT {field} GLOB '*[!0-9]*')"
 
 
 def _micro(fraction: str) -> int:
@@ -244,60 +224,48 @@ class Memo(dict):
         return value
 
 
-class WallClockReader:
+def wall_clock_reader(column_type: ColumnType, utc: bool) -> Callable[[str], str | None]:
     """Wall-clock timestamps, whole columns of them: each minute converted once, seconds carried over.
 
     `minutes` maps the first 16 characters (`2026-11-27 18:47`) to the UTC minute, `rests`
     what follows (`:56`, `:56.250`) to the end of the UTC text. Together they check the
     whole pattern of the spelling, so a cell of another spelling raises BadValue.
     """
+    zone = Zone("UTC" if utc else column_type.timezone)
+    minute_pattern = re.compile(_DATE + "[ T]" + _MINUTE)
+    rest_pattern = re.compile(_SECONDS + (_UTC_SUFFIX if utc else ""))
 
-    def __init__(self, reading: Reading, spelling: Spelling, utc: bool) -> None:
-        self._zone = Zone("UTC" if utc else reading.timezone)
-        self._spelling = spelling
-        self.minutes: dict[str, str] = {}
-        self.rests = Memo(self._rest)
-        suffix = _UTC_SUFFIX if utc else ""
-        self._minute_pattern = re.compile(_DATE + "[ T]" + _MINUTE)
-        self._rest_pattern = re.compile(_SECONDS + suffix)
-
-    def __call__(self, text: str) -> str:
-        minute = self.minutes.get(text[:16]) or self.convert_minute(text)
-        return minute + t.cast(str, self.rests[text[16:]])
-
-    def convert_minute(self, text: str) -> str:
-        """Convert and remember the minute of `text` (its first 16 characters)."""
-        match = self._minute_pattern.fullmatch(text[:16])
-        if match is None:
+    def minute(text: str) -> str:
+        if minute_pattern.fullmatch(text) is None:
             raise BadValue(EXPECTED[Kind.TIMESTAMP])
         try:
-            local = dt.datetime.fromisoformat(text[:16])
+            local = dt.datetime.fromisoformat(text)
         except ValueError:
             raise BadValue("a timestamp with a real date") from None
-        minute = self._zone.to_utc(local).isoformat(timespec="minutes")
-        if len(self.minutes) > CACHE_LIMIT:
-            self.minutes.clear()
-        self.minutes[text[:16]] = minute
-        return minute
+        return zone.to_utc(local).isoformat(timespec="minutes")
 
-    def _rest(self, rest: str) -> str:
-        match = self._rest_pattern.fullmatch(rest)
+    def rest(text: str) -> str:
+        match = rest_pattern.fullmatch(text)
         if match is None:
             raise BadValue(EXPECTED[Kind.TIMESTAMP])
         second, fraction = match.group(1, 2)
         micro = _micro(fraction or "")
         return f":{second or '00'}" + (f".{micro:06d}" if micro else "") + "+00:00"
 
+    minutes, rests = Memo(minute), Memo(rest)
 
-def _local_timestamp(match: re.Match[str], reading: Reading) -> str:
-    return utc_text(Zone(reading.timezone).to_utc(_wall_clock(match)))
+    return lambda text: t.cast(str, minutes[text[:16]] + rests[text[16:]]) if text else None
 
 
-def _utc_timestamp(match: re.Match[str], reading: Reading) -> str:
+def _local_timestamp(match: re.Match[str], column_type: ColumnType) -> str:
+    return utc_text(Zone(column_type.timezone).to_utc(_wall_clock(match)))
+
+
+def _utc_timestamp(match: re.Match[str], column_type: ColumnType) -> str:
     return utc_text(_wall_clock(match))
 
 
-def _offset_timestamp(match: re.Match[str], reading: Reading) -> str:
+def _offset_timestamp(match: re.Match[str], column_type: ColumnType) -> str:
     sign, hours, minutes = match.group(6, 7, 8)
     offset = dt.timedelta(hours=int(hours), minutes=int(minutes))
     return utc_text(_wall_clock(match) - (offset if sign == "+" else -offset))
@@ -309,10 +277,10 @@ def _sql_offset_timestamp(cell: SqlCell) -> str:
     return f"({_sql_wall_clock(cell)} - to_seconds({signed}))"
 
 
-def _epoch_timestamp(per_unit: int) -> Callable[[re.Match[str], Reading], str]:
+def _epoch_timestamp(per_unit: int) -> Callable[[re.Match[str], ColumnType], str]:
     """The reader of a Unix time in a unit of `per_unit` microseconds (groups: units, fraction)."""
 
-    def read(match: re.Match[str], reading: Reading) -> str:
+    def read(match: re.Match[str], column_type: ColumnType) -> str:
         units, fraction = match.group(1, 2)
         micro = int(units) * per_unit + _micro(fraction or "") * per_unit // 1_000_000
         return utc_text(_EPOCH + dt.timedelta(microseconds=micro))
@@ -328,41 +296,19 @@ def _sql_epoch_timestamp(per_unit: int) -> Callable[[SqlCell], str]:
     return sql
 
 
-class UnixReader:
-    """Unix times of whole units, whole columns of them: each minute converted once.
-
-    `digits` are the lengths the column's spelling reads, `per_unit` the microseconds of one unit.
-    """
-
-    def __init__(self, reading: Reading, digits: tuple[int, int] = (9, 10), per_unit: int = 1_000_000) -> None:
-        self.minutes = Memo(lambda minute: (_EPOCH + dt.timedelta(minutes=int(minute))).isoformat(timespec="minutes"))
-        self._seconds = [f":{second:02d}" for second in range(60)]
-        self._shortest, self._longest = digits
-        self._per_second = 1_000_000 // per_unit
-
-    def __call__(self, text: str) -> str:
-        if not (text.isascii() and text.isdigit() and self._shortest <= len(text) <= self._longest):
-            raise BadValue(EXPECTED[Kind.TIMESTAMP])
-        seconds, part = divmod(int(text), self._per_second)
-        minute, second = divmod(seconds, 60)
-        micro = part * (1_000_000 // self._per_second)
-        rest = f".{micro:06d}+00:00" if micro else "+00:00"
-        return t.cast(str, self.minutes[str(minute)]) + self._seconds[second] + rest
-
-
-def _formatted(match: re.Match[str], reading: Reading) -> object:
+def _formatted(match: re.Match[str], column_type: ColumnType) -> object:
     try:
-        moment = dt.datetime.strptime(match.group(0), reading.format)
+        moment = dt.datetime.strptime(match.group(0), column_type.format)
     except ValueError:
-        raise BadValue(reading.expected) from None
-    if reading.kind is Kind.DATE:
+        raise BadValue(column_type.expected) from None
+    if column_type.kind is Kind.DATE:
         return moment.date().isoformat()
-    return utc_text(Zone(reading.timezone).to_utc(moment))
+    return utc_text(Zone(column_type.timezone).to_utc(moment))
 
 
 def _sql_formatted(cell: SqlCell) -> str:
-    parsed = f"try_strptime({cell.field}, {_sql_literal(cell.reading.format)})"
-    if cell.reading.kind is Kind.DATE:
+    parsed = f"try_strptime({cell.field}, {_sql_literal(cell.column_type.format)})"
+    if cell.column_type.kind is Kind.DATE:
         return f"CAST({parsed} AS DATE)"
     return cell.to_utc(parsed)
 
@@ -374,9 +320,9 @@ def _sql_literal(text: str) -> str:
 # --- Durations, numbers, booleans, dates ----------------------------------------------------
 
 
-def _half_up(units: int, fraction: str, reading: Reading) -> int:
+def _half_up(units: int, fraction: str, column_type: ColumnType) -> int:
     """Whole seconds of `units` and a fraction of one unit, a half second rounded up."""
-    numerator, denominator = DURATION_UNITS[reading.unit]
+    numerator, denominator = DURATION_UNITS[column_type.unit]
     millionths = (units * 1_000_000 + _micro(fraction)) * numerator
     return (millionths + denominator * 500_000) // (denominator * 1_000_000)
 
@@ -386,10 +332,10 @@ def _sql_half_up(units: str, fraction: str, numerator: int, denominator: int) ->
     return f"CAST(({millionths} + {denominator * 500_000}) // {denominator * 1_000_000} AS BIGINT)"
 
 
-def _clock_duration(match: re.Match[str], reading: Reading) -> int:
+def _clock_duration(match: re.Match[str], column_type: ColumnType) -> int:
     hours, minutes, seconds, fraction = match.group(1, 2, 3, 4)
     whole = int(hours) * 3600 + int(minutes) * 60 + int(seconds)
-    return _half_up(whole, fraction or "", Reading(Kind.DURATION))
+    return _half_up(whole, fraction or "", ColumnType(Kind.DURATION))
 
 
 def _sql_clock_duration(cell: SqlCell) -> str:
@@ -400,7 +346,7 @@ def _sql_clock_duration(cell: SqlCell) -> str:
     return _sql_half_up(whole, cell.group(4), 1, 1)
 
 
-def _fast_clock_duration(cell: SqlCell) -> str:  # H:MM:SS, MM and SS at fixed places from the end
+def _quick_clock_duration(cell: SqlCell) -> str:  # H:MM:SS, MM and SS at fixed places from the end
     field = cell.field
     hours = f"substr({field}, 1, strlen({field}) - 6)"
     return (
@@ -409,20 +355,20 @@ def _fast_clock_duration(cell: SqlCell) -> str:  # H:MM:SS, MM and SS at fixed p
     )
 
 
-def _unit_duration(match: re.Match[str], reading: Reading) -> int:
-    return _half_up(int(match.group(1)), match.group(2) or "", reading)
+def _unit_duration(match: re.Match[str], column_type: ColumnType) -> int:
+    return _half_up(int(match.group(1)), match.group(2) or "", column_type)
 
 
 def _sql_unit_duration(cell: SqlCell) -> str:
-    numerator, denominator = DURATION_UNITS[cell.reading.unit]
+    numerator, denominator = DURATION_UNITS[cell.column_type.unit]
     return _sql_half_up(cell.group(1), cell.group(2), numerator, denominator)
 
 
-def _integer(match: re.Match[str], reading: Reading) -> int:
+def _integer(match: re.Match[str], column_type: ColumnType) -> int:
     return int(match.group(1))
 
 
-def _number(match: re.Match[str], reading: Reading) -> float:
+def _number(match: re.Match[str], column_type: ColumnType) -> float:
     value = float(match.group(1))
     if value in (float("inf"), float("-inf")):
         raise BadValue("a finite number")
@@ -434,7 +380,7 @@ def _sql_number(cell: SqlCell) -> str:
     return f"CASE WHEN isfinite({number}) THEN {number} END"
 
 
-def _date(match: re.Match[str], reading: Reading) -> str:
+def _date(match: re.Match[str], column_type: ColumnType) -> str:
     try:
         return dt.date.fromisoformat(match.group(1)).isoformat()
     except ValueError:
@@ -448,36 +394,13 @@ def _any_case(word: str) -> str:
 
 def _boolean(true: str, false: str) -> Spelling:
     words = {true.lower(): True, false.lower(): False}
-    spellings = {variant: value for word, value in words.items() for variant in (word, word.upper(), word.title())}
     return Spelling(
         Kind.BOOLEAN,
         f"{true}/{false}",
         f"({_any_case(true)}|{_any_case(false)})",
-        lambda match, reading: words[match.group(1).lower()],
+        lambda match, column_type: words[match.group(1).lower()],
         lambda cell: f"lower({cell.group(1)}) = '{true.lower()}'",
-        guard=lambda field: f"{field} IN ({', '.join(_sql_literal(text) for text in spellings)})",
-        fast_sql=lambda cell: f"lower({cell.field}) = '{true.lower()}'",
-        fast=lambda reading: dict(spellings),  # a plain dict: the fastest lookup; another case goes the careful way
     )
-
-
-def _lookup(values: Mapping[str, object], text: str) -> object:
-    try:
-        return values[text]
-    except KeyError:
-        raise BadValue(EXPECTED[Kind.BOOLEAN]) from None
-
-
-def _fast_seconds(reading: Reading) -> Callable[[str], object]:
-    if reading.unit != "seconds":
-        return Memo(lambda text: UNIT_DURATION.value(text, reading))
-
-    def seconds(text: str) -> int:
-        if text.isascii() and text.isdigit() and len(text) <= 12:
-            return int(text)
-        return t.cast(int, UNIT_DURATION.value(text, reading))
-
-    return Memo(seconds)
 
 
 WALL_CLOCK = "wall clock"
@@ -489,9 +412,7 @@ LOCAL_TIMESTAMP: Spelling = Spelling(
     _LOCAL,
     _local_timestamp,
     lambda cell: cell.to_utc(_sql_wall_clock(cell)),
-    guard=_globs(*_glob_times(" ", ""), *_glob_times("T", "")),
-    fast_sql=lambda cell: cell.to_utc(f"TRY_CAST({cell.field} AS TIMESTAMP)"),
-    fast=lambda reading: WallClockReader(reading, LOCAL_TIMESTAMP, utc=False),
+    quick=(_DATE + "[ T]" + _MINUTE + ":[0-5][0-9]", lambda cell: cell.to_utc(f"TRY_CAST({cell.field} AS TIMESTAMP)")),
 )
 UTC_TIMESTAMP: Spelling = Spelling(
     Kind.TIMESTAMP,
@@ -499,9 +420,6 @@ UTC_TIMESTAMP: Spelling = Spelling(
     _LOCAL + _UTC_SUFFIX,
     _utc_timestamp,
     _sql_wall_clock,
-    guard=_globs(*_glob_times("T", "Z", ("", _GLOB_MILLIS))),
-    fast_sql=lambda cell: f"TRY_CAST(rtrim({cell.field}, 'Z') AS TIMESTAMP)",
-    fast=lambda reading: WallClockReader(reading, UTC_TIMESTAMP, utc=True),
 )
 OFFSET_TIMESTAMP = Spelling(
     Kind.TIMESTAMP, "ISO 8601 with a UTC offset", _LOCAL + _OFFSET, _offset_timestamp, _sql_offset_timestamp
@@ -512,9 +430,6 @@ UNIX_TIMESTAMP = Spelling(
     r"([0-9]{9,10})(?:\.([0-9]{1,9}))?",
     _epoch_timestamp(1_000_000),
     _sql_epoch_timestamp(1_000_000),
-    guard=_digits(9, 10),
-    fast_sql=lambda cell: f"make_timestamp(CAST({cell.field} AS BIGINT) * 1000000)",
-    fast=UnixReader,
 )
 
 
@@ -526,9 +441,6 @@ def _whole_units(name: str, shortest: int, longest: int, per_unit: int) -> Spell
         rf"([0-9]{{{shortest},{longest}}})()",
         _epoch_timestamp(per_unit),
         _sql_epoch_timestamp(per_unit),
-        guard=_digits(shortest, longest),
-        fast_sql=lambda cell: f"make_timestamp(CAST({cell.field} AS BIGINT) * {per_unit})",
-        fast=lambda reading: UnixReader(reading, (shortest, longest), per_unit),
     )
 
 
@@ -540,9 +452,7 @@ CLOCK_DURATION: Spelling = Spelling(
     r"([0-9]{1,9}):([0-5][0-9]):([0-5][0-9])(?:[.,]([0-9]{1,9}))?",
     _clock_duration,
     _sql_clock_duration,
-    guard=_globs(*(f"{hours}:[0-5][0-9]:[0-5][0-9]" for hours in ("[0-9]", "[0-9][0-9]", "[0-9][0-9][0-9]"))),
-    fast_sql=_fast_clock_duration,
-    fast=lambda reading: Memo(lambda text: CLOCK_DURATION.value(text, reading)),
+    quick=(r"[0-9]{1,3}:[0-5][0-9]:[0-5][0-9]", _quick_clock_duration),
 )
 UNIT_DURATION: Spelling = Spelling(
     Kind.DURATION,
@@ -550,13 +460,6 @@ UNIT_DURATION: Spelling = Spelling(
     r"([0-9]{1,12})(?:\.([0-9]{1,9}))?",
     _unit_duration,
     _sql_unit_duration,
-    guard=_digits(1, 12),
-    fast_sql=lambda cell: (
-        f"CAST({cell.field} AS BIGINT)"
-        if cell.reading.unit == "seconds"
-        else _sql_half_up(cell.field, "''", *DURATION_UNITS[cell.reading.unit])
-    ),
-    fast=_fast_seconds,
 )
 INTEGER = Spelling(
     Kind.INTEGER,
@@ -564,8 +467,6 @@ INTEGER = Spelling(
     r"(-?[0-9]{1,18})(?:\.0+)?",
     _integer,
     lambda cell: f"TRY_CAST({cell.group(1)} AS BIGINT)",
-    guard=_digits(1, 18),
-    fast_sql=lambda cell: f"CAST({cell.field} AS BIGINT)",
 )
 _NUMBER = r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?)"
 NUMBER = Spelling(Kind.NUMBER, "number", _NUMBER, _number, _sql_number)
@@ -576,9 +477,6 @@ DATE: Spelling = Spelling(
     _DATE + r"(?:[ T]00:00(?::00(?:[.,]0{1,9})?)?" + _UTC_SUFFIX + "?)?",
     _date,
     lambda cell: f"TRY_CAST({cell.group(1)} AS DATE)",
-    guard=_globs(_GLOB_DATE),
-    fast_sql=lambda cell: f"TRY_CAST({cell.field} AS DATE)",
-    fast=lambda reading: Memo(lambda text: DATE.value(text, reading)),
 )
 #: The pattern of each strptime code a declared format may use.
 FORMAT_PATTERNS = {
@@ -638,13 +536,13 @@ SPELLINGS: dict[Kind, tuple[Spelling, ...]] = {
 }
 
 
-def spellings_of(reading: Reading) -> tuple[Spelling, ...]:
+def spellings_of(column_type: ColumnType) -> tuple[Spelling, ...]:
     """The spellings a column reads: a declared format alone, else every spelling of its kind."""
-    if reading.format:
-        return (formatted(reading.format),)
-    if reading.kind is Kind.TIMESTAMP and reading.epoch:
-        return (LOCAL_TIMESTAMP, UTC_TIMESTAMP, OFFSET_TIMESTAMP, declared_epoch(reading.epoch))
-    return SPELLINGS.get(reading.kind, ())
+    if column_type.format:
+        return (formatted(column_type.format),)
+    if column_type.kind is Kind.TIMESTAMP and column_type.epoch:
+        return (LOCAL_TIMESTAMP, UTC_TIMESTAMP, OFFSET_TIMESTAMP, declared_epoch(column_type.epoch))
+    return SPELLINGS.get(column_type.kind, ())
 
 
 @functools.lru_cache(maxsize=8)
@@ -658,17 +556,15 @@ def declared_epoch(unit: str) -> Spelling:
         rf"([0-9]{{1,{longest}}})(?:\.([0-9]{{1,9}}))?",
         _epoch_timestamp(per_unit),
         _sql_epoch_timestamp(per_unit),
-        guard=_digits(1, longest),
-        fast_sql=lambda cell: f"make_timestamp(CAST({cell.field} AS BIGINT) * {per_unit})",
     )
 
 
-def detect(reading: Reading, values: t.Iterable[str]) -> Spelling | None:
+def detect(column_type: ColumnType, values: t.Iterable[str]) -> Spelling | None:
     """The spelling most of a column's first non-empty values are in (None: no value, or none read)."""
-    candidates = spellings_of(reading)
+    candidates = spellings_of(column_type)
     counts = dict.fromkeys(candidates, 0)
     for text in values:
-        text = normal(text, reading)
+        text = normal(text, column_type)
         for spelling in candidates:
             if spelling.compiled.fullmatch(text):
                 counts[spelling] += 1
@@ -677,9 +573,9 @@ def detect(reading: Reading, values: t.Iterable[str]) -> Spelling | None:
     return best if best is not None and counts[best] else None
 
 
-def normal(text: str, reading: Reading) -> str:
+def normal(text: str, column_type: ColumnType) -> str:
     """A cell as its spellings see it: with a declared decimal comma, the comma is the point."""
-    return text.replace(",", ".") if reading.decimal == "," else text
+    return text.replace(",", ".") if column_type.decimal == "," else text
 
 
 def read_list(text: str) -> list[str]:
@@ -687,38 +583,45 @@ def read_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(LIST_SEPARATOR) if item.strip()]
 
 
-def read(text: str, reading: Reading) -> object:
-    """The value of a non-empty cell, in whichever spelling of its column it is; BadValue if none."""
-    if reading.kind is Kind.STRING:
+def read(text: str, column_type: ColumnType) -> object:
+    """The value of a cell, in whichever spelling of its column it is (None if empty); BadValue if none."""
+    if not text:
+        return None
+    if column_type.kind is Kind.STRING:
         return text
-    if reading.kind is Kind.LIST:
+    if column_type.kind is Kind.LIST:
         return read_list(text)
-    text = normal(text, reading)
-    for spelling in spellings_of(reading):
+    text = normal(text, column_type)
+    for spelling in spellings_of(column_type):
         match = spelling.compiled.fullmatch(text)
         if match is not None:
-            return spelling.read(match, reading)
-    raise BadValue(reading.expected)
+            return spelling.read(match, column_type)
+    raise BadValue(column_type.expected)
 
 
-def column_reader(reading: Reading, sample: t.Iterable[str]) -> Reader:
-    """The reader of a whole column: the fast form of the spelling its first values are in.
+def column_reader(column_type: ColumnType, sample: t.Iterable[str]) -> Reader:
+    """The reader of a whole column's cells (None for an empty one), chosen from its first values.
 
-    Any other cell raises BadValue (or KeyError); `read` then reads it in its own spelling
-    (the records path for such rows), so choosing from a sample changes speed, never values.
-    Integers that repeat (user IDs, counts) are memoised; unique ones (call IDs) are not.
+    Values that repeat (durations, booleans, dates, user IDs) are converted once and then
+    looked up; a column of wall-clock timestamps converts each minute once; plain digits
+    read as an integer directly. Any cell is read as `read` reads it, in its own spelling,
+    so choosing from a sample changes speed, never values.
     """
-    if reading.kind is Kind.STRING:
-        return str
-    if reading.kind is Kind.LIST:
-        return read_list
+    if column_type.kind is Kind.STRING:
+        return lambda text: text or None
+    if column_type.kind is Kind.LIST:  # a new list for each cell
+        return lambda text: read_list(text) if text else None
     values = list(sample)
-    spelling = detect(reading, values)
-    if spelling is not None and spelling.fast is not None and reading.decimal == ".":
-        return spelling.fast(reading)
-    if reading.kind is Kind.INTEGER and len(set(values)) * 2 < len(values):
-        return Memo(lambda text: read(text, reading))
-    return lambda text: read(text, reading)
+    spelling = detect(column_type, values)
+    if spelling in (LOCAL_TIMESTAMP, UTC_TIMESTAMP) and column_type.decimal == ".":
+        return wall_clock_reader(column_type, utc=spelling is UTC_TIMESTAMP)
+    if column_type.kind in (Kind.DURATION, Kind.BOOLEAN, Kind.DATE) or len(set(values)) * 2 < len(values):
+        return Memo(lambda text: read(text, column_type))
+    if column_type.kind is Kind.INTEGER and column_type.decimal == ".":
+        return lambda text: (
+            int(text) if text.isdigit() and text.isascii() and len(text) < 19 else read(text, column_type)
+        )
+    return lambda text: read(text, column_type)
 
 
 def format_mistake(kind: Kind, format_text: str) -> str | None:

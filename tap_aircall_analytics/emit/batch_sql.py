@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from tap_aircall_analytics.config import spellings
 from tap_aircall_analytics.config.catalogue import LIST_SEPARATOR, Column, Kind, Report
-from tap_aircall_analytics.config.spellings import Reading, Spelling
+from tap_aircall_analytics.config.spellings import ColumnType, Spelling
 from tap_aircall_analytics.files.records import EXTRA_COLUMNS, RAW_PROPERTIES, UNPARSED_VALUES, HeaderMatch
 from tap_aircall_analytics.planning.windows import Window
 
@@ -162,10 +162,10 @@ class BatchSql:
         A bad cell is NULL when `lenient`, else an error naming the column and the value.
         """
         label = column.label.replace("'", "''")
-        reading = Reading.of(column, self.timezone)
-        value = cell_value(field, reading, offsets, primary)
+        column_type = ColumnType.of(column, self.timezone)
+        value = cell_value(field, column_type, offsets, primary)
         if not lenient and column.kind not in (Kind.STRING, Kind.LIST):
-            expected = reading.expected.replace("'", "''")
+            expected = column_type.expected.replace("'", "''")
             value = f"coalesce({value}, error('column ''{label}'': ' || {field} || ' is not {expected}'))"
         if column.name in self.report.primary_key:
             present = f"{field} IS NOT NULL AND {field} <> ''"
@@ -191,7 +191,7 @@ class _Cell:
     """One cell as a spelling's SQL sees it (see spellings.SqlCell)."""
 
     field: str
-    reading: Reading
+    column_type: ColumnType
     pattern: str
     offsets: Offsets
 
@@ -209,25 +209,26 @@ class _Cell:
         return f"({local} - to_seconds({offset}))"
 
 
-def cell_value(field: str, reading: Reading, offsets: Offsets, primary: Spelling | None) -> str:
+def cell_value(field: str, column_type: ColumnType, offsets: Offsets, primary: Spelling | None) -> str:
     """SQL of a non-empty cell's value in whichever spelling of its column it is; NULL if in none.
 
-    The spelling the column's first values are in is tried first, by its guard when it
-    has one (no regular expression for the cells of a file in one spelling).
+    The spelling the column's first values are in is tried first, its quick SQL first of all.
     """
-    if reading.kind is Kind.STRING:
+    if column_type.kind is Kind.STRING:
         return field
-    if reading.kind is Kind.LIST:  # the non-empty items between separators, trimmed
+    if column_type.kind is Kind.LIST:  # the non-empty items between separators, trimmed
         item = f"[^{LIST_SEPARATOR}\\s](?:[^{LIST_SEPARATOR}]*[^{LIST_SEPARATOR}\\s])?"
         return f"regexp_extract_all({field}, '{item}')"
-    text = f"replace({field}, ',', '.')" if reading.decimal == "," else field
-    candidates = spellings.spellings_of(reading)
+    text = f"replace({field}, ',', '.')" if column_type.decimal == "," else field
+    candidates = spellings.spellings_of(column_type)
     ordered = sorted(candidates, key=lambda spelling: spelling is not primary)
     branches = []
-    if primary is not None and primary.guard is not None and primary.fast_sql is not None:
-        cell = _Cell(text, reading, primary.pattern, offsets)
-        branches.append(f"WHEN {primary.guard(text)} THEN {primary.fast_sql(cell)}")
+    if primary is not None and primary.quick is not None:
+        shape, quick = primary.quick
+        branches.append(
+            f"WHEN regexp_full_match({text}, {sql_text(shape)}) THEN {quick(_Cell(text, column_type, shape, offsets))}"
+        )
     for spelling in ordered:
-        cell = _Cell(text, reading, spelling.pattern, offsets)
+        cell = _Cell(text, column_type, spelling.pattern, offsets)
         branches.append(f"WHEN regexp_full_match({text}, {sql_text(spelling.pattern)}) THEN {spelling.sql(cell)}")
     return f"(CASE {' '.join(branches)} END)"

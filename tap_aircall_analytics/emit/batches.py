@@ -238,8 +238,8 @@ class BatchFileWriter:
     def _primaries(self, match: HeaderMatch, head: list[list[str]]) -> dict[str, Spelling | None]:
         """The spelling each column's first values are in: its SQL is tried first."""
         return {
-            name: spellings.detect(reading, (row[index] for row in head if index < len(row) and row[index]))
-            for (index, _), (name, reading) in zip(match.positions, self.reader.readings(match).items())
+            name: spellings.detect(column_type, (row[index] for row in head if index < len(row) and row[index]))
+            for (index, _), (name, column_type) in zip(match.positions, self.reader.column_types(match).items())
         }
 
     def _unzip(self, archive: Path, plain: Path, where: str) -> None:

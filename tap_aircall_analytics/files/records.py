@@ -30,7 +30,7 @@ from typing_extensions import override  # typing.override from Python 3.12
 
 from tap_aircall_analytics.config import spellings
 from tap_aircall_analytics.config.catalogue import Column, Kind, Report, label_key
-from tap_aircall_analytics.config.spellings import BadValue, Reader, Reading, WallClockReader
+from tap_aircall_analytics.config.spellings import BadValue, ColumnType, Reader
 
 READ_BUFFER = 1 << 20
 MAX_FIELD_BYTES = 1 << 24  # the longest cell read (16 MiB): a longer one is an error, not a memory hog
@@ -100,10 +100,10 @@ def infer_kind(values: list[str]) -> Kind:
     """The first kind that reads every non-empty value of a sample; STRING when none does."""
     present = [value for value in values if value]
     for kind in INFERRED_KINDS if present else ():
-        reading = Reading(kind)
+        column_type = ColumnType(kind)
         try:
             for value in present:
-                spellings.read(value, reading)
+                spellings.read(value, column_type)
         except BadValue:
             continue
         return kind
@@ -408,59 +408,46 @@ def not_utf8(error: UnicodeDecodeError) -> str:
     return f"the file is not UTF-8 text (byte 0x{byte} cannot start or continue a character)"
 
 
-def _empty_key() -> None:
-    raise BadValue("a key: it is empty")
-
-
 def _row_function(
     match: HeaderMatch, converters: dict[str, Reader], keys: tuple[str, ...]
 ) -> Callable[[list[str]], dict]:
     """Compile the function that turns one CSV row into a record, for one header.
 
-    Written out as a single dict display (no loop; no call for a text, an integer, a
-    value seen before or a timestamp in a minute seen before), it reads a row several
-    times faster than a generic loop; this is the hot path of every export. A cell not in
-    its column's usual spelling, a bad value or an empty key raises; `RecordReader._lenient`
+    One dict display, a cell per entry: a text is its cell (None if empty), a value seen
+    before is a dict lookup (`column_reader`'s memos), any other a call of its column's
+    reader. It reads a row in about 0.8x the CPU of a `map` over the readers, which RECORD
+    mode's bar of 4x DuckDB's time needs (docs/batch-and-speed.md). A cell not in its
+    column's usual spelling, a bad value or an empty key raises; `RecordReader._lenient`
     reads such a row again, cell by cell.
     """
-    scope: dict[str, object] = {"empty_key": _empty_key}
+    scope: dict[str, object] = {"extra_labels": tuple(label for _, label in match.extras), "empty_key": _empty_key}
+    scope["extra_cells"] = _cells(index for index, _ in match.extras)
     fields = []
     for index, column in match.positions:
-        convert = converters[column.name]
-        scope[f"convert_{index}"] = convert
-        empty = "empty_key()" if column.name in keys else "None"  # an empty key cell goes to the careful path
-        if column.kind is Kind.STRING:
-            value = f"row[{index}] or {empty}"
-        elif isinstance(convert, dict):  # a memo or a table: a value seen before costs a lookup, no call
-            value = f"convert_{index}[v] if (v := row[{index}]) else {empty}"
-        elif column.kind is Kind.INTEGER:  # plain digits inline; a sign or a '.0' through the spelling table
-            value = (
-                f"(int(v) if v.isdigit() and v.isascii() and len(v) < 19 else convert_{index}(v)) "
-                f"if (v := row[{index}]) else {empty}"
-            )
-        elif isinstance(convert, WallClockReader):  # a known minute costs a lookup, no call
-            scope[f"minute_{index}"] = convert.minutes.get
-            scope[f"convert_{index}"] = convert.convert_minute
-            scope[f"rest_{index}"] = convert.rests
-            value = (
-                f"(minute_{index}(v[:16]) or convert_{index}(v)) + rest_{index}[v[16:]] "
-                f"if (v := row[{index}]) else {empty}"
-            )
-        else:
-            value = f"convert_{index}(v) if (v := row[{index}]) else {empty}"
-        fields.append(f"{column.name!r}: {value}")
+        reader = scope[f"r{index}"] = converters[column.name]
+        cell = f"r{index}[v]" if isinstance(reader, dict) else f"r{index}(v)"
+        value = "v" if column.kind is Kind.STRING else cell
+        fields.append(
+            f"{column.name!r}: {value} if (v := row[{index}]) else {'empty_key()' if column.name in keys else None}"
+        )
     fields += [f"{column.name!r}: None" for column in match.missing]
-    if len(match.extras) > MAX_NAMED:  # many: one call, not a display as long as the header
-        scope["extra_labels"] = tuple(label for _, label in match.extras)
-        scope["extra_cells"] = operator.itemgetter(*(index for index, _ in match.extras))
-        fields.append(f"{EXTRA_COLUMNS!r}: dict(zip(extra_labels, extra_cells(row)))")
-    else:
-        extras = ", ".join(f"{label!r}: row[{index}]" for index, label in match.extras)
-        fields.append(f"{EXTRA_COLUMNS!r}: " + (f"{{{extras}}}" if extras else "None"))
-    fields.append(f"{UNPARSED_VALUES!r}: None")
+    extras = "dict(zip(extra_labels, extra_cells(row)))" if match.extras else "None"
+    fields += [f"{EXTRA_COLUMNS!r}: {extras}", f"{UNPARSED_VALUES!r}: None"]
     source = "def row_to_record(row):\n    return {" + ", ".join(fields) + "}\n"
     exec(compile(source, "<row_to_record>", "exec"), scope)
     return scope["row_to_record"]  # type: ignore[return-value]
+
+
+def _empty_key() -> None:
+    raise BadValue("a key: it is empty")
+
+
+def _cells(positions: t.Iterable[int]) -> Callable[[t.Sequence[t.Any]], tuple[t.Any, ...]]:
+    """The cells of a row at `positions`, as a tuple (whatever their number)."""
+    picked = tuple(positions)
+    if len(picked) == 1:
+        return lambda row: (row[picked[0]],)
+    return operator.itemgetter(*picked) if picked else lambda row: ()
 
 
 class RecordReader:
@@ -521,12 +508,12 @@ class RecordReader:
                     position = next((index for index, seen in enumerate(head) if seen is row), None)
                     return reader.line_num if position is None else head_lines[position]
 
-                readings = self.readings(match)
+                column_types = self.column_types(match)
                 converters = {
                     name: spellings.column_reader(
-                        reading, (row[index] for row in head if len(row) == width and row[index])
+                        column_type, (row[index] for row in head if len(row) == width and row[index])
                     )
-                    for (index, _), (name, reading) in zip(match.positions, readings.items())
+                    for (index, _), (name, column_type) in zip(match.positions, column_types.items())
                 }
                 row_to_record = _row_function(match, converters, self.report.primary_key)
                 for row in itertools.chain(head, reader):
@@ -538,7 +525,7 @@ class RecordReader:
                     try:
                         record = row_to_record(row)
                     except (BadValue, ValueError, KeyError, TypeError):
-                        record = self._lenient(row, match, readings, line_of(row))
+                        record = self._lenient(row, match, column_types, line_of(row))
                     yield record
 
     @contextmanager
@@ -589,11 +576,11 @@ class RecordReader:
             "(set strict_values to stop the run instead)"
         )
 
-    def readings(self, match: HeaderMatch) -> dict[str, Reading]:
+    def column_types(self, match: HeaderMatch) -> dict[str, ColumnType]:
         """How each known column of a file is read, by property, in file order."""
-        return {column.name: Reading.of(column, self.timezone) for _, column in match.positions}
+        return {column.name: ColumnType.of(column, self.timezone) for _, column in match.positions}
 
-    def _lenient(self, row: list[str], match: HeaderMatch, readings: dict[str, Reading], line: int) -> dict:
+    def _lenient(self, row: list[str], match: HeaderMatch, column_types: dict[str, ColumnType], line: int) -> dict:
         """Read a row cell by cell, each in its own spelling: null and raw text for a bad cell,
         or an error when strict or a key."""
         record: dict = {}
@@ -601,7 +588,7 @@ class RecordReader:
         for index, column in match.positions:
             text = row[index]
             try:
-                record[column.name] = spellings.read(text, readings[column.name]) if text else None
+                record[column.name] = spellings.read(text, column_types[column.name]) if text else None
             except BadValue as expected:
                 if self.strict or column.name in self.report.primary_key:
                     self._explain(row, match, line)
@@ -636,7 +623,7 @@ class RecordReader:
                     raise FileFormatError(f"row {line}, column '{column.label}': key column is empty")
                 continue
             try:
-                spellings.read(text, Reading.of(column, self.timezone))
+                spellings.read(text, ColumnType.of(column, self.timezone))
             except BadValue as expected:
                 hint = (
                     ""

@@ -28,7 +28,7 @@ from tap_aircall_analytics.api.client import AircallError
 from tap_aircall_analytics.config import spellings
 from tap_aircall_analytics.config.catalogue import Column, Kind, Report, property_name
 from tap_aircall_analytics.config.settings import ConfigError, Settings
-from tap_aircall_analytics.config.spellings import BadValue, Reading
+from tap_aircall_analytics.config.spellings import BadValue, ColumnType
 from tap_aircall_analytics.files.records import FileFormatError, HeaderMatch, infer_kind, is_zip, open_text
 from tap_aircall_analytics.preflight.schema_check import sample_plans, sample_window
 
@@ -149,15 +149,15 @@ def kind_of(label: str, values: list[str]) -> Kind:
     """The kind of a new column: a timestamp when its label says so (`Picked up at`, `pickedUpAt`)
     and every value reads as one (Unix times are integers too), else the first kind that reads them all."""
     says_timestamp = re.search(r"(?:^|[^0-9A-Za-z])[Aa]t$|[a-z]At$", label.strip())
-    if says_timestamp and values and _reads(Reading(Kind.TIMESTAMP), values):
+    if says_timestamp and values and _reads(ColumnType(Kind.TIMESTAMP), values):
         return Kind.TIMESTAMP
     return infer_kind(values)
 
 
-def _reads(reading: Reading, values: list[str]) -> bool:
+def _reads(column_type: ColumnType, values: list[str]) -> bool:
     try:
         for value in values:
-            spellings.read(value, reading)
+            spellings.read(value, column_type)
     except BadValue:
         return False
     return True
@@ -168,7 +168,7 @@ def _renamed(label: str, missing: list[Column], values: list[str]) -> Column | N
     by_label = {column.label: column for column in missing}
     for close in difflib.get_close_matches(label, list(by_label), n=1, cutoff=RENAME_CUTOFF):
         column = by_label[close]
-        return column if _reads(Reading.of(column, "UTC"), values) else None
+        return column if _reads(ColumnType.of(column, "UTC"), values) else None
     return None
 
 

@@ -16,7 +16,7 @@ from collections import Counter
 
 from tap_aircall_analytics.config import spellings
 from tap_aircall_analytics.config.catalogue import Column, Kind, Report
-from tap_aircall_analytics.config.spellings import BadValue, Reading
+from tap_aircall_analytics.config.spellings import BadValue, ColumnType
 from tap_aircall_analytics.files.records import (
     FileFormatError,
     HeaderMatch,
@@ -137,9 +137,9 @@ def _explain_file(
     for index, column in match.positions:
         if column.kind in (Kind.STRING, Kind.LIST):
             continue
-        reading = Reading.of(column, timezone)
-        found = spellings.detect(reading, (row[index] for row in sample if row[index]))
-        spelled.append(f"{column.label}: {found.describe(reading) if found else 'no value read'}")
+        column_type = ColumnType.of(column, timezone)
+        found = spellings.detect(column_type, (row[index] for row in sample if row[index]))
+        spelled.append(f"{column.label}: {found.describe(column_type) if found else 'no value read'}")
     if spelled:
         write(f"{stream.name}: values read as {'; '.join(spelled)}")
     positions = {column.label: index for index, column in match.positions}
@@ -180,10 +180,10 @@ GUESSED_FORMATS = {
 def guess_format(kind: Kind, values: list[str]) -> str:
     """The first layout that reads every one of `values` (day first before month first), or ''."""
     for format_text in GUESSED_FORMATS.get(kind, ()) if values else ():
-        reading = Reading(kind, format=format_text)
+        column_type = ColumnType(kind, format=format_text)
         try:
             for value in values:
-                spellings.read(value, reading)
+                spellings.read(value, column_type)
         except BadValue:
             continue
         return format_text
