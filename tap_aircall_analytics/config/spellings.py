@@ -254,7 +254,7 @@ def wall_clock_reader(column_type: ColumnType, utc: bool) -> Callable[[str], str
 
     minutes, rests = Memo(minute), Memo(rest)
 
-    return lambda text: t.cast(str, minutes[text[:16]] + rests[text[16:]]) if text else None
+    return lambda text: minutes[text[:16]] + rests[text[16:]] if text else None
 
 
 def _local_timestamp(match: re.Match[str], column_type: ColumnType) -> str:
