@@ -76,6 +76,7 @@ class TapRun:
     stderr: str
     records: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
     schemas: dict[str, dict] = field(default_factory=dict)
+    keys: dict[str, list[str]] = field(default_factory=dict)  # each stream's key_properties
     states: list[dict] = field(default_factory=list)
 
     @property
@@ -87,6 +88,12 @@ class TapRun:
         """The bookmark of `stream` in the last STATE."""
         return self.state.get("bookmarks", {}).get(stream, {}).get("replication_key_value")
 
+    def by_key(self, stream: str) -> dict[tuple, dict]:
+        """The records of `stream` by primary key; fails if a key was emitted twice."""
+        rows = {tuple(record[key] for key in self.keys[stream]): record for record in self.records[stream]}
+        assert len(rows) == len(self.records[stream]), f"{stream}: the tap emitted a primary key twice"
+        return rows
+
 
 def parse_messages(stdout: str, run: TapRun) -> TapRun:
     """Fill `run` from Singer messages on stdout."""
@@ -96,6 +103,7 @@ def parse_messages(stdout: str, run: TapRun) -> TapRun:
             run.records[message["stream"]].append(message["record"])
         elif message["type"] == "SCHEMA":
             run.schemas[message["stream"]] = message["schema"]
+            run.keys[message["stream"]] = message["key_properties"]
         elif message["type"] == "STATE":
             run.states.append(message["value"])
     return run

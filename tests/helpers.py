@@ -15,14 +15,12 @@ import os
 import subprocess
 import threading
 import zoneinfo
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
-from conftest import TAP, TODAY, selected_catalog, tap_config
+from conftest import TAP, TODAY, TapRun, parse_messages, selected_catalog, tap_config
 from tap_aircall_analytics import clock
 from tap_aircall_analytics.api.client import AircallClient
 from tap_aircall_analytics.config.catalogue import REPORTS, REPORTS_BY_API_NAME, export_request_body
@@ -190,31 +188,9 @@ DRIFT = {"extra_column": "Zoë Label", "bad_cells_every": 4, "calls_per_day": 20
 Row = dict[str, object]
 
 
-@dataclass
-class Emitted:
-    """What one run of the tap wrote, by stream: records, schemas, primary keys."""
-
-    records: dict[str, list[Row]] = field(default_factory=lambda: defaultdict(list))
-    schemas: dict[str, dict] = field(default_factory=dict)
-    keys: dict[str, list[str]] = field(default_factory=dict)
-
-    def by_key(self, stream: str) -> dict[tuple, Row]:
-        rows = {tuple(record[key] for key in self.keys[stream]): record for record in self.records[stream]}
-        assert len(rows) == len(self.records[stream]), f"{stream}: the tap emitted a primary key twice"
-        return rows
-
-
-def emitted_in(messages: str) -> Emitted:
+def emitted_in(messages: str) -> TapRun:
     """The records, schemas and keys of the tap's Singer messages."""
-    emitted = Emitted()
-    for line in messages.splitlines():
-        message = json.loads(line)
-        if message["type"] == "RECORD":
-            emitted.records[message["stream"]].append(message["record"])
-        elif message["type"] == "SCHEMA":
-            emitted.schemas[message["stream"]] = message["schema"]
-            emitted.keys[message["stream"]] = message["key_properties"]
-    return emitted
+    return parse_messages(messages, TapRun(0, messages, ""))
 
 
 def instant(value: object) -> dt.datetime:
@@ -247,7 +223,7 @@ def canonical_row(record: Row, schema: dict) -> Row:
     return {name: as_emitted(value, properties[name]) for name, value in record.items()}
 
 
-def assert_landed(emitted: Emitted, landed: dict[str, list[Row]], *, expected: Callable[[Row], Row] = dict) -> None:
+def assert_landed(emitted: TapRun, landed: dict[str, list[Row]], *, expected: Callable[[Row], Row] = dict) -> None:
     """Every emitted record landed once, with every value intact (after `expected`), nothing else."""
     assert set(landed) == set(emitted.records)
     for stream, rows in landed.items():

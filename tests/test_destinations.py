@@ -17,9 +17,9 @@ from pathlib import Path
 import duckdb
 import psycopg
 import pytest
-from helpers import DRIFT, Emitted, Row, assert_landed, emitted_in, instant
+from helpers import DRIFT, Row, assert_landed, emitted_in, instant
 
-from conftest import POSTGRES, TODAY, Meltano, pg_column_types
+from conftest import POSTGRES, TODAY, Meltano, TapRun, pg_column_types
 from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
 
 FIRST, LAST = TODAY - dt.timedelta(days=2), TODAY - dt.timedelta(days=1)
@@ -28,7 +28,7 @@ FIRST, LAST = TODAY - dt.timedelta(days=2), TODAY - dt.timedelta(days=1)
 JSON_TEXT = {"tap__flattening_enabled": "true", "tap__flattening_max_depth": "1"}
 
 
-def emitted_by(meltano: Meltano) -> Emitted:
+def emitted_by(meltano: Meltano) -> TapRun:
     """The tap's messages, run through Meltano with the same settings as the pipeline."""
     return emitted_in(meltano("invoke", "tap-aircall-analytics").stdout)
 
@@ -41,7 +41,7 @@ def drifting_simulator() -> Iterator[Simulator]:
 
 
 @pytest.fixture(scope="module")
-def emitted(installed_plugins, drifting_simulator, tmp_path_factory) -> Emitted:
+def emitted(installed_plugins, drifting_simulator, tmp_path_factory) -> TapRun:
     """What the tap emits from the drifting simulator, read once for every loader."""
     emitted = emitted_by(drifting_meltano(tmp_path_factory.mktemp("emitted"), drifting_simulator))
     calls = emitted.records["calls_history"]
@@ -59,7 +59,7 @@ def drifting_meltano(folder: Path, sim: Simulator) -> Meltano:
 
 
 @pytest.fixture
-def drifting(emitted, drifting_simulator, tmp_path) -> tuple[Meltano, Emitted]:
+def drifting(emitted, drifting_simulator, tmp_path) -> tuple[Meltano, TapRun]:
     """A Meltano project of its own pointed at the drifting simulator, and what the tap emits from it."""
     return drifting_meltano(tmp_path, drifting_simulator), emitted
 

@@ -28,9 +28,9 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from helpers import DRIFT, Emitted, Row, assert_landed, emitted_in
+from helpers import DRIFT, Row, assert_landed, emitted_in
 
-from conftest import CREDENTIALS, FAST_POLLING, ROOT, TODAY, requirements_venv, run_in_process, selected_catalog
+from conftest import CREDENTIALS, FAST_POLLING, ROOT, TODAY, TapRun, requirements_venv, run_in_process, selected_catalog
 from tap_aircall_analytics.simulator import Simulator, SimulatorConfig
 
 WAREHOUSES = Path(__file__).parent / "warehouses"
@@ -64,9 +64,9 @@ def tap_messages(
         return stdout
 
 
-def upserted(first: Emitted, second: Emitted) -> Emitted:
+def upserted(first: TapRun, second: TapRun) -> TapRun:
     """What a table holds after `first` then `second` were upserted on their primary keys."""
-    merged = Emitted(schemas=second.schemas, keys=second.keys)
+    merged = TapRun(0, "", "", schemas=second.schemas, keys=second.keys)
     for stream in first.records:
         merged.records[stream] = list({**first.by_key(stream), **second.by_key(stream)}.values())
     return merged
@@ -180,8 +180,8 @@ def bigquery_emulator(folder: Path, *options: str) -> Iterator[BigQuery]:
 class BigQueryLoads:
     """Two runs of the tap loaded by each method, and what the tables held after each."""
 
-    first: Emitted
-    second: Emitted
+    first: TapRun
+    second: TapRun
     results: dict[str, list[subprocess.CompletedProcess]]
     landed: dict[str, list[dict[str, list[Row]]]]
     columns: dict[str, dict[str, str]]
@@ -387,7 +387,7 @@ def snowflake_load(messages: str, folder: Path, mode: str, load_method: str) -> 
 
 
 @pytest.fixture(scope="module")
-def snowflake_loads(environments, catalog, tmp_path_factory) -> tuple[Emitted, dict[str, dict]]:
+def snowflake_loads(environments, catalog, tmp_path_factory) -> tuple[TapRun, dict[str, dict]]:
     """Every stream of a drifting run, loaded three ways at once: by INSERT; by the stage path, upsert
     and append-only, each step's fakesnow error written down."""
     folder = tmp_path_factory.mktemp("snowflake")
