@@ -49,7 +49,9 @@ def measured(command: list[str], env: dict[str, str] | None = None) -> tuple[flo
         env = {**(env or os.environ), "PYTHONPATH": command[-1].split("=", 1)[1]}
         command = command[:-1]
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    # Run outside any checkout: `python -m` puts the working folder first on sys.path, before PYTHONPATH.
+    folder = (env or os.environ).get("TMPDIR")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=folder)
     size = 0
     while chunk := process.stdout.read(1 << 16):
         size += len(chunk)

@@ -37,7 +37,8 @@ TAP = [sys.executable, "-m", "tap_aircall_analytics"]
 def run_pipeline(tap: list[str], target: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Run `tap | target`; return wall seconds and the tap's CPU seconds (user + system)."""
     started = time.perf_counter()
-    producer = subprocess.Popen(tap, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    # Run outside any checkout: `python -m` puts the working folder first on sys.path, before PYTHONPATH.
+    producer = subprocess.Popen(tap, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=env["TMPDIR"])
     consumer = subprocess.Popen(target, stdin=producer.stdout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert producer.stdout is not None
     producer.stdout.close()

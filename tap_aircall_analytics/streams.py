@@ -73,13 +73,15 @@ class ReportStream(Stream):
         reader = self.run.record_reader(self.report, self.logger.warning)
         for file in self._finished_windows(context):
             started, rows = time.monotonic(), 0
-            records = reader.read(file.path, zipped=file.zipped, where=str(file.window))
+            where = str(file.window)
             if self._write_directly:
+                records = reader.records(file.path, zipped=file.zipped, where=where)
                 rows = self.run.writer.write_records(self.name, records)
                 if self._record_counter is not None:
                     self._record_counter.increment(rows)
             else:
-                for rows, record in enumerate(records, 1):  # noqa: B007 - the last count is the window's rows
+                dicts = reader.read(file.path, zipped=file.zipped, where=where)
+                for rows, record in enumerate(dicts, 1):  # noqa: B007 - the last count is the window's rows
                     yield record
             self.run.emitted(self.logger, self.name, file.window, rows, time.monotonic() - started)
 

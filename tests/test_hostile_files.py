@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
+import msgspec
 import pytest
 from helpers import PEAK_RSS, RSS_BOUND_MB
 from helpers import batch_records as records_of_batches
@@ -533,13 +534,13 @@ def test_the_rows_held_to_choose_readers_are_bounded_in_characters(tmp_path):
         for user, name in names.items():
             handle.write(row(user, name) + "\n")
     reader = RecordReader(REPORTS_BY_API_NAME["USER_ACTIVITY_CALLS_HANDLED"], "UTC", lambda message: None)
-    rows = reader.read(path)
+    rows = reader.records(path)
     first = next(rows)
     frame = rows.gi_frame
     assert frame is not None
     held = sum(len(cell) for kept in frame.f_locals["head"] for cell in kept)
     assert held <= SAMPLE_CHARS + MAX_ROW_CHARS  # a few rows, not all 40
-    assert_rows([first, *rows], names)
+    assert_rows([msgspec.to_builtins(record) for record in (first, *rows)], names)
 
 
 @pytest.mark.parametrize("mode", MODES)

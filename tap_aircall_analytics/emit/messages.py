@@ -56,8 +56,9 @@ class BufferedMessageWriter(GenericSingerWriter[bytes, Message]):
         if message.type == SingerMessageType.STATE or len(self._buffer) >= FLUSH_BYTES:
             self.flush()
 
-    def write_records(self, stream: str, records: t.Iterable[dict[str, t.Any]]) -> int:
-        """Buffer a RECORD message for each record as it is (already typed and selected); return how many."""
+    def write_records(self, stream: str, records: t.Iterable[dict[str, t.Any] | msgspec.Struct]) -> int:
+        """Buffer a RECORD message for each record as it is (already typed and selected: a dict or a
+        Struct, see `records.Record`); return how many."""
         prefix = b'{"type":"RECORD","stream":' + self._encode(stream) + b',"record":'
         encode_into, buffer, count = self._encoder.encode_into, self._buffer, 0
         stamp = self._stamp_now()
