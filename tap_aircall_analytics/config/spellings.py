@@ -346,13 +346,8 @@ def _sql_clock_duration(cell: SqlCell) -> str:
     return _sql_half_up(whole, cell.group(4), 1, 1)
 
 
-def _quick_clock_duration(cell: SqlCell) -> str:  # H:MM:SS, MM and SS at fixed places from the end
-    field = cell.field
-    hours = f"substr({field}, 1, strlen({field}) - 6)"
-    return (
-        f"CAST({hours} AS BIGINT) * 3600 + CAST(substr({field}, -5, 2) AS BIGINT) * 60 + "
-        f"CAST(substr({field}, -2, 2) AS BIGINT)"
-    )
+def _quick_clock_duration(cell: SqlCell) -> str:  # H:MM:SS (up to 999 hours): DuckDB's interval, exactly
+    return f"CAST(epoch(CAST({cell.field} AS INTERVAL)) AS BIGINT)"
 
 
 def _unit_duration(match: re.Match[str], column_type: ColumnType) -> int:
@@ -399,7 +394,7 @@ def _boolean(true: str, false: str) -> Spelling:
         f"{true}/{false}",
         f"({_any_case(true)}|{_any_case(false)})",
         lambda match, column_type: words[match.group(1).lower()],
-        lambda cell: f"lower({cell.group(1)}) = '{true.lower()}'",
+        lambda cell: f"lower({cell.field}) = '{true.lower()}'",  # the pattern's one group is the whole cell
     )
 
 
@@ -466,7 +461,7 @@ INTEGER = Spelling(
     "integer",
     r"(-?[0-9]{1,18})(?:\.0+)?",
     _integer,
-    lambda cell: f"TRY_CAST({cell.group(1)} AS BIGINT)",
+    lambda cell: f"TRY_CAST(split_part({cell.field}, '.', 1) AS BIGINT)",  # group 1: what comes before a '.'
 )
 _NUMBER = r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?)"
 NUMBER = Spelling(Kind.NUMBER, "number", _NUMBER, _number, _sql_number)
