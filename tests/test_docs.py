@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CREDENTIALS, ROOT, _env
+from conftest import CREDENTIALS, ROOT, _env, meltano_sys_dir
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 TOPICS = [
@@ -146,6 +146,8 @@ def test_the_shell_block_runs(block: Block, installed_plugins, simulator, tmp_pa
     environment = _env(
         {
             "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path}/meltano.db",
+            # Meltano writes a run's catalog to fixed names in .meltano/run: a folder of this test's own.
+            "MELTANO_SYS_DIR_ROOT": str(meltano_sys_dir(tmp_path)),
             # The demo environment's api_url names 8765: the same substitution, for Meltano's settings.
             "TAP_AIRCALL_ANALYTICS_API_URL": f"http://127.0.0.1:{port}",
             # What the README's block exported in the reader's shell.
@@ -170,5 +172,5 @@ def test_the_shell_block_runs(block: Block, installed_plugins, simulator, tmp_pa
     if "PLAN_ONLY=true" in block.text:
         assert "Plan (nothing is exported)" in result.stderr and not jsonl.exists()
     if "CHECK_SCHEMA=true" in block.text:
-        assert "renamed? 'Country' -> 'Country code'" in result.stderr
+        assert "renamed? 'Country' -> 'Country code'" in result.stderr, f"{block.name}:\n{result.stderr[-4000:]}"
         assert "meltano config set tap-aircall-analytics column_types '" in result.stderr
