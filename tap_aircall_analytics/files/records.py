@@ -432,8 +432,9 @@ def _row_function(
     fields = [f"f{position}" for position in range(len(names))]  # any property name, as a field's JSON name
     record = msgspec.defstruct("Record", fields, rename=dict(zip(fields, names)), gc=False)
     scope: dict[str, object] = {"Record": record, "empty_key": _empty_key}
-    scope["extra_labels"] = tuple(label for _, label in match.extras)
-    scope["extra_cells"] = _cells(index for index, _ in match.extras)
+    if match.extras:
+        scope["extra_labels"] = tuple(label for _, label in match.extras)
+        scope["extra_cells"] = _cells(index for index, _ in match.extras)
     values = []
     for index, column in match.positions:
         reader = scope[f"r{index}"] = converters[column.name]
@@ -452,11 +453,9 @@ def _empty_key() -> None:
 
 
 def _cells(positions: t.Iterable[int]) -> Callable[[t.Sequence[t.Any]], tuple[t.Any, ...]]:
-    """The cells of a row at `positions`, as a tuple (whatever their number)."""
+    """The cells of a row at `positions` (one or more), as a tuple: itemgetter gives one alone bare."""
     picked = tuple(positions)
-    if len(picked) == 1:
-        return lambda row: (row[picked[0]],)
-    return operator.itemgetter(*picked) if picked else lambda row: ()
+    return operator.itemgetter(*picked) if len(picked) > 1 else lambda row: (row[picked[0]],)
 
 
 class RecordReader:
